@@ -1,0 +1,165 @@
+"""Write BENCHMARKS.md (and figures) from a pytest-benchmark JSON file.
+
+Usage: python benchmarks/report.py benchmarks/results.json [--out BENCHMARKS.md]
+
+Benchmarks that share ``extra_info["pair"]`` are compared: the ratio is the
+reference's median over ours, both measured in the same run. A benchmark
+with ``budget_s`` is also shown as a share of its real-time budget. Other
+``extra_info`` keys (measured figures such as compile times, latencies) are
+listed under the table. Nothing here fails on an absolute time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections import OrderedDict
+from pathlib import Path
+
+
+def load(path):
+    data = json.loads(Path(path).read_text())
+    rows = []
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        rows.append(
+            dict(
+                name=b["name"],
+                file=b.get("fullname", "").split("::")[0],
+                median=b["stats"]["median"],
+                p_iqr=b["stats"].get("iqr", 0.0),
+                rounds=b["stats"]["rounds"],
+                info=info,
+            )
+        )
+    return data, rows
+
+
+def fmt_time(s):
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if s >= f:
+            return f"{s / f:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s"}
+
+
+def build(rows):
+    pairs = OrderedDict()
+    for r in rows:
+        pairs.setdefault(r["info"].get("pair", r["name"]), []).append(r)
+    out = []
+    for pair, rs in pairs.items():
+        ours = [r for r in rs if r["info"].get("role") == "ours"]
+        refs = [r for r in rs if r["info"].get("role") == "reference"]
+        out.append((pair, ours, refs))
+    return out
+
+
+def target_met(target, ratio, median, info):
+    if not target:
+        return ""
+    if "target_abs_s" in info:
+        return "met" if median <= info["target_abs_s"] else "NOT met"
+    if ratio is None:
+        return ""
+    t = target.replace(">=", "").replace("x", " ").split()[0]
+    try:
+        return "met" if ratio >= float(t) else "NOT met"
+    except ValueError:
+        return ""
+
+
+def plot(groups, fig_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [(p, o[0], r) for p, o, r in groups if o and r]
+    if not items:
+        return False
+    fig, axes = plt.subplots(len(items), 1, figsize=(8, 1.6 + 1.3 * len(items) + 0.4 * sum(len(r) for *_, r in items)), squeeze=False)
+    for ax, (pair, ours, refs) in zip(axes[:, 0], items):
+        names = ["genredream"] + [r["info"].get("label", r["name"]) for r in refs]
+        vals = [ours["median"] * 1e6] + [r["median"] * 1e6 for r in refs]
+        colors = ["tab:green"] + ["tab:gray"] * len(refs)
+        ax.barh(names[::-1], vals[::-1], color=colors[::-1])
+        ax.set_xscale("log")
+        ax.set_title(pair, fontsize=9)
+        ax.set_xlabel("median time (us, log scale)")
+        for i, v in enumerate(vals[::-1]):
+            ax.text(v, i, f" {fmt_time(v / 1e6)}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(fig_path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def render(data, rows, fig_rel):
+    groups = build(rows)
+    m = data.get("machine_info", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/report.py`); do not edit by hand.",
+        "Every ratio compares two things measured in the same run on the same machine;",
+        "absolute times are shown for orientation only (the machines are shared and noisy).",
+        "",
+        f"Machine: {m.get('cpu', {}).get('brand_raw', platform.processor() or 'unknown CPU')}, "
+        f"{m.get('cpu', {}).get('count', '?')} cores, Python {m.get('python_version', platform.python_version())}; "
+        f"run {data.get('datetime', '')[:19]}.",
+        "",
+        "| what | genredream (median) | reference (median) | ratio (reference / ours) | target | share of real-time budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for pair, ours, refs in groups:
+        for o in ours or [None]:
+            ref = refs[0] if refs else None
+            ratio = (ref["median"] / o["median"]) if (o and ref) else None
+            info = (o or ref)["info"]
+            budget = info.get("budget_s")
+            share = f"{o['median'] / budget:.3%} of {fmt_time(budget)}" if (o and budget) else ""
+            tgt = info.get("target", "")
+            met = target_met(tgt, ratio, o["median"] if o else None, info)
+            cells = [
+                pair, fmt_time(o["median"]) if o else "",
+                (fmt_time(ref["median"]) + " (" + ref["info"].get("label", ref["name"]) + ")") if ref else "",
+                f"{ratio:.1f}x" if ratio else "",
+                tgt + (" — " + met if met else ""),
+                share,
+            ]
+            # A "|" inside a label would split the Markdown cell.
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            for r in ([o] if o else []) + refs[1:]:
+                extra = {k: v for k, v in r["info"].items() if k not in _SKIP_INFO}
+                if extra:
+                    notes.append(f"- **{pair}** (`{r['name']}`): " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
+    if notes:
+        lines += ["", "## Measured figures", ""] + notes
+    if fig_rel:
+        lines += ["", "## Figure", "", f"![medians, genredream against its references]({fig_rel})"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="pytest-benchmark JSON (from --benchmark-json)")
+    ap.add_argument("--out", default="BENCHMARKS.md", help="Markdown file to write (default BENCHMARKS.md)")
+    args = ap.parse_args(argv)
+    data, rows = load(args.results)
+    out = Path(args.out)
+    fig_dir = out.parent / "benchmarks" / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    fig = fig_dir / "medians.png"
+    has_fig = plot(build(rows), fig)
+    out.write_text(render(data, rows, str(fig.relative_to(out.parent)) if has_fig else None))
+    print(f"wrote {out} ({len(rows)} benchmarks){' and ' + str(fig) if has_fig else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""`genredream`: the command line.
+
+Each subcommand lives in the module that does its work; this file only knows
+their names, one-line help and where to find them, so ``genredream --help``
+answers at once without importing torch or compiling kernels. A subcommand
+whose issue has not landed yet is listed with what it will do and says so
+when called, instead of failing in some other way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    module: str | None  # provides add_arguments(parser) and main(args) -> int; None or absent = not built yet
+    group: str
+
+
+COMMANDS = [
+    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "engine.demo", "start here"),
+    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", None, "perform"),
+    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", None, "perform"),
+    Command("classify", "genre scores of an audio file, window by window and overall", "models.classify", "models"),
+    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", None, "models"),
+    Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
+    Command("validate", "check a model file against the genredream TorchScript contract", "models.listing", "models"),
+    Command("train", "train a seed architecture on a folder-per-genre collection", "models.train", "models"),
+    Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "models.corpus.cli", "data"),
+    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", None, "generate"),
+    Command("generate", "continue seed audio in a genre with a trained generator", None, "generate"),
+    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", None, "generate"),
+]
+
+_EPILOG = """\
+examples:
+  genredream demo
+  genredream corpus data/corpus --songs-per-genre 10 --seconds 10 --seed 1
+  genredream train data/corpus --arch zheng --out my-zheng.pt
+  genredream classify song.wav --model my-zheng.pt
+
+`genredream COMMAND --help` explains each command.
+"""
+
+
+def _available(cmd):
+    """True when the command's module exists (find_spec does not import it)."""
+    if cmd.module is None:
+        return False
+    try:
+        return importlib.util.find_spec(cmd.module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="genredream",
+        description="Real-time genre scores and audio deep dream for live performers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for cmd in COMMANDS:
+        label = cmd.help if _available(cmd) else f"{cmd.help} [not built yet]"
+        p = sub.add_parser(cmd.name, help=label, description=cmd.help)
+        p.set_defaults(_command=cmd)
+    return parser, sub
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("genredream")
+    except Exception:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, sub = build_parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    # Only the chosen subcommand's module is imported: torch loads in seconds,
+    # and `genredream --help` should not wait for it.
+    name = argv[0]
+    cmd = next((c for c in COMMANDS if c.name == name), None)
+    if cmd is not None and _available(cmd):
+        mod = importlib.import_module(cmd.module)
+        p = sub.choices[name]
+        adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or mod.add_arguments
+        adder(p)
+    args = parser.parse_args(argv)
+    cmd = getattr(args, "_command", None)
+    if cmd is None:
+        parser.print_help()
+        return 0
+    if not _available(cmd):
+        print(
+            f"genredream {cmd.name}: not built yet in this version ({cmd.help}).\n"
+            "See `genredream --help` for the commands that work now.",
+            file=sys.stderr,
+        )
+        return 2
+    mod = importlib.import_module(cmd.module)
+    runner = getattr(mod, f"{cmd.name.replace('-', '_')}_main", None) or mod.main
+    try:
+        return int(runner(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
