@@ -1,0 +1,278 @@
+"""musicnn (Pons & Serra 2019) in torch: the real-music tagger.
+
+Pons, J. and Serra, X. (2019), "musicnn: pre-trained convolutional neural
+networks for music audio tagging", ISMIR late-breaking demo; weights from the
+``musicnn`` PyPI package (ISC licence, Music Technology Group, Universitat
+Pompeu Fabra; see ``models/pretrained/LICENSE-musicnn.txt``). This module is
+written from the description of the network, and the conversion script
+``scripts/convert_musicnn.py`` proves it equal to the original TensorFlow
+graph (``docs/musicnn.md``).
+
+Input
+-----
+A log-compressed mel spectrogram ``x``, float32 ``[batch, 96, frames]``:
+16 kHz audio, n_fft 512 (32 ms), hop 256 (16 ms), 96 slaney mel bands, power
+2, then ``log10(1 + 10000 * mel)`` (:func:`engine.mel.logc_scale`). The
+network was trained on patches of 187 frames (3 s); it pools globally over
+time, so any ``frames >= 1`` works, and the engine feeds its 5-second window
+(313 frames) whole: see ``docs/musicnn.md`` for how close that is to the mean
+of 3-second patches.
+
+Network (shapes for ``T`` frames; ``F = 96`` mel bands)
+------------------------------------------------------
+front end, "musically motivated":
+    batch norm of the input (one channel), then five branches whose outputs
+    are max-pooled over whatever frequency extent is left:
+
+    * timbral, 204 filters each, kernels 7 frames x 38 bands and
+      7 frames x 67 bands (40 % and 70 % of the bands), time zero-padded 3+3,
+      no frequency padding: ``[B, 204, T]`` each;
+    * temporal, 51 filters each, kernels 128, 64 and 32 frames x 1 band,
+      TensorFlow "same" padding along time (``(k-1)//2`` zeros before,
+      ``k//2`` after: even kernels pad one more frame after than before):
+      ``[B, 51, T]`` each.
+
+    Each branch is conv -> ReLU -> batch norm -> max over frequency. The five
+    are concatenated into ``[B, 561, T]``.
+mid end, dense connections:
+    three 1-D convolutions over time (64 filters, width 7, zero-padded 3+3),
+    each conv -> ReLU -> batch norm, the second and third with a residual
+    connection. The front-end output and the three mid-end outputs are
+    concatenated: ``[B, 561 + 3 * 64 = 753, T]``.
+back end:
+    max and mean over time (``[B, 753]`` each) concatenated ``[max, mean]``
+    into ``[B, 1506]``, batch norm, dense 200 + ReLU, batch norm (the
+    "penultimate" layer), dense to the 50 tag logits. Dropout (0.5 during
+    training) is an identity at inference and omitted.
+
+All batch norms use epsilon 1e-3, TensorFlow's default. Outputs are logits:
+the tags are independent, so probabilities are ``sigmoid(logits)``.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Musicnn", "MUSICNN_LAYERS", "MTT_LABELS", "MSD_LABELS", "MTT_GENRES", "MSD_GENRES", "musicnn_mel_config"]
+
+#: TensorFlow's batch-norm epsilon (``tf.compat.v1.layers.batch_normalization``).
+TF_BN_EPS = 1e-3
+
+#: Names of the tensors :meth:`Musicnn.features` returns, in order (the same
+#: names the musicnn package's extractor uses).
+MUSICNN_LAYERS = ["timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate"]
+
+#: MagnaTagATune's 50 tags, in the order of the MTT model's outputs.
+MTT_LABELS = [
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+    "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop",
+    "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+    "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral",
+]  # fmt: skip
+
+#: The Million Song Dataset's 50 most frequent last.fm tags, in the order of the MSD model's outputs.
+MSD_LABELS = [
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
+    "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow", "electronica", "80s",
+    "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy",
+    "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+]  # fmt: skip
+
+#: The tags that name a genre or style (not an instrument, voice, mood or era).
+#: A judgement call, written down so the engine can show a genre view of a
+#: tagger: "classic" on MTT is listeners' shorthand for classical music.
+MTT_GENRES = [
+    "classical", "techno", "electronic", "rock", "ambient", "indian", "opera", "pop", "classic", "new age",
+    "dance", "country", "metal", "choral",
+]  # fmt: skip
+MSD_GENRES = [
+    "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal", "chillout",
+    "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock", "ambient", "experimental",
+    "Hip-Hop", "country", "easy listening", "funk", "electro", "heavy metal", "Progressive rock", "rnb", "indie pop", "House",
+]  # fmt: skip
+
+
+def musicnn_mel_config():
+    """The front end musicnn was trained with, as an :class:`engine.mel.MelConfig`.
+
+    16 kHz, n_fft 512, hop 256, 96 slaney-normalised mel bands from 0 Hz to
+    8 kHz, power 2, then ``log10(1 + 10000 x)`` ("logC").
+    """
+    from engine.mel import MelConfig
+
+    return MelConfig(sr=16000, n_fft=512, hop_length=256, n_mels=96, scaling="logC")
+
+
+class _TimbralBlock(nn.Module):
+    """Conv over (bands x 7 frames), valid in frequency, time zero-padded 3+3;
+    ReLU; batch norm; max over the remaining frequency positions.
+
+    In ``[B, 1, F, T]`` -> out ``[B, filters, T]``.
+    """
+
+    def __init__(self, filters: int, bands: int, frames: int = 7):
+        super().__init__()
+        self.pad = frames // 2  # odd kernel: symmetric
+        self.conv = nn.Conv2d(1, filters, kernel_size=(bands, frames))
+        self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.pad, self.pad))
+        return self.bn(F.relu(self.conv(x))).amax(dim=2)
+
+
+class _TemporalBlock(nn.Module):
+    """Conv over (1 band x k frames) with TensorFlow "same" padding along time;
+    ReLU; batch norm; max over all bands.
+
+    TensorFlow pads ``k - 1`` frames in total, the smaller half before: for an
+    even ``k`` that is ``k/2 - 1`` before and ``k/2`` after, which torch's
+    symmetric ``padding=`` cannot express, so the padding is explicit.
+
+    In ``[B, 1, F, T]`` -> out ``[B, filters, T]``.
+    """
+
+    def __init__(self, filters: int, frames: int):
+        super().__init__()
+        self.pad_before = (frames - 1) // 2
+        self.pad_after = frames - 1 - self.pad_before
+        self.conv = nn.Conv2d(1, filters, kernel_size=(1, frames))
+        self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.pad_before, self.pad_after))
+        return self.bn(F.relu(self.conv(x))).amax(dim=2)
+
+
+class _MidConv(nn.Module):
+    """1-D conv over time (width 7, zero-padded 3+3), ReLU, batch norm. ``[B, C, T] -> [B, filters, T]``."""
+
+    def __init__(self, in_channels: int, filters: int, frames: int = 7):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, filters, kernel_size=frames, padding=frames // 2)
+        self.bn = nn.BatchNorm1d(filters, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)))
+
+
+class Musicnn(nn.Module):
+    """The musicnn tagger (``MTT_musicnn`` and ``MSD_musicnn`` share this shape).
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of tags (50 for both pre-trained models).
+    n_mels : int
+        Mel bands of the input (96 for the pre-trained models).
+    frontend_filters : float
+        Width factor of the front end: ``int(1.6 * 128) = 204`` timbral and
+        ``int(1.6 * 32) = 51`` temporal filters per branch.
+    midend_filters : int
+        Filters of each mid-end convolution (64).
+    backend_units : int
+        Units of the penultimate dense layer (200).
+    mel : torch.nn.Module, optional
+        A torch mel front end (``models.frontend.TorchMel`` built from
+        :func:`musicnn_mel_config`) mapping a waveform ``[B, samples]`` at
+        16 kHz to the scaled mel ``[B, 96, frames]``; used by
+        :meth:`frontend` so the dreamer can differentiate from waveform to
+        tags. Without it, :meth:`frontend` raises.
+
+    Methods
+    -------
+    forward(x) : ``[B, n_mels, T]`` -> logits ``[B, n_classes]``
+    features(x) : the activations named in :data:`MUSICNN_LAYERS`
+    frontend(wave) : ``[B, samples]`` -> ``[B, n_mels, frames]``
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 50,
+        n_mels: int = 96,
+        frontend_filters: float = 1.6,
+        midend_filters: int = 64,
+        backend_units: int = 200,
+        mel: Optional[nn.Module] = None,
+    ):
+        super().__init__()
+        timbral = int(frontend_filters * 128)
+        temporal = int(frontend_filters * 32)
+        self.n_mels = n_mels
+        self.input_bn = nn.BatchNorm2d(1, eps=TF_BN_EPS)
+        self.timbral = nn.ModuleList(
+            [_TimbralBlock(timbral, int(0.4 * n_mels)), _TimbralBlock(timbral, int(0.7 * n_mels))]
+        )
+        self.temporal = nn.ModuleList([_TemporalBlock(temporal, k) for k in (128, 64, 32)])
+        front = 2 * timbral + 3 * temporal
+        self.mid = nn.ModuleList(
+            [_MidConv(front, midend_filters), _MidConv(midend_filters, midend_filters), _MidConv(midend_filters, midend_filters)]
+        )
+        pooled = front + 3 * midend_filters
+        self.pool_bn = nn.BatchNorm1d(2 * pooled, eps=TF_BN_EPS)
+        self.dense = nn.Linear(2 * pooled, backend_units)
+        self.dense_bn = nn.BatchNorm1d(backend_units, eps=TF_BN_EPS)
+        self.out = nn.Linear(backend_units, n_classes)
+        self.has_mel = mel is not None
+        self.mel = mel if mel is not None else nn.Identity()
+
+    def _check(self, x: torch.Tensor):
+        if x.dim() != 3 or x.size(1) != self.n_mels:
+            raise ValueError(f"musicnn: x must be [batch, {self.n_mels} mel bands, frames], got {list(x.shape)}")
+
+    def _front(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.input_bn(x.unsqueeze(1))
+        outs: List[torch.Tensor] = []
+        for block in self.timbral:
+            outs.append(block(x))
+        for block in self.temporal:
+            outs.append(block(x))
+        return outs
+
+    def _mid(self, front: torch.Tensor) -> List[torch.Tensor]:
+        c1 = self.mid[0](front)
+        c2 = self.mid[1](c1) + c1
+        c3 = self.mid[2](c2) + c2
+        return [c1, c2, c3]
+
+    def _all(self, x: torch.Tensor) -> List[torch.Tensor]:
+        self._check(x)
+        fr = self._front(x)
+        front = torch.cat(fr, dim=1)
+        c1, c2, c3 = self._mid(front)
+        dense = torch.cat([front, c1, c2, c3], dim=1)
+        max_pool = dense.amax(dim=2)
+        mean_pool = dense.mean(dim=2)
+        h = self.pool_bn(torch.cat([max_pool, mean_pool], dim=1))
+        penultimate = self.dense_bn(F.relu(self.dense(h)))
+        logits = self.out(penultimate)
+        timbral = torch.cat([fr[0], fr[1]], dim=1)
+        temporal = torch.cat([fr[2], fr[3], fr[4]], dim=1)
+        return [timbral, temporal, c1, c2, c3, mean_pool, max_pool, penultimate, logits]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tag logits ``[B, n_classes]`` of scaled mel ``x`` ``[B, n_mels, T]``."""
+        return self._all(x)[-1]
+
+    @torch.jit.export
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Activations in the order of :data:`MUSICNN_LAYERS`.
+
+        timbral ``[B, 408, T]``, temporal ``[B, 153, T]``, cnn1/cnn2/cnn3
+        ``[B, 64, T]`` (front end and mid end, one column per frame),
+        mean_pool and max_pool ``[B, 753]``, penultimate ``[B, 200]``.
+        """
+        return self._all(x)[:-1]
+
+    @torch.jit.export
+    def frontend(self, wave: torch.Tensor) -> torch.Tensor:
+        """Scaled mel ``[B, n_mels, frames]`` of a 16 kHz waveform ``[B, samples]``, in torch."""
+        if not self.has_mel:
+            raise RuntimeError("musicnn: built without a torch mel front end (pass mel=TorchMel(...))")
+        return self.mel(wave)
