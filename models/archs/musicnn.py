@@ -49,15 +49,34 @@ All batch norms use epsilon 1e-3, TensorFlow's default. Outputs are logits:
 the tags are independent, so probabilities are ``sigmoid(logits)``.
 """
 
-from __future__ import annotations
-
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Musicnn", "MUSICNN_LAYERS", "MTT_LABELS", "MSD_LABELS", "MTT_GENRES", "MSD_GENRES", "musicnn_mel_config"]
+from engine.mel import MelConfig
+
+from ._common import MelNet, check_labels, make_meta
+
+__all__ = [
+    "Musicnn",
+    "MUSICNN_LAYERS",
+    "MTT_LABELS",
+    "MSD_LABELS",
+    "MTT_GENRES",
+    "MSD_GENRES",
+    "MEL",
+    "musicnn_mel_config",
+    "build",
+]
+
+PAPER = "Pons & Serra 2019, musicnn: pre-trained convolutional neural networks for music audio tagging (ISMIR LBD)"
+
+#: The front end musicnn was trained with: 16 kHz, n_fft 512, hop 256, 96
+#: slaney-normalised mel bands from 0 Hz to 8 kHz, power 2, then
+#: ``log10(1 + 10000 x)`` ("logC"). A 5 s window is 313 frames.
+MEL = MelConfig(sr=16000, n_fft=512, hop_length=256, n_mels=96, scaling="logC")
 
 #: TensorFlow's batch-norm epsilon (``tf.compat.v1.layers.batch_normalization``).
 TF_BN_EPS = 1e-3
@@ -98,15 +117,9 @@ MSD_GENRES = [
 ]  # fmt: skip
 
 
-def musicnn_mel_config():
-    """The front end musicnn was trained with, as an :class:`engine.mel.MelConfig`.
-
-    16 kHz, n_fft 512, hop 256, 96 slaney-normalised mel bands from 0 Hz to
-    8 kHz, power 2, then ``log10(1 + 10000 x)`` ("logC").
-    """
-    from engine.mel import MelConfig
-
-    return MelConfig(sr=16000, n_fft=512, hop_length=256, n_mels=96, scaling="logC")
+def musicnn_mel_config() -> MelConfig:
+    """The front end musicnn was trained with (:data:`MEL`)."""
+    return MEL
 
 
 class _TimbralBlock(nn.Module):
@@ -162,15 +175,18 @@ class _MidConv(nn.Module):
         return self.bn(F.relu(self.conv(x)))
 
 
-class Musicnn(nn.Module):
+class Musicnn(MelNet):
     """The musicnn tagger (``MTT_musicnn`` and ``MSD_musicnn`` share this shape).
 
     Parameters
     ----------
-    n_classes : int
-        Number of tags (50 for both pre-trained models).
-    n_mels : int
-        Mel bands of the input (96 for the pre-trained models).
+    labels : list of str
+        Tag names, one per output (50 for both pre-trained models:
+        :data:`MTT_LABELS`, :data:`MSD_LABELS`).
+    mel : engine.mel.MelConfig
+        The front end (:data:`MEL`); :meth:`frontend` computes it in torch
+        (``models.frontend.TorchMel``) so the dreamer can differentiate from
+        waveform to tags.
     frontend_filters : float
         Width factor of the front end: ``int(1.6 * 128) = 204`` timbral and
         ``int(1.6 * 32) = 51`` temporal filters per branch.
@@ -178,33 +194,26 @@ class Musicnn(nn.Module):
         Filters of each mid-end convolution (64).
     backend_units : int
         Units of the penultimate dense layer (200).
-    mel : torch.nn.Module, optional
-        A torch mel front end (``models.frontend.TorchMel`` built from
-        :func:`musicnn_mel_config`) mapping a waveform ``[B, samples]`` at
-        16 kHz to the scaled mel ``[B, 96, frames]``; used by
-        :meth:`frontend` so the dreamer can differentiate from waveform to
-        tags. Without it, :meth:`frontend` raises.
 
     Methods
     -------
-    forward(x) : ``[B, n_mels, T]`` -> logits ``[B, n_classes]``
+    forward(x) : ``[B, n_mels, T]`` -> logits ``[B, n_labels]`` (any ``T >= 1``)
     features(x) : the activations named in :data:`MUSICNN_LAYERS`
-    frontend(wave) : ``[B, samples]`` -> ``[B, n_mels, frames]``
+    frontend(wave) : ``[B, samples]`` at 16 kHz -> ``[B, n_mels, 1 + samples // 256]``
     """
 
     def __init__(
         self,
-        n_classes: int = 50,
-        n_mels: int = 96,
+        labels: Optional[List[str]] = None,
+        mel: MelConfig = MEL,
         frontend_filters: float = 1.6,
         midend_filters: int = 64,
         backend_units: int = 200,
-        mel: Optional[nn.Module] = None,
     ):
-        super().__init__()
+        super().__init__(check_labels(MTT_LABELS if labels is None else labels), mel, list(MUSICNN_LAYERS))
+        n_mels = self.n_mels
         timbral = int(frontend_filters * 128)
         temporal = int(frontend_filters * 32)
-        self.n_mels = n_mels
         self.input_bn = nn.BatchNorm2d(1, eps=TF_BN_EPS)
         self.timbral = nn.ModuleList(
             [_TimbralBlock(timbral, int(0.4 * n_mels)), _TimbralBlock(timbral, int(0.7 * n_mels))]
@@ -218,9 +227,7 @@ class Musicnn(nn.Module):
         self.pool_bn = nn.BatchNorm1d(2 * pooled, eps=TF_BN_EPS)
         self.dense = nn.Linear(2 * pooled, backend_units)
         self.dense_bn = nn.BatchNorm1d(backend_units, eps=TF_BN_EPS)
-        self.out = nn.Linear(backend_units, n_classes)
-        self.has_mel = mel is not None
-        self.mel = mel if mel is not None else nn.Identity()
+        self.out = nn.Linear(backend_units, len(self.labels))
 
     def _check(self, x: torch.Tensor):
         if x.dim() != 3 or x.size(1) != self.n_mels:
@@ -270,9 +277,18 @@ class Musicnn(nn.Module):
         """
         return self._all(x)[:-1]
 
-    @torch.jit.export
-    def frontend(self, wave: torch.Tensor) -> torch.Tensor:
-        """Scaled mel ``[B, n_mels, frames]`` of a 16 kHz waveform ``[B, samples]``, in torch."""
-        if not self.has_mel:
-            raise RuntimeError("musicnn: built without a torch mel front end (pass mel=TorchMel(...))")
-        return self.mel(wave)
+
+
+def build(labels: Optional[List[str]] = None) -> Tuple[Musicnn, Dict[str, Any]]:
+    """An untrained musicnn and its metadata (the shape of :data:`models.archs.ARCHS` factories).
+
+    The pre-trained weights are in ``models/pretrained/musicnn-{msd,mtt}.pt``
+    (made by ``scripts/convert_musicnn.py``); this builds the same network
+    with fresh initialisation, e.g. to train on one's own tags.
+    """
+    net = Musicnn(labels)
+    meta = make_meta("musicnn", net, PAPER, MEL, notes="architecture of the musicnn package (ISC); untrained")
+    meta.update(task="tags", activation="sigmoid", genre_labels=[g for g in net.labels if g in MTT_GENRES + MSD_GENRES])
+    if not meta["genre_labels"]:
+        meta["genre_labels"] = list(net.labels)
+    return net, meta
