@@ -1,0 +1,417 @@
+"""`genredream train DATA --arch A --out FILE.pt`: train a seed architecture.
+
+Each architecture's default recipe is its paper's (:data:`models.archs.RECIPES`),
+overridable by flags. Songs are split by song (:mod:`models.data`); every
+epoch draws random 5-second windows from each training song (Lidy &
+Schindler's random-segment sampling), validates on consecutive windows of the
+validation songs, and keeps the best weights (early stopping). At the end the
+best model is tested on the test songs, exported in the model-file contract,
+and a report is written beside it:
+
+* ``FILE.report.json``: accuracy (per window and per song), per-class
+  accuracy, the confusion matrix, the split, the recipe, skipped files;
+* ``FILE.confusion.png``: the test confusion matrix;
+* ``FILE.ckpt``: the resumable training state (``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["train", "add_arguments", "main", "TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str
+    out: str
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    segments_per_file: int | None = None
+    valid: float = 0.1
+    test: float = 0.2
+    split_files: list | None = None  # [train.txt, valid.txt, test.txt]
+    genres: list | None = None
+    patience: int = 5
+    seed: int = 0
+    resume: bool = False
+    threads: int | None = None
+    progress: bool = True
+    name: str | None = None
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    from models.archs import ARCHS
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Train a seed architecture on a folder-per-genre collection and export it as a model file.\n\n"
+        "DATA is a folder with one sub-folder per genre (GTZAN's genres/<genre>/<file> layout, or your own\n"
+        "collection: adding a genre is adding a folder). The defaults are each paper's recipe."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  genredream corpus data/corpus --songs-per-genre 20 --seconds 10 --seed 1\n"
+        "  genredream train data/corpus --arch zheng --out zheng.pt\n"
+        "  genredream train ~/Music/sorted --arch smith --out mine.pt --epochs 30\n"
+        "  genredream train data/gtzan --arch lidy2 --out l2.pt --split-files train.txt valid.txt test.txt\n"
+    )
+    p.add_argument("data", help="collection folder: DATA/<genre>/<audio files>")
+    p.add_argument("--arch", required=True, choices=sorted(ARCHS), help="architecture (seed paper)")
+    p.add_argument("--out", required=True, help="model file to write (.pt); the report goes beside it")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: the paper's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the paper's)")
+    p.add_argument("--batch-size", type=int, help="mini-batch size (default: the paper's)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], help="optimizer (default: the paper's)")
+    p.add_argument("--segments-per-file", type=int, help="random 5 s windows per song and epoch (default 30 for lidy*, else 8)")
+    p.add_argument("--valid", type=float, default=0.1, help="fraction of songs per genre for validation (default 0.1)")
+    p.add_argument("--test", type=float, default=0.2, help="fraction of songs per genre for testing (default 0.2, Zheng's)")
+    p.add_argument("--split-files", nargs=3, metavar=("TRAIN", "VALID", "TEST"), help="explicit song lists instead of a random split")
+    p.add_argument("--genres", help="comma-separated subset of the genre folders (e.g. Geng's five)")
+    p.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better validation loss (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--name", help="model name in the metadata (default: the file name)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def main(args) -> int:
+    from models.data import CollectionError
+
+    cfg = TrainConfig(
+        data=args.data,
+        arch=args.arch,
+        out=args.out,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        segments_per_file=args.segments_per_file,
+        valid=args.valid,
+        test=args.test,
+        split_files=args.split_files,
+        genres=args.genres.split(",") if args.genres else None,
+        patience=args.patience,
+        seed=args.seed,
+        resume=args.resume,
+        threads=args.threads,
+        progress=not args.no_progress,
+        name=args.name,
+    )
+    try:
+        report = train(cfg)
+    except CollectionError as e:
+        print(f"genredream train: {e}")
+        return 2
+    t = report["test"]
+    print(
+        f"wrote {report['model_file']}: test accuracy {t['window_accuracy']:.1%} per window, "
+        f"{t['song_accuracy']:.1%} per song on {t['songs']} songs; report {report['report_file']}"
+    )
+    return 0
+
+
+def _seed_everything(seed):
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _recipe(cfg):
+    from models.archs import RECIPES
+
+    r = dict(RECIPES[cfg.arch])
+    for key in ("epochs", "lr", "batch_size", "optimizer"):
+        if getattr(cfg, key) is not None:
+            r[key] = getattr(cfg, key)
+    r["segments_per_file"] = cfg.segments_per_file or r.get("segments_per_file", 8)
+    return r
+
+
+def _optimizer(module, r):
+    import torch
+
+    if r["optimizer"] == "sgd":
+        return torch.optim.SGD(module.parameters(), lr=r["lr"], momentum=r["momentum"], nesterov=bool(r["nesterov"] and r["momentum"] > 0), weight_decay=r["weight_decay"])
+    return torch.optim.Adam(module.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+
+
+def _evaluate(module, spec, songs, feats, batch_size):
+    """Consecutive windows of each song -> per-window and per-song predictions."""
+    import torch
+
+    from models.data import consecutive_starts
+
+    module.eval()
+    y_win, p_win, y_song, p_song, loss_sum, n = [], [], [], [], 0.0, 0
+    with torch.no_grad():
+        for d, f in zip(songs, feats):
+            starts = consecutive_starts(spec.units(f), spec.length)
+            probs = []
+            for i in range(0, len(starts), batch_size):
+                x = torch.from_numpy(spec.batch([f] * len(starts[i : i + batch_size]), starts[i : i + batch_size]))
+                logits = module(x)
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, torch.full((x.shape[0],), d.label), reduction="sum"))
+                n += x.shape[0]
+                probs.append(torch.softmax(logits, dim=1).numpy())
+            probs = np.concatenate(probs)
+            y_win += [d.label] * len(probs)
+            p_win += probs.argmax(1).tolist()
+            y_song.append(d.label)
+            p_song.append(int(probs.mean(0).argmax()))
+    return dict(
+        loss=loss_sum / max(n, 1),
+        window_accuracy=float(np.mean(np.array(y_win) == np.array(p_win))) if y_win else float("nan"),
+        song_accuracy=float(np.mean(np.array(y_song) == np.array(p_song))) if y_song else float("nan"),
+        y_win=y_win,
+        p_win=p_win,
+        y_song=y_song,
+        p_song=p_song,
+    )
+
+
+def confusion(y_true, y_pred, n):
+    m = np.zeros((n, n), dtype=np.int64)
+    for t, p in zip(y_true, y_pred):
+        m[t, p] += 1
+    return m
+
+
+def plot_confusion(matrix, labels, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=float)
+    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    size = 2.5 + 0.45 * len(labels)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color="white" if rows[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class _Progress:
+    """A rich progress bar, or nothing (tests, --no-progress)."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def task(self, description, total):
+        return self.bar.add_task(description, total=total, info="") if self.bar else None
+
+    def update(self, task, advance=0, **fields):
+        if self.bar is not None and task is not None:
+            self.bar.update(task, advance=advance, **fields)
+
+    def log(self, msg):
+        if self.bar:
+            self.bar.console.print(msg)
+        else:
+            print(msg, flush=True)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, test, export. Returns the report dict (also written as JSON)."""
+    import torch
+
+    from models import contract
+    from models.archs import build
+    from models.data import decode_songs, random_starts, read_split_files, scan, split_songs
+    from models.inputs import InputSpec
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out.with_suffix(".ckpt")
+    r = _recipe(cfg)
+
+    coll = scan(cfg.data, cfg.genres)
+    if cfg.split_files:
+        splits = read_split_files(coll, *cfg.split_files)
+        split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
+    else:
+        splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
+        split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    for name in ("train", "valid", "test"):
+        if not splits[name] and not (name == "valid" and cfg.valid == 0) and not (name == "test" and cfg.test == 0):
+            raise contract_error(f"the {name} split is empty: {cfg.data} has too few songs per genre for these fractions")
+
+    module, meta = build(cfg.arch, coll.genres)
+    spec = InputSpec(meta)
+    with _Progress(cfg.progress) as prog:
+        decoded, skipped, padded = {}, [], []
+        t_dec = prog.task("decoding", sum(len(v) for v in splits.values()))
+        for name in ("train", "valid", "test"):
+            rep = decode_songs(splits[name], coll.genres, spec.sample_rate, spec.window_samples, progress=lambda k: prog.update(t_dec, k))
+            decoded[name] = rep.decoded
+            skipped += rep.skipped
+            padded += rep.padded
+        if not decoded["train"]:
+            raise contract_error("no training song could be decoded; see the warnings above")
+        feats = {k: [spec.song_features(d.audio) for d in v] for k, v in decoded.items()}
+
+        opt = _optimizer(module, r)
+        start_epoch, history, best = 0, [], {"loss": math.inf, "epoch": -1, "state": None}
+        if cfg.resume and ckpt_path.exists():
+            state = torch.load(ckpt_path, weights_only=False)
+            module.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
+            torch.set_rng_state(state["torch_rng"])
+            prog.log(f"resumed from {ckpt_path} after epoch {state['epoch'] + 1}")
+        rng = np.random.default_rng([cfg.seed, start_epoch])
+
+        n_train = len(decoded["train"])
+        per_epoch = n_train * r["segments_per_file"]
+        t_ep = prog.task(f"training {cfg.arch}", r["epochs"] * per_epoch)
+        prog.update(t_ep, start_epoch * per_epoch)
+        labels = np.array([d.label for d in decoded["train"]])
+        t0 = time.time()
+        epoch = start_epoch - 1
+        for epoch in range(start_epoch, r["epochs"]):
+            module.train()
+            song_idx = np.repeat(np.arange(n_train), r["segments_per_file"])
+            rng.shuffle(song_idx)
+            loss_sum = correct = seen = 0
+            for i in range(0, len(song_idx), r["batch_size"]):
+                idx = song_idx[i : i + r["batch_size"]]
+                if len(idx) < 2:  # batch norm cannot train on a single example
+                    continue
+                starts = [random_starts(spec.units(feats["train"][j]), spec.length, 1, rng)[0] for j in idx]
+                x = torch.from_numpy(spec.batch([feats["train"][j] for j in idx], starts))
+                y = torch.from_numpy(labels[idx])
+                opt.zero_grad()
+                logits = module(x)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                prog.update(t_ep, len(idx), info=f"epoch {epoch + 1} loss {loss_sum / seen:.3f} acc {correct / seen:.0%}")
+            val = _evaluate(module, spec, decoded["valid"], feats["valid"], r["batch_size"]) if decoded["valid"] else None
+            entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+            if val:
+                entry.update(valid_loss=val["loss"], valid_accuracy=val["window_accuracy"])
+            history.append(entry)
+            monitor = val["loss"] if val else entry["train_loss"]
+            if monitor < best["loss"]:
+                best = {"loss": monitor, "epoch": epoch + 1, "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}
+            prog.log(
+                f"epoch {epoch + 1}: train loss {entry['train_loss']:.3f} acc {entry['train_accuracy']:.1%}"
+                + (f", valid loss {val['loss']:.3f} acc {val['window_accuracy']:.1%}" if val else "")
+                + (" (best)" if best["epoch"] == epoch + 1 else "")
+            )
+            torch.save(
+                {"model": module.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "best": best, "torch_rng": torch.get_rng_state(), "config": vars(cfg)},
+                ckpt_path,
+            )
+            if epoch + 1 - best["epoch"] >= cfg.patience:
+                prog.log(f"early stop: no better validation loss for {cfg.patience} epochs")
+                prog.update(t_ep, (r["epochs"] - epoch - 1) * per_epoch)
+                break
+        train_seconds = time.time() - t0
+
+    if best["state"] is not None:
+        module.load_state_dict(best["state"])
+    module.eval()
+    test = _evaluate(module, spec, decoded["test"], feats["test"], r["batch_size"]) if decoded["test"] else None
+    n = len(coll.genres)
+    report = {
+        "arch": cfg.arch,
+        "model_file": str(out),
+        "report_file": str(out.with_suffix(".report.json")),
+        "data": str(Path(cfg.data).resolve()),
+        "genres": coll.genres,
+        "split": split_desc | {"songs": {k: len(v) for k, v in decoded.items()}},
+        "recipe": r,
+        "seed": cfg.seed,
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "train_seconds": round(train_seconds, 1),
+        "history": history,
+        "skipped_files": skipped,
+        "padded_files": padded,
+        "ignored_files": [str(p) for p, _ in coll.ignored],
+    }
+    if test:
+        cm = confusion(test["y_win"], test["p_win"], n)
+        per_class = {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(coll.genres)}
+        report["test"] = {
+            "songs": len(decoded["test"]),
+            "windows": len(test["y_win"]),
+            "loss": test["loss"],
+            "window_accuracy": test["window_accuracy"],
+            "song_accuracy": test["song_accuracy"],
+            "per_class_accuracy": per_class,
+            "confusion": cm.tolist(),
+            "confusion_song": confusion(test["y_song"], test["p_song"], n).tolist(),
+        }
+        plot_confusion(cm, coll.genres, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
+    else:
+        report["test"] = {"songs": 0, "windows": 0, "window_accuracy": float("nan"), "song_accuracy": float("nan")}
+
+    meta["name"] = cfg.name or out.stem
+    meta["provenance"] = dict(
+        meta["provenance"],
+        trained=True,
+        data=report["data"],
+        accuracy={"test_window": report["test"]["window_accuracy"], "test_song": report["test"]["song_accuracy"]},
+        split=report["split"],
+        recipe={k: v for k, v in r.items() if k != "source"},
+        recipe_source=r["source"],
+        seed=cfg.seed,
+        epochs=len(history),
+    )
+    contract.save(module, meta, out)
+    out.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))
+    return report
+
+
+def contract_error(msg):
+    from models.data import CollectionError
+
+    return CollectionError(msg)
