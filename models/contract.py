@@ -46,11 +46,13 @@ model of the same name. Files ending in ``.pt`` or ``.ts`` are models.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -92,6 +94,19 @@ INPUTS = ("waveform", "mel")
 _VALIDATE_BATCH = 2
 _NOISE_STD = 0.1
 _NOISE_SEED = 1234
+
+
+@contextlib.contextmanager
+def _quiet_torchscript():
+    """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
+
+    Recent torch releases mark TorchScript deprecated in favour of
+    torch.export; it remains this project's model-file format (DESIGN.md), and
+    a warning on every model load would only confuse a performer.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
+        yield
 
 
 class ModelFileError(Exception):
@@ -391,7 +406,8 @@ def load(path) -> LoadedModel:
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with _quiet_torchscript():
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError and others; the message is what matters
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {first}") from None
@@ -535,7 +551,8 @@ def save(module, meta: dict, path) -> LoadedModel:
             scripted = module
         else:
             try:
-                scripted = torch.jit.script(module)
+                with _quiet_torchscript():
+                    scripted = torch.jit.script(module)
             except Exception as e:
                 raise ModelFileError(f"{path}: torch.jit.script failed: {_first_line(e)}") from e
         scripted.eval()
@@ -557,7 +574,8 @@ def save(module, meta: dict, path) -> LoadedModel:
         tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
         try:
             tmp = tmpdir / path.name
-            torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
+            with _quiet_torchscript():
+                torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
             try:
                 loaded = validate(tmp)
             except ModelFileError as e:  # name the destination, not the temporary file

@@ -166,7 +166,7 @@ class Lidy(MelNet):
     def features(self, x: Tensor) -> List[Tensor]:
         """Each pipeline's pooled output ``[B, S, C, H, W]`` and the dense layer ``[B, S, 200]``."""
         b = x.shape[0]
-        return [h.reshape([b, -1] + h.shape[1:]) for h in self._trunk(x)]
+        return [h.reshape([b, -1] + list(h.shape[1:])) for h in self._trunk(x)]
 
 
 def build_variant(variant: str, labels: List[str]):
