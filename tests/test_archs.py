@@ -38,7 +38,8 @@ def to_input(module, meta, wave):
 
 
 def test_registry_is_complete():
-    assert set(ARCHS) == {"geng", "zheng", "lidy1", "lidy2", "lidy3", "smith", "doyle"}
+    # the seed systems; more (e.g. musicnn) may be registered alongside them
+    assert {"geng", "zheng", "lidy1", "lidy2", "lidy3", "smith", "doyle"} <= set(ARCHS)
     assert set(RECIPES) == set(ARCHS)
     with pytest.raises(KeyError, match="known: geng"):
         build("nope", LABELS)
