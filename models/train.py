@@ -116,10 +116,13 @@ def main(args) -> int:
         print(f"genredream train: {e}")
         return 2
     t = report["test"]
-    print(
-        f"wrote {report['model_file']}: test accuracy {t['window_accuracy']:.1%} per window, "
-        f"{t['song_accuracy']:.1%} per song on {t['songs']} songs; report {report['report_file']}"
-    )
+    if t["songs"]:
+        print(
+            f"wrote {report['model_file']}: test accuracy {t['window_accuracy']:.1%} per window, "
+            f"{t['song_accuracy']:.1%} per song on {t['songs']} songs; report {report['report_file']}"
+        )
+    else:
+        print(f"wrote {report['model_file']} (no test split); report {report['report_file']}")
     return 0
 
 
@@ -175,8 +178,8 @@ def _evaluate(module, spec, songs, feats, batch_size):
             p_song.append(int(probs.mean(0).argmax()))
     return dict(
         loss=loss_sum / max(n, 1),
-        window_accuracy=float(np.mean(np.array(y_win) == np.array(p_win))) if y_win else float("nan"),
-        song_accuracy=float(np.mean(np.array(y_song) == np.array(p_song))) if y_song else float("nan"),
+        window_accuracy=float(np.mean(np.array(y_win) == np.array(p_win))) if y_win else None,
+        song_accuracy=float(np.mean(np.array(y_song) == np.array(p_song))) if y_song else None,
         y_win=y_win,
         p_win=p_win,
         y_song=y_song,
@@ -392,7 +395,8 @@ def train(cfg: TrainConfig) -> dict:
         }
         plot_confusion(cm, coll.genres, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
     else:
-        report["test"] = {"songs": 0, "windows": 0, "window_accuracy": float("nan"), "song_accuracy": float("nan")}
+        # None, not NaN: the model file's metadata is strict JSON.
+        report["test"] = {"songs": 0, "windows": 0, "window_accuracy": None, "song_accuracy": None}
 
     meta["name"] = cfg.name or out.stem
     meta["provenance"] = dict(
