@@ -261,19 +261,19 @@ _BLUES_KEYS = Part(
     velocity=(50, 85), voicing="seventh", legato=0.7, volume=90)
 _BLUES_RHYTHM = Part(
     "rhythm", "chord", (29, 27, 26, 30), (40, 62),
-    ("x.xx.xx.xx.x", "X-.x-.X-.x-."), velocity=(60, 95), presence=0.6,
+    ("x.xx.xx.xx.x", "X-.x-.X-.x-."), velocity=(60, 95), presence=0.75,
     voicing="power", legato=0.7, volume=85)
 _BLUES_LEAD = Part(
-    "lead", "melody", (22, 29, 27, 66, 26, 30), (57, 84),
+    "lead", "melody", (22, 29, 27, 22, 29, 30), (57, 84),
     ("n.nn.n..nn..", "N--..nn.n--.", "..nn.nN-----", "n-.n-.n-.N--", "N-----..nn.n"),
-    velocity=(70, 110), presence=0.9, scale="blues", bend=0.3, volume=105)
+    velocity=(70, 110), presence=1.0, scale="blues", bend=0.35, volume=105)
 
 BLUES = Genre("blues", "12-bar shuffles and slow blues: swung triplet feel, dominant sevenths, "
               "boogie or walking bass, harmonica/guitar lead with bends", (
     Style(
         "shuffle", (84, 126), _BLUES_PROGS,
         (_BLUES_BASS, _BLUES_KEYS, _BLUES_RHYTHM, _BLUES_LEAD),
-        grid=3, kits=(KIT_STANDARD, KIT_ROOM, KIT_JAZZ),
+        grid=3, kits=(KIT_STANDARD, KIT_ROOM),
         grooves=(
             G("shuffle", hat="x.xx.xx.xx.x", kick="x.....x.....", snare="...X..g..X.?"),
             G("ride-shuffle", ride="X.xx.xX.xx.x", kick="x..?..x..?..", snare="...X.....X..",
@@ -282,7 +282,7 @@ BLUES = Genre("blues", "12-bar shuffles and slow blues: swung triplet feel, domi
     Style(
         "slow-blues", (56, 76), _BLUES_PROGS,
         (_BLUES_BASS, _BLUES_KEYS, _BLUES_LEAD),
-        grid=3, kits=(KIT_STANDARD, KIT_ROOM, KIT_JAZZ),
+        grid=3, kits=(KIT_STANDARD, KIT_ROOM),
         grooves=(
             G("12/8", hat="Xxxxxxxxxxxx", kick="x.....x..x..", snare="...X.....X.."),
             G("12/8-ride", ride="Xxxxxxxxxxxx", kick="x.....x.....", snare="...X.....X.g"),
@@ -602,12 +602,12 @@ _ROCK_PARTS = (
     Part("bass", "bass", (34, 33), (28, 50),
          ("R.R.R.R.R.R.R.R.", "R.R.R.R.5.5.R.L.", "R-R-R-R-R-R-R-R-", "R...R.R.R...R.5."),
          velocity=(85, 110), legato=0.85, volume=105),
-    Part("guitar", "chord", (29, 30), (40, 64),
+    Part("guitar", "chord", (29, 29, 30), (40, 64),
          ("X.x.x.x.X.x.x.x.", "X-------X---x-x-", "X.x.x.xxX.x.x.xx", "X-x-x-x-X-x-x-x-"),
          velocity=(80, 110), voicing="power", legato=0.8, volume=100),
     Part("keys", "chord", (18, 0, 16, 27), (55, 76), ("x-------x-------", "1.3.2.3.1.3.2.3."),
          velocity=(50, 80), presence=0.35, legato=0.9, volume=75),
-    Part("lead", "melody", (29, 30), (60, 86),
+    Part("lead", "melody", (29, 29, 30), (60, 86),
          ("N---n.n.n-n.N---", "n.n.n.n.N-------", "N-n-n-n-N---n.n.", "..n.n.N---n.N---"),
          velocity=(80, 110), presence=0.7, sections="B", scale="minpent", bend=0.3, volume=95),
 )
@@ -626,7 +626,7 @@ ROCK = Genre("rock", "straight-eighth backbeat with crashes, overdriven power ch
         kits=(KIT_STANDARD, KIT_POWER),
         grooves=(G("punk", kick="x.x.x.x.x.x.x.x.", snare="....X.......X...",
                    hat="x.x.x.x.x.x.x.x."),),
-        keys=(4, 9, 2, 7), reverb=(10, 30), weight=0.35),
+        keys=(4, 9, 2, 7), reverb=(10, 30), weight=0.25),
 ), ("GTZAN", "Geng et al. 2017"))
 
 _METAL_PROGS = (
