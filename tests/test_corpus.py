@@ -258,11 +258,16 @@ def test_missing_soundfont_names_the_paths_tried_and_the_package(tmp_path, monke
     with pytest.raises(SoundfontNotFoundError) as info:
         find_soundfont(missing)
     assert str(missing) in str(info.value) and "apt-get install fluid-soundfont-gm" in str(info.value)
+    # An explicit environment choice is not silently replaced by a default.
     monkeypatch.setenv("GENREDREAM_SOUNDFONT", str(missing))
-    monkeypatch.setattr("models.corpus.render.SOUNDFONT_CANDIDATES", (str(tmp_path / "b.sf2"),))
+    with pytest.raises(SoundfontNotFoundError, match="nope.sf2"):
+        find_soundfont()
+    monkeypatch.delenv("GENREDREAM_SOUNDFONT")
+    candidates = (str(tmp_path / "a.sf2"), str(tmp_path / "b.sf2"))
+    monkeypatch.setattr("models.corpus.render.SOUNDFONT_CANDIDATES", candidates)
     with pytest.raises(SoundfontNotFoundError) as info:
         find_soundfont()
-    assert str(missing) in str(info.value) and str(tmp_path / "b.sf2") in str(info.value)
+    assert all(c in str(info.value) for c in candidates)
 
 
 def test_missing_soundfont_fails_before_writing(tmp_path):

@@ -50,8 +50,8 @@ __all__ = [
 SAMPLE_RATE = 22050
 #: Peak level every clip is normalised to.
 PEAK_DBFS = -1.0
-#: Where a General MIDI soundfont is looked for, in order, after an explicit
-#: path and the ``GENREDREAM_SOUNDFONT`` environment variable.
+#: Where a General MIDI soundfont is looked for, in order, when neither a path
+#: nor the ``GENREDREAM_SOUNDFONT`` environment variable names one.
 SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
@@ -118,7 +118,8 @@ def find_soundfont(path: str | os.PathLike[str] | None = None) -> Path:
     Parameters
     ----------
     path : path-like, optional
-        If given, only this path is tried.
+        If given, only this path is tried; otherwise only
+        ``$GENREDREAM_SOUNDFONT`` if set, else :data:`SOUNDFONT_CANDIDATES`.
 
     Returns
     -------
@@ -130,11 +131,15 @@ def find_soundfont(path: str | os.PathLike[str] | None = None) -> Path:
     SoundfontNotFoundError
         Listing every path tried and how to install one.
     """
+    env = os.environ.get("GENREDREAM_SOUNDFONT")
+    # An explicit choice (argument or environment) is never silently replaced
+    # by a default: a corpus rendered with another soundfont sounds different.
     if path is not None:
         tried = [Path(path)]
+    elif env:
+        tried = [Path(env)]
     else:
-        env = os.environ.get("GENREDREAM_SOUNDFONT")
-        tried = ([Path(env)] if env else []) + [Path(p) for p in SOUNDFONT_CANDIDATES]
+        tried = [Path(p) for p in SOUNDFONT_CANDIDATES]
     for p in tried:
         if p.is_file():
             return p.resolve()
