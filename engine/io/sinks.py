@@ -1,0 +1,52 @@
+"""Where results go: JSON lines, and a run summary.
+
+A sink is any callable taking a :class:`engine.runtime.Result`; it runs on
+the inference worker, so it must be quick (a line to a file, a dict update).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+__all__ = ["JsonlSink", "summary"]
+
+
+class JsonlSink:
+    """One JSON object per result, one per line (``-`` for stdout).
+
+    Every line has ``type`` ("scores" or "error"), ``model``, ``seq``,
+    ``end_index`` (input samples), ``start_s``/``end_s`` (stream time),
+    ``latency_ms``, ``level_db``, ``low_energy``, ``scores`` {label: value},
+    ``top``, ``top_score`` and ``error``.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._f = sys.stdout if path == "-" else open(path, "w", buffering=1)
+
+    def __call__(self, result):
+        self._f.write(json.dumps(result.to_dict()) + "\n")
+
+    def close(self):
+        if self._f is not sys.stdout:
+            self._f.close()
+        else:
+            self._f.flush()
+
+
+def summary(engine):
+    """The end-of-run summary as text lines."""
+    st = engine.status()
+    lines = [
+        f"stream: {st['stream_s']:.2f} s at {st['sample_rate']} Hz; windows {st['windows']}, results {st['results']}, "
+        f"skipped windows {st['skipped_windows']}, low-energy {st['low_energy_results']}, model errors {st['model_errors']}",
+    ]
+    for name in engine.models:
+        ls = engine.latency_stats(name)
+        last = engine.last_results.get(name)
+        top = f"; last top genre {last.top[0]} ({last.top[1]:.0%})" if last is not None and not last.error else ""
+        lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
+    if st["nonfinite_repaired"] or st["input_overruns"]:
+        lines.append(f"input repairs: {st['nonfinite_repaired']} NaN/Inf samples zeroed, {st['input_overruns']} overruns")
+    return lines

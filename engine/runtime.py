@@ -1,0 +1,464 @@
+"""The Engine: source -> ring -> front ends -> models -> results.
+
+Threads and who does what (DESIGN.md, "Data flow"):
+
+* the **producer** (audio callback, file player or OSC receiver) calls
+  :meth:`Engine.write`: a copy into the input ring and a timestamp into a
+  preallocated arrival log. Nothing else: no allocation of arrays, no lock,
+  no torch.
+* the **front-end worker** (:meth:`Engine.pump`) reads what arrived since its
+  cursor, resamples and computes mel frames once per distinct configuration,
+  and at every hop boundary (every ``hop`` seconds of *stream* time) takes a
+  snapshot of each model's window and queues it.
+* the **inference worker** runs the models on the snapshots and hands
+  :class:`Result` objects to the sinks. Its queue is bounded: when inference
+  falls behind, the stalest window is dropped and counted in
+  ``skipped_windows``, never queued without end.
+
+For a file analysed as fast as possible (:meth:`Engine.run_blocks` with
+``realtime=False``) the same steps run inline on one thread, so every window
+is scored and the result is deterministic.
+
+Every result carries the model, its labels and scores, the absolute input
+sample index one past the newest sample the window depends on, the window's
+start and end in seconds of stream time, and the latency in ms from the
+arrival of that newest sample to the moment the result is emitted.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.frontend import FrontEnds
+from engine.ringbuffer import RingBuffer
+
+__all__ = ["Engine", "Result", "ModelLoadError", "LOW_ENERGY_DB"]
+
+#: Windows quieter than this RMS level (dBFS) are flagged low-energy: still
+#: scored (a performer may be playing softly), but marked so a client can
+#: ignore scores of near-silence.
+LOW_ENERGY_DB = -60.0
+
+_ARRIVALS = 4096  # blocks remembered for latency: > window / smallest block
+
+
+class ModelLoadError(Exception):
+    """A model could not be loaded or validated; the running models are untouched."""
+
+
+@dataclass
+class Result:
+    """One model's answer for one window (or its error)."""
+
+    model: str
+    labels: list
+    scores: list  # activations (softmax or sigmoid), one per label; [] on error
+    activation: str
+    genre_labels: list
+    end_index: int  # input samples; one past the newest sample the window depends on
+    start_s: float
+    end_s: float
+    latency_ms: float
+    level_db: float
+    low_energy: bool
+    seq: int  # hop number since the engine started
+    error: str | None = None
+
+    @property
+    def top(self):
+        """(label, score) of the best genre label, or (None, nan) on error."""
+        if not self.scores:
+            return None, float("nan")
+        idx = [self.labels.index(g) for g in self.genre_labels if g in self.labels] or range(len(self.labels))
+        best = max(idx, key=lambda i: self.scores[i])
+        return self.labels[best], self.scores[best]
+
+    def to_dict(self):
+        top, top_score = self.top
+        return {
+            "type": "error" if self.error else "scores",
+            "model": self.model,
+            "seq": self.seq,
+            "end_index": self.end_index,
+            "start_s": round(self.start_s, 6),
+            "end_s": round(self.end_s, 6),
+            # None rather than NaN: JSON lines must parse anywhere.
+            "latency_ms": round(float(self.latency_ms), 3) if np.isfinite(self.latency_ms) else None,
+            "level_db": round(float(self.level_db), 2),
+            "low_energy": bool(self.low_energy),
+            "activation": self.activation,
+            "scores": {k: float(v) for k, v in zip(self.labels, self.scores)},
+            "top": top,
+            "top_score": None if top is None else float(top_score),
+            "error": self.error,
+        }
+
+
+@dataclass
+class _Slot:
+    name: str
+    loaded: object  # models.contract.LoadedModel
+    spec: object  # models.inputs.InputSpec
+    rate: object
+    mel: object
+    disabled: str | None = None
+
+
+@dataclass
+class _Job:
+    seq: int
+    boundary: int
+    level_db: float
+    inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index)
+
+
+class Engine:
+    """The streaming runtime.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The source's sample rate in Hz (the engine's clock counts these samples).
+    window : float
+        Seconds each model sees (default 5).
+    hop : float
+        Seconds of stream time between windows (default 0.5).
+    queue_size : int
+        Windows that may wait for inference before the stalest is skipped.
+    torch_threads : int
+        Threads torch may use for inference. One keeps a core free for the
+        audio callback and the front end on a two-core machine.
+    low_energy_db : float
+        RMS level (dBFS) under which a window is flagged low-energy.
+    """
+
+    def __init__(self, sample_rate, window=5.0, hop=0.5, queue_size=2, torch_threads=1, low_energy_db=LOW_ENERGY_DB):
+        if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be a positive integer of Hz, got {sample_rate!r}")
+        if not (0 < hop <= window):
+            raise ValueError(f"hop ({hop} s) must be > 0 and at most the window ({window} s)")
+        if window > 30:
+            raise ValueError(f"window ({window} s) is longer than the 30 s the engine keeps")
+        self.sample_rate = int(sample_rate)
+        self.window = float(window)
+        self.hop = float(hop)
+        self.hop_samples = max(1, int(round(hop * sample_rate)))
+        self.window_samples = int(round(window * sample_rate))
+        self.low_energy_db = float(low_energy_db)
+        self.torch_threads = int(torch_threads)
+        self.ring = RingBuffer(self.window_samples + 2 * self.sample_rate)
+        self.frontends = FrontEnds(self.sample_rate, self.window)
+        self.models: dict[str, _Slot] = {}
+        self.sinks = []
+        # Arrival log: (total_written after the block, perf_counter time), a ring.
+        self._arrivals = np.zeros((_ARRIVALS, 2), dtype=np.float64)
+        self._n_arrivals = 0
+        self._cursor = 0
+        self._next_boundary = self.hop_samples
+        self._seq = 0
+        self._lock = threading.RLock()  # models and front ends vs. the workers; never taken by write()
+        self._queue = collections.deque()
+        self._queue_size = int(queue_size)
+        self._cv = threading.Condition()
+        self._threads = []
+        self._running = False
+        self.counters = collections.Counter()
+        self.latencies = {}  # model -> deque of ms
+        self.last_results = {}  # model -> Result
+        self.errors = collections.deque(maxlen=100)
+
+    # -- producer side (audio thread) ---------------------------------------
+
+    def write(self, block):
+        """Feed a block from the source. Audio-thread safe: copies and timestamps only."""
+        self.ring.write(block)
+        i = self._n_arrivals % _ARRIVALS
+        self._arrivals[i, 0] = self.ring.total_written
+        self._arrivals[i, 1] = time.perf_counter()
+        self._n_arrivals += 1
+
+    # -- models ----------------------------------------------------------------
+
+    def load_model(self, name_or_path, name=None):
+        """Load, validate and start a model (or replace one of the same name).
+
+        Runs on the caller's thread (validation runs the model), never on
+        the audio path. On failure the running models are untouched and
+        :class:`ModelLoadError` says why; the error is also recorded.
+        """
+        from models.contract import ModelFileError, resolve_model, validate
+        from models.inputs import InputSpec
+
+        try:
+            path = resolve_model(name_or_path)
+            loaded = validate(path)
+            spec = InputSpec(loaded.meta)
+        except (ModelFileError, ValueError, KeyError) as e:
+            self.errors.append(str(e))
+            self.counters["model_load_errors"] += 1
+            raise ModelLoadError(str(e)) from e
+        if abs(float(loaded.meta["window_seconds"]) - self.window) > 1e-9:
+            # The model was built for a fixed input length; the engine window follows it.
+            msg = f"{loaded.name}: model window {loaded.meta['window_seconds']} s differs from the engine's {self.window} s"
+            self.errors.append(msg)
+            raise ModelLoadError(msg)
+        name = name or loaded.name
+        with self._lock:
+            rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
+            self.models[name] = _Slot(name, loaded, spec, rate, mel)
+            self.latencies.setdefault(name, collections.deque(maxlen=20000))
+            self._prune_frontends()
+        return name
+
+    def unload_model(self, name):
+        with self._lock:
+            if name not in self.models:
+                raise KeyError(f"no model {name!r} is loaded; loaded: {', '.join(self.models) or 'none'}")
+            del self.models[name]
+            self._prune_frontends()
+
+    def _prune_frontends(self):
+        used = {(s.spec.sample_rate, s.spec.mel) for s in self.models.values()}
+        used |= {(s.spec.sample_rate, None) for s in self.models.values()}
+        self.frontends.detach_unused(used)
+
+    # -- front-end worker --------------------------------------------------------
+
+    def pump(self):
+        """Process everything that arrived; return the jobs of the hop boundaries crossed."""
+        jobs = []
+        with self._lock:
+            data, start = self.ring.read_since(self._cursor)
+            if start > self._cursor:
+                # The worker fell more than the ring's margin behind: feed silence
+                # for what was lost so every stream's clock stays exact.
+                gap = start - self._cursor
+                self.counters["frontend_samples_lost"] += gap
+                self._advance(np.zeros(gap, np.float32), jobs)
+            self._advance(data, jobs)
+        return jobs
+
+    def _advance(self, data, jobs):
+        pos = 0
+        while pos < data.size:
+            take = min(data.size - pos, self._next_boundary - self._cursor)
+            self.frontends.push(data[pos : pos + take])
+            pos += take
+            self._cursor += take
+            if self._cursor == self._next_boundary:
+                jobs.append(self._snapshot())
+                self._next_boundary += self.hop_samples
+
+    def _snapshot(self):
+        self._seq += 1
+        wave, _ = self.ring.latest(min(self.window_samples, self.ring.capacity))
+        rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        job = _Job(self._seq, self._cursor, float(20 * np.log10(max(rms, 1e-10))))
+        for name, slot in self.models.items():
+            if slot.disabled:
+                continue
+            if slot.mel is not None:
+                x, end_model = slot.mel.window(slot.spec.length)
+                end = slot.rate.input_index(end_model)
+            else:
+                x, end = slot.rate.waveform_window(slot.spec.length)
+            job.inputs[name] = (slot, x, min(end, self._cursor))
+        self.counters["windows"] += 1
+        return job
+
+    # -- inference ------------------------------------------------------------------
+
+    def _arrival_time(self, index):
+        """When input sample ``index - 1`` arrived (perf_counter seconds), or None."""
+        n = min(self._n_arrivals, _ARRIVALS)
+        if n == 0:
+            return None
+        first = self._n_arrivals - n
+        order = np.arange(first, first + n) % _ARRIVALS
+        ends = self._arrivals[order, 0]
+        j = int(np.searchsorted(ends, index, side="left"))
+        if j >= n:
+            return None
+        return float(self._arrivals[order[j], 1])
+
+    def infer(self, job):
+        """Run every model of a job and emit its results (inference worker)."""
+        import torch
+
+        results = []
+        for name, (slot, x, end) in job.inputs.items():
+            meta = slot.loaded.meta
+            arrived = self._arrival_time(end)
+            common = dict(
+                model=name,
+                labels=list(meta["labels"]),
+                activation=meta["activation"],
+                genre_labels=list(meta.get("genre_labels") or meta["labels"]),
+                end_index=int(end),
+                start_s=(end - self.window_samples) / self.sample_rate,
+                end_s=end / self.sample_rate,
+                level_db=job.level_db,
+                low_energy=bool(job.level_db < self.low_energy_db),
+                seq=job.seq,
+            )
+            try:
+                with torch.no_grad():
+                    logits = slot.loaded.module(torch.from_numpy(np.ascontiguousarray(x))[None])
+                    probs = torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)
+                scores = probs[0].double().tolist()
+                if not all(np.isfinite(scores)):
+                    raise FloatingPointError("non-finite output")
+            except Exception as e:  # a broken model must not stop the others
+                slot.disabled = f"{type(e).__name__}: {e}"
+                msg = f"model {name} disabled after an inference error: {slot.disabled}"
+                self.errors.append(msg)
+                self.counters["model_errors"] += 1
+                res = Result(scores=[], latency_ms=float("nan"), error=msg, **common)
+            else:
+                now = time.perf_counter()
+                lat = (now - arrived) * 1e3 if arrived is not None else float("nan")
+                res = Result(scores=scores, latency_ms=lat, **common)
+                self.latencies[name].append(lat)
+                self.counters["results"] += 1
+                if res.low_energy:
+                    self.counters["low_energy_results"] += 1
+            self.last_results[name] = res
+            for sink in self.sinks:
+                try:
+                    sink(res)
+                except Exception as e:  # a failing sink (full disk, closed pipe) must not stop scoring
+                    self.counters["sink_errors"] += 1
+                    self.errors.append(f"sink {sink!r}: {type(e).__name__}: {e}")
+            results.append(res)
+        return results
+
+    # -- running -------------------------------------------------------------------
+
+    def run_blocks(self, blocks, realtime=False, duration=None):
+        """Feed an iterable of blocks and process them.
+
+        ``realtime=False`` (files): inline, one thread, every window scored.
+        ``realtime=True``: paced to the stream's sample rate, with the
+        front-end and inference workers running as they do for a device.
+        Stops after ``duration`` seconds of stream time if given.
+        """
+        import torch
+
+        limit = None if duration is None else int(round(duration * self.sample_rate))
+        if not realtime:
+            torch.set_num_threads(max(1, self.torch_threads))
+            for block in blocks:
+                if limit is not None and self.ring.total_written >= limit:
+                    break
+                if limit is not None and self.ring.total_written + len(block) > limit:
+                    block = block[: limit - self.ring.total_written]
+                self.write(block)
+                for job in self.pump():
+                    self.infer(job)
+            return
+        self.start()
+        try:
+            t0 = time.perf_counter()
+            for block in blocks:
+                if limit is not None and self.ring.total_written >= limit:
+                    break
+                due = t0 + self.ring.total_written / self.sample_rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                self.write(block)
+        finally:
+            self.stop(drain=True)
+
+    def start(self):
+        """Start the front-end and inference workers (for live sources)."""
+        if self._running:
+            return
+        self._running = True
+        self._threads = [
+            threading.Thread(target=self._frontend_loop, name="genredream-frontend", daemon=True),
+            threading.Thread(target=self._inference_loop, name="genredream-inference", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, drain=False):
+        """Stop the workers; with ``drain``, first score what has already arrived."""
+        if not self._running:
+            return
+        if drain:
+            deadline = time.perf_counter() + 10
+            while (self._cursor < self.ring.total_written or self._queue) and time.perf_counter() < deadline:
+                time.sleep(0.005)
+        self._running = False
+        with self._cv:
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads = []
+
+    def _frontend_loop(self):
+        # Polling, not an event: the audio callback must not touch a lock.
+        # A 2 ms poll is well under a hop and costs nothing measurable.
+        while self._running:
+            jobs = self.pump()
+            if jobs:
+                with self._cv:
+                    for job in jobs:
+                        if len(self._queue) >= self._queue_size:
+                            self._queue.popleft()
+                            self.counters["skipped_windows"] += 1
+                        self._queue.append(job)
+                    self._cv.notify()
+            else:
+                time.sleep(0.002)
+
+    def _inference_loop(self):
+        import torch
+
+        torch.set_num_threads(max(1, self.torch_threads))
+        while True:
+            with self._cv:
+                while self._running and not self._queue:
+                    self._cv.wait(0.1)
+                if not self._queue:
+                    if not self._running:
+                        return
+                    continue
+                job = self._queue.popleft()
+            self.infer(job)
+
+    # -- reporting -------------------------------------------------------------------
+
+    def latency_stats(self, name=None):
+        """{"p50": ms, "p99": ms, "n": count} over one model or all."""
+        vals = [v for k, d in self.latencies.items() if name in (None, k) for v in d if np.isfinite(v)]
+        if not vals:
+            return {"p50": float("nan"), "p99": float("nan"), "n": 0}
+        a = np.asarray(vals)
+        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "n": int(a.size)}
+
+    def status(self):
+        """A snapshot of the engine's state and counters (for views and OSC status)."""
+        return {
+            "sample_rate": self.sample_rate,
+            "window_s": self.window,
+            "hop_s": self.hop,
+            "models": {n: ("disabled: " + s.disabled if s.disabled else "running") for n, s in self.models.items()},
+            "samples_in": self.ring.total_written,
+            "stream_s": self.ring.total_written / self.sample_rate,
+            "windows": self.counters["windows"],
+            "results": self.counters["results"],
+            "skipped_windows": self.counters["skipped_windows"],
+            "low_energy_results": self.counters["low_energy_results"],
+            "model_errors": self.counters["model_errors"],
+            "nonfinite_repaired": self.ring.nonfinite_repaired,
+            "input_overruns": self.ring.overruns,
+            "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
+            "latency_ms": self.latency_stats(),
+        }
