@@ -543,11 +543,106 @@ def save_models(nets, report, musicnn_dir, licence_text):
 
 
 # ---------------------------------------------------------------------------
+# stage 4: what the engine's choices cost (project venv; the port is proven by now)
+
+
+def window_vs_patches(net, lm, stride=1):
+    """Tag probabilities of the whole window, and of every 187-frame patch in it (start stride ``stride``)."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(lm))[None]
+        whole = torch.sigmoid(net(x))[0].numpy()
+        starts = list(range(0, lm.shape[1] - PATCH + 1, stride))
+        patches = torch.stack([x[0, :, s : s + PATCH] for s in starts])
+        per = torch.cat([torch.sigmoid(net(patches[i : i + 32])) for i in range(0, len(starts), 32)]).numpy()
+    return whole, per
+
+
+def stage_analyse(work: Path):
+    """5 s window vs mean of 3 s patches; librosa-0.7 reflect padding; the float16 trap. Prints a JSON summary."""
+    import librosa
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from engine.mel import logc_scale
+
+    torch.set_num_threads(2)
+    clips = {"orchestral": clip_orchestral(5.0), "electronic": clip_electronic(5.0)}
+    clips.update(extra_clips())
+    out = {}
+    for short in MODELS:
+        ref = np.load(work / f"reference_{short}.npz")
+        labels = [str(s) for s in ref["labels"]]
+        net = build_torch(labels, dict(np.load(work / f"weights_{short}.npz")))
+        rows = {}
+        for name, y in clips.items():
+            _, y = quantise(y)
+            lm = logmel(y)
+            assert lm.shape[1] == 313, lm.shape
+            whole, per = window_vs_patches(net, lm)
+            mean3 = per.mean(axis=0)
+            d = np.abs(whole - mean3)
+            spread = np.abs(per - mean3).max()  # how far single 3 s patches stray from their mean
+            top_w, top_m = np.argsort(-whole)[:5], np.argsort(-mean3)[:5]
+            # librosa 0.7 (musicnn's era) padded centred frames by reflection, not zeros
+            mel_reflect = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=512, hop_length=256, n_mels=96, pad_mode="reflect")
+            with torch.no_grad():
+                p_reflect = torch.sigmoid(net(torch.from_numpy(logc_scale(mel_reflect))[None]))[0].numpy()
+                # the package extractor's float16 trap
+                with np.errstate(over="ignore"):
+                    mel16 = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=512, hop_length=256, n_mels=96).astype(np.float16)
+                    lm16 = np.log10(10000 * mel16 + 1)
+                n_inf = int(np.isinf(lm16).sum())
+                p16 = torch.sigmoid(net(torch.from_numpy(np.nan_to_num(lm16.astype(np.float32), posinf=1e30))[None]))[0].numpy()
+            rows[name] = {
+                "max_abs_window_minus_mean_patches": float(d.max()),
+                "mean_abs_window_minus_mean_patches": float(d.mean()),
+                "tag_of_max": labels[int(d.argmax())],
+                "max_abs_single_patch_minus_mean_patches": float(spread),
+                "top5_window": [f"{labels[i]} {whole[i]:.2f}" for i in top_w],
+                "top5_mean_patches": [f"{labels[i]} {mean3[i]:.2f}" for i in top_m],
+                "top5_overlap": len(set(top_w) & set(top_m)),
+                "max_abs_reflect_pad_minus_ours": float(np.abs(p_reflect - whole).max()),
+                "float16_trap_inf_values": n_inf,
+                "float16_trap_max_abs_change": float(np.abs(p16 - whole).max()),
+            }
+            r = rows[name]
+            log(
+                f"{short} {name:>15s}: |5s - mean(3s)| max {r['max_abs_window_minus_mean_patches']:.3f} "
+                f"({r['tag_of_max']}) mean {r['mean_abs_window_minus_mean_patches']:.4f}; single patch vs mean "
+                f"{r['max_abs_single_patch_minus_mean_patches']:.3f}; top5 overlap {r['top5_overlap']}/5; "
+                f"reflect pad {r['max_abs_reflect_pad_minus_ours']:.1e}; f16 infs {n_inf} -> {r['float16_trap_max_abs_change']:.2f}"
+            )
+            log("      window: " + ", ".join(r["top5_window"]))
+        out[short] = rows
+    (work / "analysis.json").write_text(json.dumps(out, indent=1))
+    merge_analysis(work)
+    print(json.dumps(out, indent=1))
+
+
+def merge_analysis(work: Path):
+    """Add the 5 s vs 3 s figures to the report beside each model file."""
+    out = json.loads((work / "analysis.json").read_text())
+    for short in MODELS:
+        side = PRETRAINED / f"musicnn-{short}.json"
+        if not side.exists():
+            continue
+        rep = json.loads(side.read_text())
+        rep["window_5s_vs_mean_of_3s_patches"] = {
+            clip: {k: r[k] for k in ("max_abs_window_minus_mean_patches", "mean_abs_window_minus_mean_patches",
+                                     "max_abs_single_patch_minus_mean_patches", "top5_overlap", "top5_window")}
+            for clip, r in out[short].items()
+        }
+        side.write_text(json.dumps(rep, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------------------
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["inputs", "tf", "torch", "all"])
+    ap.add_argument("stage", choices=["inputs", "tf", "torch", "analyse", "all"])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "musicnn_convert")
     ap.add_argument("--musicnn-dir", type=Path, help="unpacked musicnn package directory (the one holding models.py)")
     ap.add_argument("--tf-python", default=os.environ.get("TF_PYTHON", "/tmp/tfvenv/bin/python"))
@@ -563,6 +658,8 @@ def main(argv=None):
         subprocess.run([a.tf_python, __file__, "tf", "--work", str(a.work), "--musicnn-dir", str(mdir)], check=True)
     if a.stage in ("torch", "all"):
         stage_torch(a.work, mdir, write_models=not a.no_models)
+    if a.stage in ("analyse", "all"):
+        stage_analyse(a.work)
 
 
 if __name__ == "__main__":

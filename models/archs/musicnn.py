@@ -57,7 +57,7 @@ from torch import nn
 
 from engine.mel import MelConfig
 
-from ._common import MelNet, check_labels, make_meta
+from ._common import MelNet, check_labels, glorot_init, make_meta
 
 __all__ = [
     "Musicnn",
@@ -228,6 +228,7 @@ class Musicnn(MelNet):
         self.dense = nn.Linear(2 * pooled, backend_units)
         self.dense_bn = nn.BatchNorm1d(backend_units, eps=TF_BN_EPS)
         self.out = nn.Linear(backend_units, len(self.labels))
+        glorot_init(self)  # tf.compat.v1.layers' default initialiser, as the original was trained from
 
     def _check(self, x: torch.Tensor):
         if x.dim() != 3 or x.size(1) != self.n_mels:
@@ -282,13 +283,11 @@ class Musicnn(MelNet):
 def build(labels: Optional[List[str]] = None) -> Tuple[Musicnn, Dict[str, Any]]:
     """An untrained musicnn and its metadata (the shape of :data:`models.archs.ARCHS` factories).
 
-    The pre-trained weights are in ``models/pretrained/musicnn-{msd,mtt}.pt``
-    (made by ``scripts/convert_musicnn.py``); this builds the same network
-    with fresh initialisation, e.g. to train on one's own tags.
+    The pre-trained taggers are ``models/pretrained/musicnn-{msd,mtt}.pt``
+    (made by ``scripts/convert_musicnn.py``; task "tags", sigmoid). This
+    builds the same network freshly initialised, for training on one's own
+    labels with the project's trainer, hence the metadata of a genre
+    classifier (softmax); ``labels=None`` means the MTT tags.
     """
     net = Musicnn(labels)
-    meta = make_meta("musicnn", net, PAPER, MEL, notes="architecture of the musicnn package (ISC); untrained")
-    meta.update(task="tags", activation="sigmoid", genre_labels=[g for g in net.labels if g in MTT_GENRES + MSD_GENRES])
-    if not meta["genre_labels"]:
-        meta["genre_labels"] = list(net.labels)
-    return net, meta
+    return net, make_meta("musicnn", net, PAPER, MEL, notes="the musicnn architecture (Pons & Serra 2019), untrained")
