@@ -180,6 +180,17 @@ def test_features_match_tensorflow(model, clips):
             assert dev <= TOL * max(1.0, float(np.abs(ref).max())), f"{short} {name}: {dev:.2e}"
 
 
+def test_the_gradient_path_matches_tensorflow_too(model, clips):
+    """With an input that needs a gradient the timbral convolutions take their unfolded form."""
+    short, lm = model
+    clip = clips["electronic"]
+    for name, sl, ref in references(clip, short):
+        x = torch.from_numpy(np.ascontiguousarray(clip["logmel"][:, sl]))[None].requires_grad_(True)
+        p = torch.sigmoid(lm.module(x))[0].detach().numpy()
+        dev = float(np.abs(p - ref).max())
+        assert dev <= TOL, f"{short} {name} (autograd path): {dev:.2e}"
+
+
 def test_a_batch_equals_its_items(model, clips):
     short, lm = model
     lmel = clips["electronic"]["logmel"]
