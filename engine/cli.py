@@ -35,6 +35,7 @@ COMMANDS = [
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
     Command("validate", "check a model file against the genredream TorchScript contract", "models.listing", "models"),
     Command("train", "train a seed architecture on a folder-per-genre collection", "models.train", "models"),
+    Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "models.evaluate", "models"),
     Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "models.corpus.cli", "data"),
     Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", None, "generate"),
     Command("generate", "continue seed audio in a genre with a trained generator", None, "generate"),
