@@ -1,6 +1,11 @@
-"""`genredream demo`: the streaming front end on a generated signal.
+"""`genredream demo`: the engine on a short clip, live.
 
-Until the engine lands this is what the demo shows: a built-in test signal
+The demo renders a short clip from the synthetic corpus on first use (two
+genres back to back, so the scores change half-way), plays it into the engine
+at real-time pace with the default model(s), shows the live view and ends
+with a summary. Without FluidSynth it falls back to a built-in test signal.
+
+``--frontend`` shows the streaming front end alone: a built-in test signal
 (a chord that changes every second over a kick-and-hat pattern) is cut into
 audio-callback-sized blocks, written into the RingBuffer as an audio thread
 would, resampled to the model rate and turned into mel frames by
@@ -21,8 +26,15 @@ from engine.resample import StreamingResampler
 from engine.ringbuffer import RingBuffer
 
 
+DEMO_GENRES = ("classical", "metal")
+
+
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--seconds", type=float, default=6.0, help="length of the test signal (default 6)")
+    p.add_argument("--frontend", action="store_true", help="show only the streaming front end (ring, resampler, mel) on a test signal")
+    p.add_argument("--fast", action="store_true", help="run as fast as possible instead of at real-time pace")
+    p.add_argument("--model", action="append", help="model(s) to run (default: musicnn-msd and zheng when installed)")
+    p.add_argument("--no-view", action="store_true", help="no live view (summary only)")
+    p.add_argument("--seconds", type=float, default=6.0, help="--frontend: length of the test signal (default 6)")
     p.add_argument("--device-rate", type=int, default=48000, help="sample rate of the simulated audio interface (default 48000)")
     p.add_argument("--block", type=int, default=256, help="audio callback block size in frames (default 256)")
     p.add_argument("--hop", type=float, default=0.5, help="seconds between window reports (default 0.5)")
@@ -48,7 +60,76 @@ def test_signal(seconds, sr, seed=0):
     return stereo
 
 
+def demo_clip(console=None):
+    """Path of the demo clip, rendering it on first use (about 2 s of CPU)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import soundfile as sf
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genredream"
+    clip = cache / "demo-clip.wav"
+    if clip.exists():
+        return clip
+    from models.corpus.build import build_corpus
+
+    if console:
+        console.print("rendering the demo clip (synthetic corpus, FluidSynth) ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        build_corpus(tmp, list(DEMO_GENRES), songs_per_genre=1, seconds=8, seed=7, progress=False)
+        parts = [sf.read(next((Path(tmp) / g).glob("*.wav")), dtype="float32")[0] for g in DEMO_GENRES]
+        cache.mkdir(parents=True, exist_ok=True)
+        sf.write(clip.with_suffix(".tmp.wav"), np.concatenate(parts), 22050, subtype="PCM_16")
+        clip.with_suffix(".tmp.wav").replace(clip)
+    return clip
+
+
+def default_demo_models():
+    from models.contract import list_models
+
+    names = {m["name"] for m in list_models() if m["error"] is None}
+    return [n for n in ("musicnn-msd", "zheng") if n in names] or None
+
+
 def main(args) -> int:
+    from rich.console import Console
+
+    if args.frontend:
+        return main_frontend(args)
+    from engine.io.file import FileSource
+    from engine.io.sinks import summary
+    from engine.run import build_engine
+
+    con = Console()
+    try:
+        clip = demo_clip(con)
+    except Exception as e:  # no FluidSynth or soundfont: still show the engine
+        con.print(f"[yellow]cannot render the demo clip ({e}); using the built-in test signal[/]")
+        clip = None
+    if clip is not None:
+        src = FileSource(clip, block=512)
+        blocks, sr = src.blocks(), src.sample_rate
+        what = f"{clip} ({' then '.join(DEMO_GENRES)}, {src.seconds:.0f} s)"
+    else:
+        sig = test_signal(12.0, 48000)
+        blocks, sr, what = (sig[i : i + 512] for i in range(0, sig.shape[0], 512)), 48000, "built-in test signal (12 s)"
+    models = args.model or default_demo_models()
+    engine = build_engine(sr, models, 5.0, 0.5)
+    con.print(f"[bold]genredream demo[/]: {what} -> models {', '.join(engine.models)}; {'as fast as possible' if args.fast else 'real-time pace'}")
+    if args.no_view:
+        engine.run_blocks(blocks, realtime=not args.fast)
+    else:
+        from engine.io.view import LiveView
+
+        with LiveView(engine):
+            engine.run_blocks(blocks, realtime=not args.fast)
+    for line in summary(engine):
+        con.print(line)
+    return 0 if engine.counters["results"] else 1
+
+
+def main_frontend(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
