@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["add_arguments", "main", "build_engine"]
+__all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS"]
+
+#: Callables run on every engine build_engine makes (the OSC bridge attaches itself this way
+#: to the engine a device or file run builds).
+ENGINE_HOOKS = []
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -26,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser):
         "  genredream run --input song.wav --realtime --loop    # rehearse: real-time pace, looped\n"
         "  genredream run --device 'JACK' --model musicnn-msd   # live from an audio interface or JACK\n"
         "  genredream run --input song.wav --no-view --jsonl -  # JSON lines on stdout, for scripts\n"
+        "  genredream run --osc-port 9137 --osc-reply 127.0.0.1:9138  # audio in over OSC (Max, Pd), scores back\n"
         "\n"
         "`genredream devices` lists the audio devices; `genredream models` the models."
     )
@@ -47,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1: keeps a core for audio)")
     p.add_argument("--dream", nargs="?", const="all", metavar="LAYER", help="dream while running (not built yet in this version)")
+    from bridge.cli import add_osc_arguments
+
+    add_osc_arguments(p)
 
 
 def build_engine(sample_rate, model_names, window, hop, threads=1):
@@ -57,6 +65,8 @@ def build_engine(sample_rate, model_names, window, hop, threads=1):
     engine = Engine(sample_rate, window=window, hop=hop, torch_threads=threads)
     for m in model_names or [str(default_model())]:
         engine.load_model(m)
+    for hook in ENGINE_HOOKS:
+        hook(engine)
     return engine
 
 
@@ -75,7 +85,17 @@ def main(args) -> int:
     if args.loop and not args.duration and not args.realtime:
         err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
         return 2
-    jsonl = None
+    jsonl = osc = None
+    if getattr(args, "osc_port", None) is not None:
+        from bridge.cli import OscAttachment, run_osc
+
+        if args.input is None and args.device is None:
+            try:
+                return run_osc(args, err)  # audio in over OSC
+            except (ModelLoadError, ModelFileError, ValueError) as e:
+                err.print(f"[red]genredream run:[/] {e}")
+                return 2
+        osc = OscAttachment(args, err)  # control, scores and dreamed audio over OSC
     try:
         if args.device is not None or args.input is None:
             try:
@@ -107,6 +127,8 @@ def main(args) -> int:
     finally:
         if jsonl:
             jsonl.close()
+        if osc:
+            osc.close()
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine):
         out.print(line)

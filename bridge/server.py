@@ -1,0 +1,696 @@
+"""The OSC bridge: a UDP server feeding an :class:`engine.runtime.Engine`.
+
+Threads (none of them is the engine's audio path):
+
+* **receive** (:meth:`OscBridge._recv_loop`): one thread owns the socket and
+  reads with ``recvfrom(65536)``, so a datagram larger than
+  :data:`bridge.protocol.MAX_DATAGRAM` is seen whole and rejected, never
+  silently truncated. Every datagram is scanned strictly, then parsed with
+  python-osc (:func:`bridge.protocol.decode`); bundles are unpacked at once,
+  whatever their time tag (never a sleep). Audio packets go through the
+  jitter buffer (:class:`bridge.jitter.JitterBuffer`), are averaged to mono,
+  resampled to the engine's rate (:class:`engine.resample.StreamingResampler`)
+  and handed to :meth:`Engine.write`. Quick control messages are handled
+  here; nothing on this thread blocks except ``recvfrom`` itself (5 ms timeout,
+  so a gap in the stream is released on time even when the sender pauses).
+* **control worker**: model load/unload/list and hop changes (loading
+  validates a model: seconds), then their ack or error.
+* **audio out**: polls the dreamer's output ring (``engine.output``) and
+  sends ``/genredream/audio/out`` (blob) or ``/audio/out/f`` (floats) to each
+  subscriber that asked for audio.
+* scores are sent from the engine's inference worker (a sink): one
+  ``sendto`` per message and subscriber, no queue in between.
+
+Every datagram is counted once, as ``accepted`` or ``rejected`` (with a
+``rejected_<code>`` counter for the reason), so ``packets == accepted +
+rejected`` at every quiet moment. Errors are answered with
+``/genredream/error code message`` to the subscribers, at most
+``error_rate`` per second (the rest are counted as ``errors_suppressed``: a
+flood of garbage must not become a flood of replies).
+
+Subscribers are ``host port`` pairs. A subscriber host must be the sender's
+own address, loopback, or a host in ``allow``: the server does not send its
+replies to third parties on a stranger's request.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import math
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge import protocol as P
+from bridge.jitter import JitterBuffer
+from bridge.protocol import A, ProtocolError, as_float, as_int
+
+__all__ = ["OscBridge", "Subscriber", "DREAM_PARAMS"]
+
+#: OSC address -> keyword of ``engine.dreamer.set_params`` and the argument type.
+#: >>> CONNECT THE DREAMER HERE <<< if its parameter names differ.
+DREAM_PARAMS = {
+    A.DREAM: ("enabled", "bool"),
+    A.DREAM_LAYER: ("layer", "str_or_int"),
+    A.DREAM_TARGET: ("target", "str"),
+    A.DREAM_STEPS: ("steps", "int"),
+    A.DREAM_STEP_SIZE: ("step_size", "float"),
+    A.DREAM_MIX: ("mix", "float"),
+    A.DREAM_LATENCY: ("latency_ms", "float"),
+}
+
+_AUDIO_FORMATS = {"none": "none", "": "none", "0": "none", "b": "b", "blob": "b", "f": "f", "floats": "f", "float": "f"}
+_NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
+_MAX_SUBSCRIBERS = 32
+_SOURCE_IDLE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    host: str
+    port: int
+    audio: str = "none"  # "none", "b" (blob) or "f" (floats)
+
+    @property
+    def addr(self):
+        return (self.host, self.port)
+
+
+def _ipv4(host):
+    """An IPv4 literal (``localhost`` allowed), without DNS: the receive thread must not block."""
+    if host in ("localhost", ""):
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise ProtocolError("bad_args", f"host must be an IPv4 address such as 127.0.0.1, got {host!r}") from None
+
+
+class OscBridge:
+    """OSC in and out for an engine.
+
+    Parameters
+    ----------
+    engine : engine.runtime.Engine
+        Started (or run) by the caller; the bridge adds a sink and feeds ``write``.
+    host : str
+        Address to listen on (default loopback: listening beyond it is a choice).
+    port : int
+        UDP port (0: any free port; see :attr:`port`).
+    allow : iterable of str, optional
+        Only datagrams from these hosts are used (names resolved once, here).
+    reply : iterable of (host, port) or (host, port, audio), optional
+        Default subscribers (Max's ``[udpsend]`` cannot receive on its own port).
+    audio_in : bool
+        Accept OSC audio (False when a device or file feeds the engine).
+    jitter_depth, jitter_wait : int, float
+        See :class:`bridge.jitter.JitterBuffer`.
+    error_rate : float
+        Error replies per second at most (burst of as many).
+    out_block : int
+        Samples per audio-out packet at most (<= 1024).
+    """
+
+    def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20):
+        if not (0 <= int(port) <= 65535):
+            raise ValueError(f"port must be 0..65535, got {port}")
+        if not (1 <= out_block <= P.MAX_FRAMES):
+            raise ValueError(f"out_block must be 1..{P.MAX_FRAMES}, got {out_block}")
+        self.engine = engine
+        self.host = host
+        self.audio_in = bool(audio_in)
+        self.out_block = int(out_block)
+        self.allow = None if allow is None else {socket.gethostbyname(h) for h in allow}
+        self.counters = collections.Counter()
+        self.out_counters = collections.Counter()
+        self._out_lock = threading.Lock()
+        self.jitter = JitterBuffer(depth=jitter_depth, max_wait=jitter_wait)
+        self._subs = ()  # tuple of Subscriber, replaced whole (read by other threads without a lock)
+        for r in reply:
+            r = tuple(r)
+            self._subs += (Subscriber(_ipv4(r[0]), int(r[1]), _AUDIO_FORMATS[str(r[2]) if len(r) > 2 else "none"]),)
+        # audio in
+        self._src = None
+        self._src_time = 0.0
+        self._rs = None
+        self._last_fmt = None
+        self.f_format = (engine.sample_rate, 1)  # rate, channels of /audio/in/f
+        # error replies: a token bucket
+        self._err_rate = float(error_rate)
+        self._err_tokens = float(error_rate)
+        self._err_time = time.monotonic()
+        # socket
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf))
+        except OSError:
+            pass
+        self._sock.bind((host, int(port)))
+        self._sock.settimeout(0.005)
+        self.port = self._sock.getsockname()[1]
+        self._running = False
+        self._threads = []
+        self._work = queue.Queue()
+        self._out_cursor = None
+        self._out_seq = 0
+        self._handlers = {
+            A.AUDIO_IN: self._on_audio_in,
+            A.AUDIO_IN_F: self._on_audio_in_f,
+            A.AUDIO_IN_FORMAT: self._on_audio_format,
+            A.SUBSCRIBE: self._on_subscribe,
+            A.UNSUBSCRIBE: self._on_unsubscribe,
+            A.MODEL_LOAD: self._on_model_load,
+            A.MODEL_UNLOAD: self._on_model_unload,
+            A.MODEL_LIST: self._on_model_list,
+            A.WINDOW: self._on_window,
+            A.HOP: self._on_hop,
+            A.STATUS: self._on_status,
+            A.PING: self._on_ping,
+        }
+        for address in DREAM_PARAMS:
+            self._handlers[address] = self._on_dream
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def subscribers(self):
+        return self._subs
+
+    def start(self):
+        if self._running:
+            return self
+        self._running = True
+        self.engine.sinks.append(self._on_result)
+        self._threads = [
+            threading.Thread(target=self._recv_loop, name="genredream-osc-recv", daemon=True),
+            threading.Thread(target=self._work_loop, name="genredream-osc-control", daemon=True),
+            threading.Thread(target=self._out_loop, name="genredream-osc-audio-out", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self):
+        if not self._running:
+            return
+        self._running = False
+        self._work.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads = []
+        try:
+            self.engine.sinks.remove(self._on_result)
+        except ValueError:
+            pass
+        self._sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- receive -----------------------------------------------------------------
+
+    def _recv_loop(self):
+        sock = self._sock
+        while self._running:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                self._release_late()
+                continue
+            except OSError:
+                if not self._running:
+                    break
+                self.counters["recv_errors"] += 1  # e.g. ICMP port unreachable reported on Windows
+                continue
+            self.handle_datagram(data, addr)
+            if self.jitter.waiting:
+                self._release_late()
+
+    def handle_datagram(self, data, addr):
+        """Handle one datagram (the receive thread's work; public for tests and benchmarks)."""
+        c = self.counters
+        c["packets"] += 1
+        try:
+            if self.allow is not None and addr[0] not in self.allow:
+                raise ProtocolError("denied", f"sender {addr[0]} is not in --osc-allow")
+            if len(data) > P.MAX_DATAGRAM:
+                raise ProtocolError("oversized", f"datagram of {len(data)} bytes exceeds {P.MAX_DATAGRAM}")
+            if P.is_bundle(data):
+                when, elements = P.split_bundle(data)
+                c["bundles"] += 1
+                if when and when - _NTP_EPOCH > time.time():
+                    c["bundles_future"] += 1  # handled now: the server never sleeps on a time tag
+                msgs = [P.decode(el) for el in elements]
+            else:
+                msgs = [P.decode(data)]
+            for address, tags, args in msgs:
+                handler = self._handlers.get(address)
+                if handler is None:
+                    raise ProtocolError("unknown_address", f"unknown address {address[:200]!r} (see docs/osc.md)")
+                c["messages"] += 1
+                handler(address, tags, args, addr)
+        except ProtocolError as e:
+            c["rejected"] += 1
+            c["rejected_" + e.code] += 1
+            if e.code != "denied":
+                self._error(e.code, e.message)
+        except Exception as e:  # a bug in a handler must not stop the server
+            c["rejected"] += 1
+            c["rejected_internal"] += 1
+            self._error("internal", f"{type(e).__name__}: {e}")
+        else:
+            c["accepted"] += 1
+
+    # -- audio in ------------------------------------------------------------------
+
+    def _on_audio_in(self, address, tags, args, addr):
+        if len(args) != 4 or tags[3] != "b":
+            raise ProtocolError("bad_args", f"{address} takes seq rate channels blob (,iiib), got ,{tags}")
+        seq = as_int(args[0], "seq")
+        rate = as_int(args[1], "rate")
+        ch = as_int(args[2], "channels")
+        blob = args[3]
+        self._check_format(rate, ch)
+        if len(blob) % (4 * ch) or not blob:
+            raise ProtocolError("bad_args", f"{address}: blob of {len(blob)} bytes is not whole float32 frames of {ch} channels")
+        frames = len(blob) // (4 * ch)
+        if frames > P.MAX_FRAMES:
+            raise ProtocolError("bad_args", f"{address}: {frames} frames per packet, at most {P.MAX_FRAMES}")
+        self._audio_packet(addr, seq, rate, ch, np.frombuffer(blob, ">f4").astype(np.float32))
+
+    def _on_audio_in_f(self, address, tags, args, addr):
+        if len(args) < 2 or any(t not in "if" for t in tags):
+            raise ProtocolError("bad_args", f"{address} takes seq then samples as floats (,ff...), got ,{tags[:16]}")
+        seq = as_int(args[0], "seq")
+        rate, ch = self.f_format
+        n = len(args) - 1
+        if n % ch:
+            raise ProtocolError("bad_args", f"{address}: {n} samples are not whole frames of {ch} channels")
+        if n // ch > P.MAX_FRAMES:
+            raise ProtocolError("bad_args", f"{address}: {n // ch} frames per packet, at most {P.MAX_FRAMES}")
+        self._audio_packet(addr, seq, rate, ch, np.asarray(args[1:], dtype=np.float32))
+
+    def _on_audio_format(self, address, tags, args, addr):
+        if len(args) not in (1, 2):
+            raise ProtocolError("bad_args", f"{address} takes rate [channels]")
+        rate = as_int(args[0], "rate")
+        ch = as_int(args[1], "channels") if len(args) > 1 else 1
+        self._check_format(rate, ch)
+        self.f_format = (rate, ch)
+        self._ack(address, rate, ch)
+
+    @staticmethod
+    def _check_format(rate, ch):
+        if not (P.MIN_RATE <= rate <= P.MAX_RATE):
+            raise ProtocolError("bad_args", f"sample rate {rate} Hz is outside {P.MIN_RATE}..{P.MAX_RATE}")
+        if not (1 <= ch <= P.MAX_CHANNELS):
+            raise ProtocolError("bad_args", f"channel count {ch} is outside 1..{P.MAX_CHANNELS}")
+
+    def _audio_packet(self, addr, seq, rate, ch, samples):
+        if not self.audio_in:
+            raise ProtocolError("unavailable", "OSC audio in is off: the engine is fed by a device or a file")
+        now = time.monotonic()
+        if addr != self._src:
+            if self._src is not None and now - self._src_time < _SOURCE_IDLE_S:
+                raise ProtocolError("busy", f"audio is already coming from {self._src[0]}:{self._src[1]}; one sender at a time")
+            if self._src is not None:
+                self._apply(self.jitter.flush())
+                self._end_stream()
+                self.jitter.reset()
+                self.counters["audio_sources"] += 1
+            self._src = addr
+        self._src_time = now
+        self.counters["audio_packets"] += 1
+        self._apply(self.jitter.push(seq, (rate, ch, samples), now))
+
+    def _release_late(self):
+        if self.jitter.waiting:
+            self._apply(self.jitter.poll(time.monotonic()))
+
+    def _apply(self, events):
+        for kind, _seq, x in events:
+            if kind == "data":
+                rate, ch, samples = x
+                self._last_fmt = (rate, ch, samples.size // ch)
+                self._feed(rate, ch, samples)
+            elif kind == "gap":
+                if self._last_fmt is None:  # the first packets of a stream lost: nothing to size them by
+                    continue
+                rate, ch, frames = self._last_fmt
+                self._feed(rate, ch, np.zeros(frames * ch * x, np.float32))
+                self.counters["gap_samples"] += frames * x
+            else:  # restart
+                self._end_stream()
+
+    def _feed(self, rate, ch, samples):
+        from engine.resample import StreamingResampler
+
+        mono = samples if ch == 1 else samples.reshape(-1, ch).mean(axis=1, dtype=np.float32)
+        if self._rs is None or self._rs.in_rate != rate:
+            if self._rs is not None:
+                self._write(self._rs.flush())
+                self.counters["format_changes"] += 1
+            self._rs = StreamingResampler(rate, self.engine.sample_rate)
+        self._write(self._rs.process(mono))
+        self.counters["frames_in"] += mono.size
+
+    def _end_stream(self):
+        if self._rs is not None:
+            self._write(self._rs.flush())
+        self._rs = None
+        self._last_fmt = None
+
+    def _write(self, y):
+        if y.size:
+            self.engine.write(y)
+
+    # -- control ---------------------------------------------------------------------
+
+    def _on_subscribe(self, address, tags, args, addr):
+        if len(args) not in (2, 3) or tags[0] != "s":
+            raise ProtocolError("bad_args", f"{address} takes host port [audio: none|b|f]")
+        host = _ipv4(args[0] or addr[0])
+        port = as_int(args[1], "port")
+        if not (1 <= port <= 65535):
+            raise ProtocolError("bad_args", f"port must be 1..65535, got {port}")
+        audio = _AUDIO_FORMATS.get(str(args[2]) if len(args) > 2 else "none")
+        if audio is None:
+            raise ProtocolError("bad_args", f"audio must be none, b or f, got {args[2]!r}")
+        if host != addr[0] and not host.startswith("127.") and not (self.allow and host in self.allow):
+            raise ProtocolError("denied", f"a sender may subscribe itself, loopback or an allowed host, not {host}")
+        subs = tuple(s for s in self._subs if s.addr != (host, port))
+        if len(subs) >= _MAX_SUBSCRIBERS:
+            raise ProtocolError("full", f"{_MAX_SUBSCRIBERS} subscribers at most")
+        self._subs = subs + (Subscriber(host, port, audio),)
+        self._ack(address, host, port, audio)
+
+    def _on_unsubscribe(self, address, tags, args, addr):
+        if len(args) != 2 or tags[0] != "s":
+            raise ProtocolError("bad_args", f"{address} takes host port")
+        host, port = _ipv4(args[0] or addr[0]), as_int(args[1], "port")
+        gone = [s for s in self._subs if s.addr == (host, port)]
+        if not gone:
+            raise ProtocolError("not_found", f"{host}:{port} is not subscribed")
+        self._ack(address, host, port)
+        self._subs = tuple(s for s in self._subs if s.addr != (host, port))
+
+    def _on_model_load(self, address, tags, args, addr):
+        if len(args) not in (1, 2) or set(tags) != {"s"}:
+            raise ProtocolError("bad_args", f"{address} takes name_or_path [as_name]")
+
+        def job():
+            from engine.runtime import ModelLoadError
+
+            try:
+                name = self.engine.load_model(args[0], name=args[1] if len(args) > 1 else None)
+            except ModelLoadError as e:
+                self._control_error("model_load", str(e))
+            else:
+                self._ack(address, name)
+
+        self._work.put(job)
+
+    def _on_model_unload(self, address, tags, args, addr):
+        if len(args) != 1 or tags != "s":
+            raise ProtocolError("bad_args", f"{address} takes a model name")
+
+        def job():
+            try:
+                self.engine.unload_model(args[0])
+            except KeyError as e:
+                self._control_error("not_found", str(e.args[0]))
+            else:
+                self._ack(address, args[0])
+
+        self._work.put(job)
+
+    def _on_model_list(self, address, tags, args, addr):
+        if args:
+            raise ProtocolError("bad_args", f"{address} takes no arguments")
+
+        def job():
+            from models.contract import list_models
+
+            loaded = list(self.engine.models)
+            available = sorted({m["name"] for m in list_models() if not m["error"] and m["name"]})
+            for pkt in _chunked(A.MODEL_LIST, loaded) + _chunked(A.AVAILABLE, available):
+                self._send_all(pkt)
+            self._ack(address, len(loaded), len(available))
+
+        self._work.put(job)
+
+    def _on_window(self, address, tags, args, addr):
+        if len(args) != 1:
+            raise ProtocolError("bad_args", f"{address} takes seconds")
+        w = as_float(args[0], "window")
+        if abs(w - self.engine.window) > 1e-9:
+            raise ProtocolError(
+                "unsupported",
+                f"the window is fixed at {self.engine.window:g} s by the models' input length; restart with --window to change it",
+            )
+        self._ack(address, w)
+
+    def _on_hop(self, address, tags, args, addr):
+        if len(args) != 1:
+            raise ProtocolError("bad_args", f"{address} takes seconds")
+        hop = as_float(args[0], "hop")
+        if not (0 < hop <= self.engine.window):
+            raise ProtocolError("bad_args", f"hop must be > 0 and at most the window ({self.engine.window:g} s), got {hop:g}")
+
+        def job():
+            self._ack(address, _set_hop(self.engine, hop))
+
+        self._work.put(job)
+
+    def _on_dream(self, address, tags, args, addr):
+        key, kind = DREAM_PARAMS[address]
+        if len(args) != 1:
+            raise ProtocolError("bad_args", f"{address} takes one value")
+        v = args[0]
+        if kind == "bool":
+            v = bool(as_int(v, key))
+        elif kind == "int":
+            v = as_int(v, key)
+        elif kind == "float":
+            v = as_float(v, key)
+        elif kind == "str" and not isinstance(v, str):
+            raise ProtocolError("bad_args", f"{address} takes a string")
+        elif kind == "str_or_int" and not isinstance(v, str):
+            v = as_int(v, key)
+        dreamer = getattr(self.engine, "dreamer", None)
+        if dreamer is None:
+            # >>> CONNECT THE DREAMER HERE <<<: engine.dreamer (engine/dream.py) with set_params(**kw).
+            raise ProtocolError("unavailable", f"{address}: no dreamer in this engine (dreaming is not built or not enabled)")
+        try:
+            dreamer.set_params(**{key: v})
+        except (TypeError, ValueError, KeyError) as e:
+            raise ProtocolError("bad_args", f"{address}: {e}") from None
+        self._ack(address, v if not isinstance(v, bool) else int(v))
+
+    def _on_status(self, address, tags, args, addr):
+        pkts = self.status_packets()
+        subs = self._subs
+        for pkt in pkts:
+            self._send_all(pkt, subs)
+            if all(s.addr != addr for s in subs):
+                self._send(pkt, addr)
+
+    def _on_ping(self, address, tags, args, addr):
+        self._send(P.encode(A.PONG, *args), addr)
+
+    def _work_loop(self):
+        while True:
+            job = self._work.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception as e:
+                self._control_error("internal", f"{type(e).__name__}: {e}")
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self):
+        """The bridge's and engine's state as a dict (also sent as /genredream/status)."""
+        est = self.engine.status()
+        lat = est.get("latency_ms", {})
+        j = self.jitter.counters
+        c = self.counters
+        with self._out_lock:
+            oc = dict(self.out_counters)
+        xr = est.get("xruns", self.engine.counters.get("xruns", 0))
+        return {
+            "models": ",".join(self.engine.models),
+            "sample_rate": self.engine.sample_rate,
+            "window": float(self.engine.window),
+            "hop": float(self.engine.hop),
+            "latency_p50_ms": _num(lat.get("p50")),
+            "latency_p99_ms": _num(lat.get("p99")),
+            "packets": c["packets"],
+            "accepted": c["accepted"],
+            "rejected": c["rejected"],
+            "lost": j["lost"],
+            "reordered": j["reordered"],
+            "duplicates": j["duplicates"],
+            "late": j["late"],
+            "restarts": j["restarts"],
+            "xruns": int(xr or 0),
+            "audio_packets": c["audio_packets"],
+            "stream_s": float(est.get("stream_s", 0.0)),
+            "results": int(est.get("results", 0)),
+            "skipped_windows": int(est.get("skipped_windows", 0)),
+            "subscribers": len(self._subs),
+            "packets_out": oc.get("packets_out", 0),
+            "audio_out_packets": oc.get("audio_out_packets", 0),
+            "errors_suppressed": oc.get("errors_suppressed", 0),
+        }
+
+    def status_packets(self):
+        return P.encode_kv(A.STATUS, [], list(self.status().items()))
+
+    # -- out ---------------------------------------------------------------------------
+
+    def _count(self, key, n=1):
+        with self._out_lock:
+            self.out_counters[key] += n
+
+    def _send(self, pkt, addr):
+        try:
+            self._sock.sendto(pkt, addr)
+        except OSError:
+            self._count("send_errors")
+        else:
+            self._count("packets_out")
+
+    def _send_all(self, pkt, subs=None):
+        for s in self._subs if subs is None else subs:
+            self._send(pkt, s.addr)
+
+    def _ack(self, address, *values):
+        self._send_all(P.encode(A.ACK, address, *values))
+
+    def _error(self, code, message):
+        now = time.monotonic()
+        self._err_tokens = min(self._err_rate, self._err_tokens + (now - self._err_time) * self._err_rate)
+        self._err_time = now
+        if self._err_tokens < 1:
+            self._count("errors_suppressed")
+            return
+        self._err_tokens -= 1
+        if self._subs:
+            self._send_all(P.encode(A.ERROR, code, _clip(message)))
+
+    def _control_error(self, code, message):
+        self.counters["control_errors"] += 1
+        self._error(code, message)
+
+    def result_packets(self, res):
+        """The messages for one :class:`engine.runtime.Result`, scores first."""
+        if res.error:
+            return [P.encode(A.ERROR, "model_error", _clip(res.error))]
+        model = res.model
+        part = P.address_part(model)
+        pkts = P.encode_kv(A.SCORES, [model], list(zip(res.labels, (float(s) for s in res.scores))))
+        score = dict(zip(res.labels, res.scores))
+        for label in res.genre_labels:
+            if label in score:
+                pkts.append(P.encode(f"{A.SCORES}/{part}/{P.address_part(label)}", float(score[label])))
+        top, top_score = res.top
+        pkts.append(P.encode(A.TOP, model, top, float(top_score)))
+        hi, lo = P.split_index(res.end_index)
+        pkts.append(P.encode(A.WINDOW + "/end", model, res.seq, hi, lo, float(res.end_s), float(res.level_db), int(res.low_energy)))
+        pkts.append(P.encode(A.LATENCY, model, _num(res.latency_ms)))
+        return pkts
+
+    def _on_result(self, res):
+        subs = self._subs
+        if not subs:
+            return
+        for pkt in self.result_packets(res):
+            self._send_all(pkt, subs)
+
+    def _out_loop(self):
+        rate = self.engine.sample_rate
+        while self._running:
+            ring = getattr(self.engine, "output", None)  # the dreamer's output ring, at the input rate
+            subs = [s for s in self._subs if s.audio != "none"]
+            if ring is None or not subs:
+                self._out_cursor = None
+                time.sleep(0.005)
+                continue
+            if self._out_cursor is None:
+                self._out_cursor = ring.total_written
+            if ring.total_written <= self._out_cursor:
+                time.sleep(0.002)
+                continue
+            data, start = ring.read_since(self._out_cursor)
+            if start > self._out_cursor:
+                self._count("audio_out_overruns")
+                self._count("audio_out_samples_lost", start - self._out_cursor)
+            self._out_cursor = start + data.size
+            for i in range(0, data.size, self.out_block):
+                chunk = data[i : i + self.out_block]
+                blob = f = None
+                for s in subs:
+                    if s.audio == "b":
+                        blob = blob or P.encode(A.AUDIO_OUT, self._out_seq, rate, 1, chunk.astype(">f4").tobytes())
+                        self._send(blob, s.addr)
+                    else:
+                        f = f or P.encode_floats(A.AUDIO_OUT_F, [self._out_seq], chunk)
+                        self._send(f, s.addr)
+                self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
+                self._count("audio_out_packets")
+                self._count("audio_out_samples", chunk.size)
+
+
+def _set_hop(engine, hop):
+    """Change the engine's hop; returns the hop applied (seconds, rounded to whole samples).
+
+    Uses ``engine.set_hop`` when the runtime has one; otherwise changes the
+    scheduler's fields under the engine's lock, with the next window one new
+    hop after what has been processed.
+    """
+    if hasattr(engine, "set_hop"):
+        engine.set_hop(hop)
+        return float(engine.hop)
+    with engine._lock:
+        n = max(1, int(round(hop * engine.sample_rate)))
+        engine.hop = n / engine.sample_rate
+        engine.hop_samples = n
+        engine._next_boundary = engine._cursor + n
+    return float(engine.hop)
+
+
+def _chunked(address, names):
+    out, cur, size = [], [], len(address) + 8
+    for n in names:
+        add = len(n.encode()) + 5
+        if cur and size + add + len(cur) + 8 > P.MAX_PACKET:
+            out.append(P.encode(address, *cur))
+            cur, size = [], len(address) + 8
+        cur.append(n)
+        size += add
+    out.append(P.encode(address, *cur))
+    return out
+
+
+def _num(v):
+    """A float for Pd/Max: NaN and None (unknown) are sent as -1."""
+    if v is None:
+        return -1.0
+    v = float(v)
+    return v if math.isfinite(v) else -1.0
+
+
+def _clip(s, n=400):
+    s = str(s)
+    return s if len(s) <= n else s[: n - 3] + "..."
