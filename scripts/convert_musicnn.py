@@ -19,7 +19,10 @@ ships TensorFlow 1 checkpoints. This script
    reference, writes the test fixtures (``tests/fixtures/musicnn/``), the
    model files (``models/pretrained/musicnn-{msd,mtt}.pt``) with a report
    beside each, and the licence text;
-4. ``all``: the three in order (``--tf-python`` names the TF interpreter).
+4. ``analyse`` (project venv): the 5 s window against the mean of 3 s
+   patches, librosa 0.7's reflect padding, the extractor's float16 cast, on
+   more renders (figures in ``docs/musicnn.md`` and the reports);
+5. ``all``: the four in order (``--tf-python`` names the TF interpreter).
 
 Usage::
 
@@ -61,10 +64,10 @@ SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 # Exactly which mel the references were fed (see docs/musicnn.md, "Mel").
 MEL_SOURCE = (
-    "engine.mel.melspectrogram(y, sr=16000, n_fft=512, hop_length=512/2, n_mels=96) then engine.mel.logc_scale "
+    "engine.mel.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, n_mels=96) then engine.mel.logc_scale "
     "(float32); equal to librosa>=0.10 feature.melspectrogram defaults: center=True, pad_mode='constant', "
     "power=2, htk=False, norm='slaney', periodic Hann"
-).replace("512/2", "256")
+)
 
 
 # ---------------------------------------------------------------------------
