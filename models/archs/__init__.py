@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from torch import nn
 
-from . import doyle, geng, lidy, smith, zheng
+from . import doyle, geng, lidy, musicnn, smith, zheng
 from ._common import WINDOW_SECONDS, GenreNet, MelNet
 
 __all__ = ["ARCHS", "RECIPES", "WINDOW_SECONDS", "GenreNet", "MelNet", "build"]
@@ -48,6 +48,9 @@ ARCHS: Dict[str, Factory] = {
     "lidy3": lidy.build_lidy3,
     "smith": smith.build,
     "doyle": doyle.build,
+    # Pons & Serra 2019; the shipped files are converted from the authors'
+    # checkpoints (scripts/convert_musicnn.py); training one here is possible.
+    "musicnn": musicnn.build,
 }
 
 
@@ -92,6 +95,9 @@ RECIPES: Dict[str, Dict[str, Any]] = {
     "smith": _recipe("adam", 1e-3, 32, 30, "Smith, Sec. 2.1 and 3 (optimizer, lr, batch, epochs: ours)", val_split=0.1),
     # Doyle & Lopez Sec. 2.2: Adam, lr 0.0001. Batch 32 and 50 epochs are ours.
     "doyle": _recipe("adam", 1e-4, 32, 50, "Doyle & Lopez, Sec. 2.2 (batch, epochs: ours)"),
+    # musicnn's config.json: Adam, lr 1e-3, batch 32, weight decay 1e-5; the
+    # authors stopped early, 50 epochs is our cap.
+    "musicnn": _recipe("adam", 1e-3, 32, 50, "musicnn config.json (epochs: ours)", weight_decay=1e-5),
 }
 
 assert set(RECIPES) == set(ARCHS)
