@@ -11,7 +11,9 @@ Threads and who does what (DESIGN.md, "Data flow"):
   and at every hop boundary (every ``hop`` seconds of *stream* time) takes a
   snapshot of each model's window and queues it.
 * the **inference worker** runs the models on the snapshots and hands
-  :class:`Result` objects to the sinks. Its queue is bounded: when inference
+  :class:`Result` objects to the sinks; then, when a dreamer is attached
+  (:meth:`Engine.set_dreamer`, :mod:`engine.dream`), it dreams the hop and
+  writes :attr:`Engine.output`, the dreamed stream at the input rate. Its queue is bounded: when inference
   falls behind, the stalest window is dropped and counted in
   ``skipped_windows``, never queued without end.
 
@@ -115,6 +117,7 @@ class _Job:
     boundary: int
     level_db: float
     inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index)
+    dream: object = None  # Dreamer.snapshot() at the boundary, when a dreamer is attached
 
 
 class Engine:
@@ -171,6 +174,10 @@ class Engine:
         self.latencies = {}  # model -> deque of ms
         self.last_results = {}  # model -> Result
         self.errors = collections.deque(maxlen=100)
+        # Dreaming (engine/dream.py): the dreamed stream at the input rate,
+        # output[j] = input sample j dreamed; written by the dreamer only.
+        self.output = RingBuffer(self.window_samples + 5 * self.sample_rate)
+        self.dreamer = None
 
     # -- producer side (audio thread) ---------------------------------------
 
@@ -225,7 +232,36 @@ class Engine:
     def _prune_frontends(self):
         used = {(s.spec.sample_rate, s.spec.mel) for s in self.models.values()}
         used |= {(s.spec.sample_rate, None) for s in self.models.values()}
+        if self.dreamer is not None:  # the dreamer's waveform stream at its model rate
+            used.add((self.dreamer.sample_rate, None))
         self.frontends.detach_unused(used)
+
+    # -- dreaming (engine/dream.py) ----------------------------------------------
+
+    def set_dreamer(self, dreamer):
+        """Start dreaming with an :class:`engine.dream.Dreamer` (None stops it).
+
+        The dreamer is prepared (laid out, warmed up, timed) on the caller's
+        thread without the engine's lock, then attached under it. From the
+        next hop boundary the inference worker calls it once per job, after
+        the models, and it writes ``self.output``.
+        """
+        if dreamer is not None:
+            dreamer.prepare(self)
+        with self._lock:
+            if self.dreamer is not None:
+                self.dreamer.detach(self)
+            self.dreamer = dreamer
+            if dreamer is not None:
+                dreamer.attach(self)
+            self._prune_frontends()
+
+    def _dream(self, job):
+        try:
+            self.dreamer.process(self, job)
+        except Exception as e:  # a failing dream must not stop scoring; the output falls back to dry
+            self.counters["dream_errors"] += 1
+            self.errors.append(f"dreamer: {type(e).__name__}: {e}")
 
     # -- front-end worker --------------------------------------------------------
 
@@ -268,6 +304,8 @@ class Engine:
             else:
                 x, end = slot.rate.waveform_window(slot.spec.length)
             job.inputs[name] = (slot, x, min(end, self._cursor))
+        if self.dreamer is not None:
+            job.dream = self.dreamer.snapshot()
         self.counters["windows"] += 1
         return job
 
@@ -335,6 +373,8 @@ class Engine:
                     self.counters["sink_errors"] += 1
                     self.errors.append(f"sink {sink!r}: {type(e).__name__}: {e}")
             results.append(res)
+        if self.dreamer is not None and job.dream is not None:
+            self._dream(job)
         return results
 
     # -- running -------------------------------------------------------------------
@@ -461,4 +501,5 @@ class Engine:
             "input_overruns": self.ring.overruns,
             "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
             "latency_ms": self.latency_stats(),
+            "dream": None if self.dreamer is None else self.dreamer.status(),
         }

@@ -1,0 +1,648 @@
+"""Incremental dreaming: the audio deep dream of Geng et al. (2017), streamed.
+
+The engine calls a :class:`Dreamer` once per hop (after the classifiers, on
+the inference worker). The dreamer keeps, at the model's sample rate, a
+window whose end is the newest audio:
+
+::
+
+    |<------------------- dream window (the model's input) ------------------->|
+    |   frozen: already emitted, dreamed audio (context)   |  live: being dreamed |
+                                                           ^ emitted        newest ^
+
+Each hop it appends the new samples to the live part (as the dry signal;
+the older live samples keep their dream: a warm start), runs ``K``
+gradient steps on the live part only (:func:`engine.dream_core.ascent_step`:
+normalised steps, clipped to [-1, 1], spectrally masked by the original),
+and then emits the oldest hop. The live part is ``dream latency`` seconds
+long (from one hop to the window): every sample stays live for
+``latency / hop`` hops, so it gets ``K * latency / hop`` steps. More latency,
+more dream per sample, for the same cost per hop.
+
+No clicks: the gradient is multiplied by raised-cosine fades (30 ms) that
+fall to zero at the frozen boundary and at the newest sample, so the emitted
+audio joins the frozen audio continuously and the dry samples appended next
+hop join the live ones continuously.
+
+Output, sample-exact
+--------------------
+The dreamer writes into ``engine.output`` (a :class:`~engine.ringbuffer.RingBuffer`
+at the *input* rate) such that ``engine.output[j]`` is input sample ``j``
+dreamed: ``dry[j] + mix * dream[j]``, where ``dream`` is the change the
+dreamer made at the model rate, resampled back to the input rate (so the
+input's content above the model's Nyquist passes dry). After the job of the
+hop boundary ``B`` (input samples) ``engine.output.total_written == B - lag``
+exactly. :attr:`Dreamer.latency_samples` adds to ``lag`` one hop (until the
+next emission), one hop for the job to finish (the engine's own deadline)
+and a device block: an audio callback that plays ``engine.output[k -
+latency_samples]`` at its output sample ``k`` always finds the sample there.
+
+Default steps per hop
+---------------------
+Picked so that one hop's steps take at most half the hop (real-time factor
+0.5) on the 2-core machines, one torch thread: :data:`DEFAULT_STEPS` holds
+the figures measured with ``benchmarks/bench_dream.py`` for the shipped
+models; any other model is timed at load (a few warm-up steps) and gets
+``floor(0.5 * hop / seconds_per_step)``, between 1 and :data:`MAX_DEFAULT_STEPS`.
+musicnn accepts any input length, and a 5 s window costs 0.35-0.6 s per
+step there, more than the whole budget: it dreams in a 3 s window (its
+training patch length; 2.5 s of frozen context covers its 2.3 s receptive
+field) unless ``window`` says otherwise.
+
+Threads: :meth:`Dreamer.process` and :meth:`Dreamer.finish` run on the
+engine's inference worker (or inline for files); :meth:`Dreamer.snapshot`
+on its front-end worker; :meth:`Dreamer.set_params` on any thread (the OSC
+bridge): parameters apply at the start of the next hop.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+
+import numpy as np
+import torch
+
+from engine.dream_core import (
+    DEFAULT_DITHER,
+    DEFAULT_MASK_RANGE_DB,
+    DEFAULT_STEP_SIZE,
+    DreamError,
+    SpectralMask,
+    ascent_step,
+    load_dream_model,
+    make_objective,
+    model_input,
+)
+from engine.resample import StreamingResampler
+
+__all__ = ["Dreamer", "DreamError", "DreamWavWriter", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
+
+#: One hop's steps may take this share of the hop (the issue's budget).
+RTF_TARGET = 0.5
+#: Cap of the timed default: more steps per hop change the sound more than
+#: they add dream; raise the step size instead.
+MAX_DEFAULT_STEPS = 8
+#: Measured defaults (``benchmarks/bench_dream.py``, 2 cores, 1 torch thread,
+#: hop 0.5 s, dream latency one hop): model name -> steps per hop, and the
+#: dream window in seconds (None: the model's own window). See docs/dream.md.
+DEFAULT_STEPS = {
+    "geng": {"steps": 8, "window": None},
+    "musicnn-msd": {"steps": 1, "window": 3.0},
+    "musicnn-mtt": {"steps": 1, "window": 3.0},
+}
+#: Frozen context fed before the live part to a model that accepts any input
+#: length (musicnn), when no table entry or ``window`` says otherwise.
+VARIABLE_CONTEXT_S = 2.5
+#: Length of the fades of the gradient at both ends of the live part.
+FADE_S = 0.03
+#: A device block of slack in the reported latency (input samples).
+BLOCK_MARGIN = 1024
+#: What :meth:`Dreamer.set_params` accepts.
+PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix")
+
+
+def _resampler_lag(in_rate, out_rate, block, seconds=3.0):
+    """Most output samples a streaming resampler owes, fed in ``block``-sample blocks (measured)."""
+    if in_rate == out_rate:
+        return 0
+    r = StreamingResampler(in_rate, out_rate)
+    x = np.zeros(max(1, int(block)), np.float32)
+    n_in = n_out = 0
+    worst = 0.0
+    for _ in range(max(4, int(seconds * in_rate / x.size))):
+        n_out += r.process(x).size
+        n_in += x.size
+        worst = max(worst, n_in * out_rate / in_rate - n_out)
+    return int(math.ceil(worst))
+
+
+def _fade(n):
+    """Raised-cosine ramp 0 -> 1 of ``n`` samples (float32)."""
+    if n <= 0:
+        return np.zeros(0, np.float32)
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+
+
+class Dreamer:
+    """Streams the deep dream of one model over the engine's input.
+
+    Parameters
+    ----------
+    model : str, path or models.contract.LoadedModel
+        The model to dream with (``--dream-model``); it needs ``features()``
+        (and ``frontend()`` for mel models), checked here, at load.
+    layer : str or int
+        Layer name (or index) whose mean activation is ascended, or ``"all"``.
+    target : str, optional
+        A label to push toward (or ``away`` from) instead of a layer.
+    steps : int, optional
+        Gradient steps per hop (``K``); default: :data:`DEFAULT_STEPS` or timed.
+    step_size : float
+        RMS change of the live samples per step (full scale 1).
+    mix : float
+        0 = dry, 1 = the full dream (``dry + mix * dream``).
+    latency : float, optional
+        Dream latency in seconds: how long a sample stays live, from the
+        engine's hop (default) to the dream window.
+    window : float, optional
+        Dream window in seconds (models that take any length only); default
+        the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 2.5``.
+    mask_range : float
+        Spectral mask range in dB (0 disables it).
+    dither : float
+        RMS of the fixed noise in the model's input (never in the output).
+    seed : int
+        Seeds the dither.
+    headroom : float
+        Share of a hop a job may take to finish, in the reported latency
+        (1: the engine's own deadline).
+
+    Attributes
+    ----------
+    latency_samples : int
+        After :meth:`attach`: play ``engine.output[k - latency_samples]`` at
+        output sample ``k`` (input rate).
+    lag_samples : int
+        ``engine.ring.total_written - engine.output.total_written`` right
+        after each hop's job (exact).
+    output_sinks : list of callable(block, start_index)
+        Called with every block written to ``engine.output`` (float32 [n],
+        input rate) and its absolute index: the wav writer, OSC audio out.
+    history : deque of dict
+        One entry per hop: seq, boundary, objective, steps, the objective
+        before the first and last step, seconds, rtf, live samples.
+    counters : collections.Counter
+        ``hops``, ``steps``, ``late_samples`` (output written before the
+        dream reached it: dry), ``samples_lost`` (the model-rate ring overran).
+    """
+
+    def __init__(
+        self,
+        model,
+        layer="all",
+        target=None,
+        away=False,
+        steps=None,
+        step_size=DEFAULT_STEP_SIZE,
+        mix=1.0,
+        latency=None,
+        window=None,
+        mask_range=DEFAULT_MASK_RANGE_DB,
+        dither=DEFAULT_DITHER,
+        seed=0,
+        headroom=1.0,
+    ):
+        self.model = load_dream_model(model)
+        self.name = self.model.name
+        self.sample_rate = self.model.sample_rate
+        self.latency_s = None if latency is None else float(latency)
+        self._window_opt = None if window is None else float(window)
+        self.mask = SpectralMask(self.sample_rate, mask_range)
+        self.dither = float(dither)
+        self.seed = int(seed)
+        self.headroom = float(headroom)
+        self._plock = threading.Lock()
+        self._pending = {}
+        self._params = {"enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0}
+        self._steps_given = steps is not None
+        self._params = self._checked({"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps})
+        self.objective = self._objective_of(self._params)
+        self.output_sinks = []
+        self.history = collections.deque(maxlen=2000)
+        self.counters = collections.Counter()
+        self.step_seconds = None
+        self.steps_source = "given" if self._steps_given else None
+        self.latency_samples = None
+        self.lag_samples = None
+        self._engine_id = None
+        self._finished = False
+        self._prepared_for = None
+
+    # -- parameters (any thread) ------------------------------------------------
+
+    def _objective_of(self, p):
+        return make_objective(self.model, layer=None if p["target"] is not None else p["layer"], target=p["target"], away=p["away"])
+
+    def _checked(self, kw, base=None):
+        unknown = sorted(set(kw) - set(PARAMS))
+        if unknown:
+            raise DreamError(f"unknown dream parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
+        p = dict(self._params if base is None else base)
+        if "layer" in kw and "target" not in kw:
+            p["target"] = None  # choosing a layer leaves target mode
+            p["away"] = False
+        p.update(kw)
+        if p["target"] is None:
+            p["away"] = False
+        steps = p["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer, float)) or int(steps) != steps or not 0 <= steps <= 256:
+            raise DreamError(f"steps must be an integer from 0 to 256, got {steps!r}")
+        p["steps"] = int(steps)
+        for key, lo, hi in (("step_size", 0.0, 1.0), ("mix", 0.0, 1.0)):
+            v = p[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (lo <= float(v) <= hi):
+                raise DreamError(f"{key.replace('_', ' ')} must be a number from {lo:g} to {hi:g}, got {v!r}")
+            p[key] = float(v)
+        p["enabled"] = bool(p["enabled"])
+        p["away"] = bool(p["away"])
+        obj = self._objective_of(p)  # raises DreamError with the layers or labels
+        if obj.kind != "target":
+            p["layer"] = obj.name
+        else:
+            p["target"] = obj.name
+        return p
+
+    def set_params(self, **kw):
+        """Change dream parameters while running; they apply at the start of the next hop.
+
+        Keys: ``enabled`` (bool; off: no steps, dry output), ``layer`` (name,
+        index or ``"all"``; leaves target mode), ``target`` (label or None),
+        ``away`` (bool), ``steps`` (0-256), ``step_size`` (0-1), ``mix`` (0-1).
+        Thread-safe. Checked at once: a bad value raises :class:`DreamError`
+        (listing the layers or labels) and changes nothing.
+
+        Returns
+        -------
+        dict
+            The parameters that will apply from the next hop.
+        """
+        with self._plock:
+            base = dict(self._params)
+            base.update(self._pending)
+            p = self._checked(kw, base)
+            self._pending = p
+            if "steps" in kw:
+                self._steps_given = True
+        return dict(p)
+
+    def params(self):
+        """The parameters in force (or pending for the next hop), as a dict."""
+        with self._plock:
+            p = dict(self._params)
+            p.update(self._pending)
+        return p
+
+    def _apply_pending(self):
+        with self._plock:
+            if self._pending:
+                self._params = self._pending
+                self._pending = {}
+                self.objective = self._objective_of(self._params)
+
+    # -- setting up --------------------------------------------------------------
+
+    def _accepts_any_length(self):
+        n = int(round(3.0 * self.sample_rate))
+        if n >= self.model.n_samples:
+            return False
+        try:
+            with torch.no_grad():
+                self.model.module.features(model_input(self.model, torch.zeros(1, n)))
+        except Exception:
+            return False
+        return True
+
+    def prepare(self, engine):
+        """Lay out the windows for the engine's hop and rates, warm up and time a step.
+
+        Called by :meth:`engine.runtime.Engine.set_dreamer` outside the
+        engine's lock (it runs the model: up to a second or two for musicnn).
+
+        Raises
+        ------
+        DreamError
+            A dream latency outside [hop, dream window].
+        """
+        if abs(float(self.model.window_seconds) - engine.window) > 1e-9:
+            raise DreamError(f"{self.name}: model window {self.model.window_seconds} s differs from the engine's {engine.window} s")
+        sr, hop_s = self.sample_rate, engine.hop
+        full = self.model.n_samples
+        lat = hop_s if self.latency_s is None else self.latency_s
+        entry = DEFAULT_STEPS.get(self.name, {})
+        win_s = self._window_opt if self._window_opt is not None else entry.get("window")
+        if win_s is None and self._accepts_any_length():
+            win_s = lat + VARIABLE_CONTEXT_S
+        win = full if win_s is None else min(full, int(round(win_s * sr)))
+        if win != full and not self._accepts_any_length():
+            raise DreamError(f"{self.name} takes only its own {self.model.window_seconds} s window; drop the dream window option")
+        if not (hop_s - 1e-9 <= lat <= win / sr + 1e-9):
+            raise DreamError(
+                f"dream latency {lat:g} s must be between the hop ({hop_s:g} s) and the dream window ({win / sr:g} s)"
+            )
+        self.latency_s = lat
+        self._win_m = win
+        self._hop_m = int(round(hop_s * sr))
+        self._d_m = max(self._hop_m, int(round(lat * sr)))
+        self._keep_m = self._d_m - self._hop_m
+        self._fade_m = max(1, min(int(round(FADE_S * sr)), self._hop_m // 4))
+        self._buf_n = win + int(math.ceil((engine.window + 2.0) * sr)) + self._hop_m
+        sr_in = engine.sample_rate
+        g = math.gcd(int(sr), int(sr_in))
+        self._p, self._q = int(sr) // g, int(sr_in) // g  # model samples / input samples of one alignment period
+        self._ratio = sr / sr_in
+        # Resampling margin: what the forward resampler (64-sample blocks, the
+        # smallest a device uses) and the back resampler (a hop at a time) may owe.
+        fwd = _resampler_lag(sr_in, sr, 64) / self._ratio
+        back = _resampler_lag(sr, sr_in, self._hop_m)
+        self._resample_margin = 0 if sr == sr_in else int(math.ceil(fwd + back)) + 64
+        self.lag_samples = int(math.ceil(self._keep_m / self._ratio)) + self._resample_margin
+        self.latency_samples = self.lag_samples + engine.hop_samples + int(math.ceil(self.headroom * engine.hop_samples)) + BLOCK_MARGIN
+        self._warm_up(engine)
+        self._prepared_for = id(engine)
+
+    def _warm_up(self, engine):
+        """Run a few steps (TorchScript specialises its graph on the first calls) and time one."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(max(1, engine.torch_threads))
+        try:
+            w = self._win_m
+            gen = torch.Generator().manual_seed(0)
+            dry = 0.1 * torch.randn(w, generator=gen)
+            delta = torch.zeros(w)
+            dith = torch.zeros(w)
+            live = w - self._d_m
+            weights = torch.from_numpy(self._weights(self._d_m))
+            mask_from = max(0, live - self.mask.n_fft)
+            times = []
+            for _ in range(4):
+                t0 = time.perf_counter()
+                mw = self.mask.weights(dry[mask_from:])
+                ascent_step(self.model, self.objective, dry, delta, dith, live, weights, 1e-3, self.mask, mw, mask_from)
+                times.append(time.perf_counter() - t0)
+            self.step_seconds = float(np.median(times[1:]))
+        finally:
+            torch.set_num_threads(before)
+        if not self._steps_given:
+            entry = DEFAULT_STEPS.get(self.name)
+            if entry is not None:
+                k, self.steps_source = entry["steps"], "table"
+            else:
+                k = int(RTF_TARGET * engine.hop / max(self.step_seconds, 1e-6))
+                k, self.steps_source = max(1, min(MAX_DEFAULT_STEPS, k)), "timed"
+            with self._plock:
+                self._params["steps"] = k
+                if self._pending:
+                    self._pending["steps"] = k
+
+    def attach(self, engine):
+        """Attach to ``engine`` (called by ``Engine.set_dreamer`` under the engine's lock).
+
+        Attaches a front end at the model rate (``engine.frontends.attach(sr,
+        None)``) and fixes the clocks: model sample ``m`` is input sample
+        ``offset + m / ratio``; the dream starts at the newest model sample on
+        a common grid of both rates, so output indices stay integers.
+        """
+        if self._prepared_for != id(engine):
+            raise DreamError("Dreamer.prepare(engine) must run before attach (Engine.set_dreamer does both)")
+        if self._engine_id is not None and self._engine_id != id(engine):
+            raise DreamError("this Dreamer is attached to another engine; make a new one")
+        self._engine_id = id(engine)
+        rs, _ = engine.frontends.attach(self.sample_rate, None)
+        self._rate = rs
+        in_off = engine._cursor - rs.resampler.samples_in  # input index of model sample 0
+        m0 = (rs.ring.total_written // self._p) * self._p
+        self._m0 = m0
+        self._m_read = m0
+        self._emitted = m0
+        self._avail = m0
+        self._out_start = in_off + (m0 // self._p) * self._q  # input index of model sample m0
+        n = self._buf_n
+        self._dry = np.zeros(n, np.float32)
+        self._delta = np.zeros(n, np.float32)
+        self._dith = np.zeros(n, np.float32)
+        self._rng = np.random.default_rng(self.seed)
+        if m0 > 0:  # context: what the stream already holds, frozen and undreamed
+            lo = max(rs.ring.oldest_available, m0 - n)
+            hist, _ = rs.ring.read_since(lo, max_n=m0 - lo)
+            self._dry[n - hist.size :] = hist
+        self._back = StreamingResampler(self.sample_rate, engine.sample_rate)
+        self._b_next = self._out_start  # input index of the back resampler's next output sample
+        self._pend = np.zeros(0, np.float32)  # dream at the input rate, [b_next - len, b_next)
+        self._finished = False
+
+    def detach(self, engine):
+        """Stop writing (the engine drops the front end if nothing else uses it)."""
+        self._finished = True
+
+    # -- the engine's workers -------------------------------------------------------
+
+    def snapshot(self):
+        """At a hop boundary (front-end worker): the model-rate index the hop's audio reaches."""
+        return (self, self._rate.ring.total_written)
+
+    def process(self, engine, job):
+        """One hop (inference worker): take the new audio, K steps, emit, write ``engine.output``."""
+        tag, end_m = job.dream
+        if tag is not self or self._finished:
+            return None
+        self._apply_pending()
+        t0 = time.perf_counter()
+        p = self._params
+        self._ingest(end_m)
+        k = p["steps"] if p["enabled"] else 0
+        objs, live = self._steps(k)
+        self._emit(max(self._emitted, self._avail - self._keep_m))
+        self._write(engine, job.boundary - self.lag_samples, p)
+        dt = time.perf_counter() - t0
+        entry = {
+            "seq": job.seq,
+            "boundary": job.boundary,
+            "objective": self.objective.describe(),
+            "mode": self.objective.kind,
+            "name": self.objective.name,
+            "steps": k,
+            "objective_first": objs[0] if objs else float("nan"),
+            "objective_last": objs[-1] if objs else float("nan"),
+            "seconds": dt,
+            "rtf": dt / engine.hop,
+            "live_samples": live,
+            "mix": p["mix"],
+        }
+        self.history.append(entry)
+        self.counters["hops"] += 1
+        self.counters["steps"] += k
+        return entry
+
+    def finish(self, engine):
+        """End of a file: dream the newest samples once more, emit everything, fill ``engine.output`` to the input's end.
+
+        Afterwards ``engine.output.total_written == engine.ring.total_written``
+        (the few input samples the forward resampler still held pass dry).
+        """
+        if self._finished or self._engine_id != id(engine):
+            return
+        self._apply_pending()
+        p = self._params
+        self._ingest(self._rate.ring.total_written)
+        self._steps(p["steps"] if p["enabled"] else 0)
+        self._emit(self._avail)
+        self._take(self._back.flush())
+        self._write(engine, engine.ring.total_written, p)
+        self._finished = True
+
+    # -- inside a hop ------------------------------------------------------------------
+
+    def _ingest(self, end_m):
+        n = end_m - self._m_read
+        if n <= 0:
+            return
+        new, start = self._rate.ring.read_since(self._m_read, max_n=n)
+        if start > self._m_read:  # fell behind the model-rate ring: silence for what was lost
+            gap = start - self._m_read
+            self.counters["samples_lost"] += gap
+            new = np.concatenate([np.zeros(gap, np.float32), new])
+        self._m_read += new.size
+        for i in range(0, new.size, self._buf_n // 2):
+            self._append(new[i : i + self._buf_n // 2])
+
+    def _append(self, new):
+        n, size = new.size, self._buf_n
+        leaving = self._avail + n - size  # model samples before this index leave the buffer
+        if leaving > self._emitted:
+            self._emit(leaving)  # never happens at steady state: live stays within the window
+        for buf in (self._dry, self._delta, self._dith):
+            buf[: size - n] = buf[n:]
+        self._dry[size - n :] = new
+        self._delta[size - n :] = 0.0
+        if self.dither > 0:
+            self._dith[size - n :] = self.dither * self._rng.standard_normal(n).astype(np.float32)
+        self._avail += n
+
+    def _weights(self, n_live):
+        w = np.ones(n_live, np.float32)
+        f = min(self._fade_m, n_live // 2)
+        if f:
+            ramp = _fade(f)
+            w[:f] *= ramp
+            w[n_live - f :] *= ramp[::-1]
+        return w
+
+    def _steps(self, k):
+        live_n = min(self._avail - self._emitted, self._win_m)
+        if k <= 0 or live_n <= 1:
+            return [], max(0, live_n)
+        w = self._win_m
+        s = self._buf_n - w
+        dry = torch.from_numpy(self._dry[s:])
+        delta = torch.from_numpy(self._delta[s:])  # shares memory: steps update the buffer
+        dith = torch.from_numpy(self._dith[s:])
+        live = w - live_n
+        weights = torch.from_numpy(self._weights(live_n))
+        mask_from = max(0, live - self.mask.n_fft)
+        mw = self.mask.weights(dry[mask_from:])
+        step = self._params["step_size"]
+        objs = [ascent_step(self.model, self.objective, dry, delta, dith, live, weights, step, self.mask, mw, mask_from) for _ in range(k)]
+        return objs, live_n
+
+    def _emit(self, end):
+        n = end - self._emitted
+        if n <= 0:
+            return
+        pos = self._buf_n - (self._avail - self._emitted)
+        chunk = self._delta[pos : pos + n].copy()
+        self._emitted = end
+        self._take(self._back.process(chunk))
+
+    def _take(self, y):
+        if y.size:
+            self._pend = np.concatenate([self._pend, y.astype(np.float32, copy=False)])
+            self._b_next += y.size
+
+    def _write(self, engine, end, p):
+        out_ring = engine.output
+        o = out_ring.total_written
+        n = end - o
+        if n <= 0:
+            return
+        dry, start = engine.ring.read_since(o, max_n=n)
+        if start > o or dry.size < n:  # input already overwritten (or not there): silence
+            full = np.zeros(n, np.float32)
+            full[start - o : start - o + dry.size] = dry
+            dry = full
+        dream = np.zeros(n, np.float32)
+        p_start = self._b_next - self._pend.size
+        a, b = max(o, p_start), min(end, self._b_next)
+        if b > a:
+            dream[a - o : b - o] = self._pend[a - p_start : b - p_start]
+        late = end - max(o, self._out_start, self._b_next)
+        if late > 0:
+            self.counters["late_samples"] += late
+        mix = p["mix"] if p["enabled"] else 0.0
+        out = np.clip(dry + np.float32(mix) * dream, -1.0, 1.0).astype(np.float32)
+        out_ring.write(out)
+        keep = self._b_next - end
+        if keep < self._pend.size:
+            self._pend = self._pend[self._pend.size - max(0, keep) :]
+        for sink in self.output_sinks:
+            try:
+                sink(out, o)
+            except Exception as e:  # a full disk must not stop the dream
+                self.counters["sink_errors"] += 1
+                engine.errors.append(f"dream output sink {sink!r}: {type(e).__name__}: {e}")
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def status(self):
+        """What a view or an OSC status reply shows."""
+        h = self.history[-1] if self.history else None
+        rtfs = [e["rtf"] for e in self.history]
+        return {
+            "model": self.name,
+            "params": self.params(),
+            "objective": self.objective.describe(),
+            "latency_s": self.latency_s,
+            "latency_samples": self.latency_samples,
+            "lag_samples": self.lag_samples,
+            "steps_per_sample": None if self.latency_s is None else self.params()["steps"] * round(self._d_m / self._hop_m, 3),
+            "steps_source": self.steps_source,
+            "step_seconds_at_load": self.step_seconds,
+            "dream_window_s": None if self._prepared_for is None else self._win_m / self.sample_rate,
+            "rtf_p50": float(np.median(rtfs)) if rtfs else float("nan"),
+            "rtf_max": float(np.max(rtfs)) if rtfs else float("nan"),
+            "last": h,
+            "counters": dict(self.counters),
+        }
+
+    def summary(self):
+        """One line for the end-of-run summary."""
+        st = self.status()
+        p = st["params"]
+        return (
+            f"dream ({self.name}, {st['objective']}, {p['steps']} steps/hop [{st['steps_source']}], step {p['step_size']:g}, mix {p['mix']:g}): "
+            f"latency {st['latency_samples']} samples ({st['latency_samples'] / self._out_rate:.3f} s; dream {self.latency_s:g} s), "
+            f"hops {self.counters['hops']}, RTF p50 {st['rtf_p50']:.2f} max {st['rtf_max']:.2f}, late samples {self.counters['late_samples']}"
+        )
+
+    @property
+    def _out_rate(self):
+        return self.sample_rate / self._ratio
+
+
+class DreamWavWriter:
+    """An output sink writing the dreamed stream to a 16-bit PCM WAV at the input rate.
+
+    The file starts at the stream's sample 0 (``engine.output`` index 0), so
+    it lines up sample for sample with the input file.
+    """
+
+    def __init__(self, path, sample_rate):
+        import soundfile as sf
+
+        self.path = str(path)
+        self._f = sf.SoundFile(self.path, "w", samplerate=int(sample_rate), channels=1, subtype="PCM_16", format="WAV")
+        self.frames = 0
+
+    def __call__(self, block, start):
+        if start > self.frames:  # a gap (dreamer attached mid-run): silence
+            self._f.write(np.zeros(start - self.frames, np.float32))
+            self.frames = start
+        skip = self.frames - start
+        if skip < block.size:
+            self._f.write(block[skip:])
+            self.frames += block.size - skip
+
+    def close(self):
+        self._f.close()
