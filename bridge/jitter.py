@@ -9,6 +9,9 @@ seconds. Both rules are checked on every :meth:`JitterBuffer.push` and by
 :meth:`JitterBuffer.poll`, which the receive loop calls when the socket is
 quiet; nothing here sleeps or blocks.
 
+A new stream's first packets are held the same way (``depth`` packets or
+``max_wait``), so that even its first two packets may arrive swapped.
+
 Sequence numbers are compared modulo 2**32, so a sender's int32 counter may
 wrap. A sequence number far *behind* the next expected one (more than
 ``restart_back``) means the client restarted: the stream restarts cleanly
@@ -66,6 +69,7 @@ class JitterBuffer:
         self._pending = {}  # seq -> (item, arrival time)
         self._expected = None
         self._highest = None
+        self._starting = True  # nothing emitted yet in this stream: an earlier seq may still become its start
         self._filled = collections.deque(maxlen=4 * (max_gap + depth))
         self._filled_set = set()
 
@@ -82,6 +86,7 @@ class JitterBuffer:
         """Forget the stream (what is pending is dropped, not emitted)."""
         self._pending.clear()
         self._expected = self._highest = None
+        self._starting = True
         self._filled.clear()
         self._filled_set.clear()
 
@@ -93,6 +98,8 @@ class JitterBuffer:
         if self._expected is None:
             self._expected = self._highest = seq
         d = seq_diff(seq, self._expected)
+        if self._starting and -self.restart_back <= d < 0:
+            self._expected, d = seq, 0  # the stream's first packets arrived swapped
         if d < -self.restart_back or d > self.max_gap + self.depth:
             out += self._restart(seq)
         elif d < 0:
@@ -122,6 +129,7 @@ class JitterBuffer:
     def flush(self):
         """Emit everything pending, gaps zero-filled, as if the stream ended."""
         out = []
+        self._starting = False
         while self._pending:
             self._give_up(out)
             self._emit_ready(out)
@@ -133,6 +141,7 @@ class JitterBuffer:
         out = self.flush()
         self.counters["restarts"] += 1
         self._expected = self._highest = seq
+        self._starting = True
         self._filled.clear()
         self._filled_set.clear()
         out.append(("restart", seq, None))
@@ -162,6 +171,12 @@ class JitterBuffer:
         self._expected = nxt
 
     def _drain(self, now, out):
+        if self._starting:
+            # Hold a new stream's first packets for `depth` packets or `max_wait`,
+            # so that a swap of its very first packets is still put in order.
+            if len(self._pending) <= self.depth and now - min(t for _, t in self._pending.values()) < self.max_wait:
+                return
+            self._starting = False
         self._emit_ready(out)
         while self._pending and (
             len(self._pending) > self.depth or now - min(t for _, t in self._pending.values()) >= self.max_wait

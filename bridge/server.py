@@ -157,6 +157,7 @@ class OscBridge:
         self._running = False
         self._threads = []
         self._work = queue.Queue()
+        self._deferred = []
         self._out_cursor = None
         self._out_seq = 0
         self._handlers = {
@@ -241,7 +242,7 @@ class OscBridge:
         c["packets"] += 1
         try:
             if self.allow is not None and addr[0] not in self.allow:
-                raise ProtocolError("denied", f"sender {addr[0]} is not in --osc-allow")
+                raise ProtocolError("not_allowed", f"sender {addr[0]} is not in --osc-allow")
             if len(data) > P.MAX_DATAGRAM:
                 raise ProtocolError("oversized", f"datagram of {len(data)} bytes exceeds {P.MAX_DATAGRAM}")
             if P.is_bundle(data):
@@ -261,7 +262,7 @@ class OscBridge:
         except ProtocolError as e:
             c["rejected"] += 1
             c["rejected_" + e.code] += 1
-            if e.code != "denied":
+            if e.code != "not_allowed":  # a stranger gets no answer, and neither do the subscribers
                 self._error(e.code, e.message)
         except Exception as e:  # a bug in a handler must not stop the server
             c["rejected"] += 1
@@ -269,6 +270,10 @@ class OscBridge:
             self._error("internal", f"{type(e).__name__}: {e}")
         else:
             c["accepted"] += 1
+        if self._deferred:  # replies that report the counters, sent once this datagram is counted
+            for fn in self._deferred:
+                fn()
+            self._deferred.clear()
 
     # -- audio in ------------------------------------------------------------------
 
@@ -400,8 +405,9 @@ class OscBridge:
         gone = [s for s in self._subs if s.addr == (host, port)]
         if not gone:
             raise ProtocolError("not_found", f"{host}:{port} is not subscribed")
-        self._ack(address, host, port)
-        self._subs = tuple(s for s in self._subs if s.addr != (host, port))
+        before = self._subs
+        self._subs = tuple(s for s in before if s.addr != (host, port))
+        self._send_all(P.encode(A.ACK, address, host, port), before)  # the leaving subscriber hears it too
 
     def _on_model_load(self, address, tags, args, addr):
         if len(args) not in (1, 2) or set(tags) != {"s"}:
@@ -497,12 +503,14 @@ class OscBridge:
         self._ack(address, v if not isinstance(v, bool) else int(v))
 
     def _on_status(self, address, tags, args, addr):
-        pkts = self.status_packets()
+        self._deferred.append(lambda: self._send_status(addr))
+
+    def _send_status(self, addr):
         subs = self._subs
-        for pkt in pkts:
+        for pkt in self.status_packets():
             self._send_all(pkt, subs)
             if all(s.addr != addr for s in subs):
-                self._send(pkt, addr)
+                self._send(pkt, addr)  # the asker hears it even when it has not subscribed
 
     def _on_ping(self, address, tags, args, addr):
         self._send(P.encode(A.PONG, *args), addr)
