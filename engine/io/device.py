@@ -185,8 +185,9 @@ def resolve_device(spec, kind="input", devices=None):
     spec : None, int or str
         ``None``: the default device of that kind. An integer (or a string of
         digits): that index. Otherwise, case-insensitively: an exact device
-        name, a part of one device's name, or a host API's name or part
-        ("JACK") whose default device is then taken.
+        name, or words that must all appear in one device's name and host
+        API ("BlackHole", "CABLE Output WASAPI"), or a host API's name or
+        part ("JACK") whose default device is then taken.
     kind : {"input", "output"}
         Which channels the device must have.
 
@@ -213,15 +214,16 @@ def resolve_device(spec, kind="input", devices=None):
         low = s.lower()
         match = [d for d in devices if d["name"].lower() == low]
         if not match:
-            match = [d for d in devices if low in d["name"].lower() or low in f"{d['name']} [{d['hostapi']}]".lower()]
+            words = low.split()
+            match = [d for d in devices if all(w in f"{d['name']} {d['hostapi']}".lower() for w in words)]
             usable = [d for d in match if d[key] > 0]
             if len(usable) > 1:
                 # A host API name ("JACK"): take that API's default device.
-                api_dflt = [d for d in usable if low in d["hostapi"].lower() and d[f"hostapi_default_{kind}"]]
+                api_dflt = [d for d in usable if all(w in d["hostapi"].lower() for w in words) and d[f"hostapi_default_{kind}"]]
                 if len(api_dflt) == 1:
                     return api_dflt[0]["index"]
                 names = "\n".join(_table_lines(usable))
-                raise DeviceError(f"{spec!r} matches several {kind} devices:\n{names}\nName one of them exactly, or give its index.")
+                raise DeviceError(f"{spec!r} matches several {kind} devices:\n{names}\nAdd words of the host API (\"{spec} WASAPI\"), name one exactly, or give its index.")
             match = usable or match
         if not match:
             raise DeviceError(f"no audio device matches {spec!r}." + _no_device_help(devices))
