@@ -381,7 +381,11 @@ class DuplexRunner:
         Output sample ``k`` plays ``engine_out[k - output_delay]``: the
         head start a dreamer gets.
     engine_out : RingBuffer, optional
-        The output ring (float32 mono); one of 10 s is made if not given.
+        The output ring (float32 mono). Default: ``engine.output`` (the
+        engine's dreamed stream, indexed by input sample) if the engine has
+        one, else an empty ring of 10 s. A dreamer writes behind the input
+        clock, so dreamed audio is heard only with an ``output_delay`` of at
+        least its own latency; until then every block is the fallback.
 
     Attributes
     ----------
@@ -425,6 +429,9 @@ class DuplexRunner:
         self.when_late = when_late
         self._dry = when_late == "dry"
         self.output_delay = int(output_delay)
+        if engine_out is None:
+            # The engine's dreamed stream (output[j] = input sample j dreamed), when it has one.
+            engine_out = getattr(engine, "output", None)
         self.engine_out = engine_out if engine_out is not None else RingBuffer(10 * self.samplerate)
         self.dry_lag = 2 * self.blocksize
         # Everything the callback touches, allocated once.
