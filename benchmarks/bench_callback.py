@@ -59,6 +59,9 @@ def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
         callback_p50_us=round(st["callback_p50_s"] * 1e6, 1),
         callback_p99_us=round(st["callback_p99_s"] * 1e6, 1),
         p99_fraction=round(st["callback_p99_fraction"], 4),
+        figure_s=st["callback_p99_s"],
+        figure_label="p99 callback duration",
+        target_max_fraction=0.10,
         callbacks=st["callbacks"],
         xruns=st["xruns"],
     )

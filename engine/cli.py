@@ -29,7 +29,7 @@ class Command:
 COMMANDS = [
     Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "engine.demo", "start here"),
     Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "engine.run", "perform"),
-    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", None, "perform"),
+    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "engine.io.device", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "models.classify", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", None, "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
