@@ -100,22 +100,36 @@ VARIABLE_CONTEXT_S = 2.5
 FADE_S = 0.03
 #: A device block of slack in the reported latency (input samples).
 BLOCK_MARGIN = 1024
+#: Model samples kept at each end of a segment resampled back to the input
+#: rate in one shot (soxr HQ needs about 100; checked in tests/test_dream.py).
+BACK_EDGE = 256
 #: What :meth:`Dreamer.set_params` accepts.
 PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix")
 
 
-def _resampler_lag(in_rate, out_rate, block, seconds=3.0):
-    """Most output samples a streaming resampler owes, fed in ``block``-sample blocks (measured)."""
-    if in_rate == out_rate:
+def _forward_lag(in_rate, model_rate, hop_in, seconds=6.0, blocks=(64, 1024)):
+    """Model-rate samples the engine's streaming resampler still owes at a hop boundary (measured maximum).
+
+    soxr releases its output in internal chunks, so at a boundary the
+    model-rate stream trails the input by a varying amount; the maximum is
+    the same for any block size (checked for 64 to 4096) and repeats within
+    a few seconds.
+    """
+    if in_rate == model_rate:
         return 0
-    r = StreamingResampler(in_rate, out_rate)
-    x = np.zeros(max(1, int(block)), np.float32)
-    n_in = n_out = 0
     worst = 0.0
-    for _ in range(max(4, int(seconds * in_rate / x.size))):
-        n_out += r.process(x).size
-        n_in += x.size
-        worst = max(worst, n_in * out_rate / in_rate - n_out)
+    for block in blocks:
+        r = StreamingResampler(in_rate, model_rate)
+        x = np.zeros(block, np.float32)
+        n_in = n_out = 0
+        nb = hop_in
+        while n_in < seconds * in_rate:
+            take = min(block, nb - n_in)
+            n_out += r.process(x[:take]).size
+            n_in += take
+            if n_in == nb:
+                worst = max(worst, n_in * model_rate / in_rate - n_out)
+                nb += hop_in
     return int(math.ceil(worst))
 
 
@@ -343,12 +357,12 @@ class Dreamer:
         g = math.gcd(int(sr), int(sr_in))
         self._p, self._q = int(sr) // g, int(sr_in) // g  # model samples / input samples of one alignment period
         self._ratio = sr / sr_in
-        # Resampling margin: what the forward resampler (64-sample blocks, the
-        # smallest a device uses) and the back resampler (a hop at a time) may owe.
-        fwd = _resampler_lag(sr_in, sr, 64) / self._ratio
-        back = _resampler_lag(sr, sr_in, self._hop_m)
-        self._resample_margin = 0 if sr == sr_in else int(math.ceil(fwd + back)) + 64
-        self.lag_samples = int(math.ceil(self._keep_m / self._ratio)) + self._resample_margin
+        # Resampling margin (model samples): what the engine's streaming
+        # resampler may still owe at a boundary, plus the edge the one-shot
+        # resampling back to the input rate needs (see _dream_at_input).
+        self._passthrough = sr == sr_in
+        self._resample_margin = 0 if self._passthrough else _forward_lag(sr_in, sr, engine.hop_samples) + BACK_EDGE + 64
+        self.lag_samples = int(math.ceil((self._keep_m + self._resample_margin) / self._ratio))
         self.latency_samples = self.lag_samples + engine.hop_samples + int(math.ceil(self.headroom * engine.hop_samples)) + BLOCK_MARGIN
         self._warm_up(engine)
         self._prepared_for = id(engine)
@@ -418,9 +432,11 @@ class Dreamer:
             lo = max(rs.ring.oldest_available, m0 - n)
             hist, _ = rs.ring.read_since(lo, max_n=m0 - lo)
             self._dry[n - hist.size :] = hist
-        self._back = StreamingResampler(self.sample_rate, engine.sample_rate)
-        self._b_next = self._out_start  # input index of the back resampler's next output sample
-        self._pend = np.zeros(0, np.float32)  # dream at the input rate, [b_next - len, b_next)
+        self._in_off = in_off
+        self._in_rate = engine.sample_rate
+        self._hist = np.zeros(0, np.float32)  # emitted dream at the model rate, [h_start, emitted)
+        self._h_start = m0
+        self._final = False
         self._finished = False
 
     def detach(self, engine):
@@ -460,6 +476,9 @@ class Dreamer:
             "rtf": dt / engine.hop,
             "live_samples": live,
             "mix": p["mix"],
+            "emitted_to": self._emitted,  # model-rate index: the frozen boundary after this hop
+            "emitted_to_input": self._in_off + self._emitted * self._q / self._p,  # the same, in input samples
+            "output_to": engine.output.total_written,
         }
         self.history.append(entry)
         self.counters["hops"] += 1
@@ -479,7 +498,7 @@ class Dreamer:
         self._ingest(self._rate.ring.total_written)
         self._steps(p["steps"] if p["enabled"] else 0)
         self._emit(self._avail)
-        self._take(self._back.flush())
+        self._final = True
         self._write(engine, engine.ring.total_written, p)
         self._finished = True
 
@@ -544,12 +563,46 @@ class Dreamer:
         pos = self._buf_n - (self._avail - self._emitted)
         chunk = self._delta[pos : pos + n].copy()
         self._emitted = end
-        self._take(self._back.process(chunk))
+        self._hist = np.concatenate([self._hist, chunk])
 
-    def _take(self, y):
-        if y.size:
-            self._pend = np.concatenate([self._pend, y.astype(np.float32, copy=False)])
-            self._b_next += y.size
+    def _model_index(self, j):
+        """Model-rate time of input index ``j`` (float)."""
+        return (j - self._in_off) * self._p / self._q
+
+    def _dream_at_input(self, o, end):
+        """The emitted dream for input indices ``[o, end)`` (float32) and how many of them were not ready.
+
+        Passthrough when the rates agree. Otherwise the emitted model-rate
+        dream from a grid point (a multiple of the rates' alignment period)
+        :data:`BACK_EDGE` samples before ``o`` is resampled in one shot
+        (``soxr.resample``, HQ): on such a segment soxr's output sample ``k``
+        is input index ``grid + k`` exactly, and away from its ends (by
+        ``BACK_EDGE`` model samples) it equals streaming resampling of the
+        whole signal to about 1e-6. So the newest ``BACK_EDGE`` emitted samples
+        wait for the next hop, which the reported lag includes.
+        """
+        import soxr
+
+        n = end - o
+        out = np.zeros(n, np.float32)
+        lo = max(o, self._out_start)
+        if lo >= end or self._emitted <= self._h_start:
+            return out, 0
+        if self._passthrough:
+            m_lo, m_hi = lo - self._in_off, min(end - self._in_off, self._emitted)
+            if m_hi > m_lo:
+                out[lo - o : m_hi + self._in_off - o] = self._hist[m_lo - self._h_start : m_hi - self._h_start]
+            return out, max(0, end - (self._emitted + self._in_off))
+        p, q = self._p, self._q
+        s = max(self._h_start, int(math.floor((self._model_index(lo) - BACK_EDGE) / p)) * p)
+        seg = soxr.resample(self._hist[s - self._h_start :], self.sample_rate, self._in_rate, quality="HQ")
+        base = self._in_off + (s // p) * q
+        ready_m = self._emitted if self._final else self._emitted - BACK_EDGE
+        ready = min(base + seg.size, self._in_off + int(math.floor(ready_m * q / p)))
+        hi = min(end, ready)
+        if hi > lo:
+            out[lo - o : hi - o] = seg[lo - base : hi - base]
+        return out, max(0, end - max(lo, ready))
 
     def _write(self, engine, end, p):
         out_ring = engine.output
@@ -562,20 +615,18 @@ class Dreamer:
             full = np.zeros(n, np.float32)
             full[start - o : start - o + dry.size] = dry
             dry = full
-        dream = np.zeros(n, np.float32)
-        p_start = self._b_next - self._pend.size
-        a, b = max(o, p_start), min(end, self._b_next)
-        if b > a:
-            dream[a - o : b - o] = self._pend[a - p_start : b - p_start]
-        late = end - max(o, self._out_start, self._b_next)
+        dream, late = self._dream_at_input(o, end)
         if late > 0:
             self.counters["late_samples"] += late
         mix = p["mix"] if p["enabled"] else 0.0
         out = np.clip(dry + np.float32(mix) * dream, -1.0, 1.0).astype(np.float32)
         out_ring.write(out)
-        keep = self._b_next - end
-        if keep < self._pend.size:
-            self._pend = self._pend[self._pend.size - max(0, keep) :]
+        # Forget the model-rate dream the next write no longer needs.
+        keep_from = int(math.floor((self._model_index(end) - 2 * BACK_EDGE) / self._p)) * self._p
+        if self._h_start < keep_from <= self._emitted:  # stays on the grid
+            cut = keep_from - self._h_start
+            self._hist = self._hist[cut:]
+            self._h_start += cut
         for sink in self.output_sinks:
             try:
                 sink(out, o)

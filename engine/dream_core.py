@@ -37,9 +37,14 @@ Constraints that make the result usable
   stride-8 comb of a raw-waveform net's gradient would go. Weighting the
   STFT with a non-negative mask keeps the step an ascent direction. A silent
   window has a flat mask (no constraint). ``mask_range=0`` turns it off.
-* **Jitter** (offline): every step tiles the file with windows at a new
-  random offset (seeded), so window edges and the network's stride grid do
-  not imprint themselves on the result.
+* **Seamless tiling** (offline): a file longer than the model's window is
+  tiled with windows at 50 % overlap; each window's gradient is weighted by
+  a Hann window before the windows are added (overlap-add, which sums to a
+  constant), so window edges leave no seams. Optional **jitter** moves the
+  tiling by a random (seeded) offset each step: fewer traces of a strided
+  network's grid, but less gain of the objective measured on any one grid
+  (a geng dream is specific to its stride-512 grid: with jitter, conv3's
+  gain nearly vanishes), so it is off by default.
 * **Dither** (model input only): a fixed, seeded ``1e-4`` RMS noise is added
   to what the model sees, never to the output, so digital silence still has
   a gradient to follow (a mel front end's gradient at exact zero is zero):
@@ -372,13 +377,17 @@ def window_starts(n, w, stride):
     return starts
 
 
-def evaluate_objective(lm, wave, objective, batch=4):
-    """The objective of a signal: its mean over consecutive windows (50 % overlap, the last aligned to the end).
+def evaluate_objective(lm, wave, objective, batch=4, stride=None):
+    """The objective of a signal: its mean over windows every ``stride`` samples (the last aligned to the end).
 
     Parameters
     ----------
     wave : array, float32, shape [n]
         At the model's rate; shorter than a window: zero-padded at the end.
+    stride : int, optional
+        Samples between windows; default half a window. The engine scores a
+        window every hop: ``stride = hop * sample_rate`` measures the
+        objective as the running engine sees it.
 
     Returns
     -------
@@ -388,7 +397,7 @@ def evaluate_objective(lm, wave, objective, batch=4):
     w = lm.n_samples
     x = np.zeros(max(w, len(wave)), np.float32)
     x[: len(wave)] = wave
-    starts = window_starts(x.size, w, w // 2)
+    starts = window_starts(x.size, w, int(stride or w // 2))
     vals = []
     with torch.no_grad():
         for i in range(0, len(starts), batch):
@@ -426,7 +435,7 @@ def dream_offline(
     seed=0,
     mask_range=DEFAULT_MASK_RANGE_DB,
     dither=DEFAULT_DITHER,
-    jitter=True,
+    jitter=False,
     batch=4,
     progress=None,
 ):
@@ -447,13 +456,14 @@ def dream_offline(
     step_size : float
         RMS change per step over the signal (full scale 1).
     seed : int
-        Seeds the jitter and the dither: equal seeds give equal output.
+        Seeds the dither (and the jitter): equal seeds give equal output.
     mask_range : float
         Spectral mask range in dB (0: no mask).
     dither : float
         RMS of the fixed noise added to the model's input only.
     jitter : bool
-        A new random tiling offset every step (else the tiling is fixed).
+        A new random tiling offset every step (default: a fixed tiling; see
+        the module docstring for why).
     batch : int
         Windows per forward/backward pass (memory against speed).
     progress : callable(step, objective), optional
@@ -479,6 +489,8 @@ def dream_offline(
     delta = torch.zeros(total)
     mask = SpectralMask(lm.sample_rate, mask_range)
     mask_w = mask.weights(dry[w : w + n]) if n else None
+    # Periodic Hann: at 50 % overlap the tapers sum to 1 everywhere (overlap-add).
+    taper = torch.hann_window(w, periodic=True) if 2 * stride == w else torch.ones(w)
     result = DreamResult(dreamed=wave.copy())
     result.before = evaluate_objective(lm, wave, objective, batch) if n else float("nan")
     if n == 0:
@@ -486,22 +498,28 @@ def dream_offline(
         return result
     for k in range(int(steps)):
         r = int(rng.integers(0, stride)) if jitter else 0
-        first = w - stride + r  # covers the signal's first sample
+        # Windows whose tapers sum to one over the whole signal [w, w + n):
+        # the first one's falling half covers its start, the last one's rising half its end.
+        s = w - stride - (stride if r else 0) + r
         starts = []
-        s = first
         while True:
             starts.append(s)
-            if s + w >= w + n:
+            if s + stride >= w + n:
                 break
             s += stride
-        v = (dry + delta + dith).requires_grad_(True)
+        v = dry + delta + dith
+        grad = torch.zeros(total)
         vals = []
         for i in range(0, len(starts), batch):
-            xb = torch.stack([v[s : s + w] for s in starts[i : i + batch]])
+            sb = starts[i : i + batch]
+            xb = torch.stack([v[s : s + w] for s in sb]).requires_grad_(True)
             obj = objective(lm, xb)
-            obj.sum().backward()
+            (gb,) = torch.autograd.grad(obj.sum(), xb)
+            gb = gb * taper
+            for j, s in enumerate(sb):
+                grad[s : s + w] += gb[j]
             vals.extend(obj.detach().double().tolist())
-        g = mask.apply(v.grad[w : w + n], mask_w)
+        g = mask.apply(grad[w : w + n], mask_w)
         rms = torch.sqrt(torch.mean(g * g))
         if float(rms) > 0 and math.isfinite(float(rms)):
             with torch.no_grad():
