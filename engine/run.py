@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS"]
+__all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS", "attach_dreamer", "dream_requested"]
 
 #: Callables run on every engine build_engine makes (the OSC bridge attaches itself this way
 #: to the engine a device or file run builds).
@@ -51,7 +51,16 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--jsonl", metavar="PATH", help="write every result as a JSON line ('-' for stdout)")
     p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1: keeps a core for audio)")
-    p.add_argument("--dream", nargs="?", const="all", metavar="LAYER", help="dream while running (not built yet in this version)")
+    d = p.add_argument_group("dreaming (engine/dream.py; docs/dream.md)")
+    d.add_argument("--dream", nargs="?", const="all", default=None, metavar="LAYER|all", help="dream while running: ascend this layer's mean activation, or all layers' (the default)")
+    d.add_argument("--target", metavar="LABEL", help="dream toward this label instead of a layer (implies --dream)")
+    d.add_argument("--away", action="store_true", help="with --target: dream away from the label")
+    d.add_argument("--steps", type=int, default=None, metavar="K", help="gradient steps per hop (default: per model, so a hop's steps take <= half the hop)")
+    d.add_argument("--step-size", type=float, default=None, metavar="X", help="RMS change per step, full scale 1 (default 0.003)")
+    d.add_argument("--mix", type=float, default=1.0, metavar="M", help="0 = dry, 1 = the full dream (default 1)")
+    d.add_argument("--dream-latency", type=float, default=None, metavar="S", help="seconds a sample stays being dreamed, from one hop to the window: more latency, more steps per sample (default: one hop)")
+    d.add_argument("--dream-model", metavar="NAME_OR_PATH", help="model to dream with (default: the first --model)")
+    d.add_argument("--dream-out", metavar="FILE.wav", help="write the dreamed stream (16-bit PCM at the input rate, aligned with the input)")
     from bridge.cli import add_osc_arguments
 
     add_osc_arguments(p)
@@ -70,6 +79,48 @@ def build_engine(sample_rate, model_names, window, hop, threads=1):
     return engine
 
 
+def dream_requested(args):
+    """True when the run's options ask for dreaming (--dream, --target or --dream-out)."""
+    return any(getattr(args, k, None) for k in ("dream", "target", "dream_out"))
+
+
+def attach_dreamer(engine, args, writers=None):
+    """Start the dreamer the options describe on ``engine`` (raises DreamError, a ValueError, with the reason).
+
+    The dream model defaults to the first ``--model`` (reusing the engine's
+    loaded copy). ``--dream-out`` adds a :class:`engine.dream.DreamWavWriter`
+    to the dreamer's output sinks and to ``writers`` (close them at the end).
+    """
+    from engine.dream import Dreamer, DreamWavWriter
+    from models.classify import default_model
+    from models.contract import ModelFileError, resolve_model
+
+    name = args.dream_model or (args.model[0] if args.model else str(default_model()))
+    model = name
+    try:
+        path = resolve_model(name).resolve()
+        model = next((s.loaded for s in engine.models.values() if s.loaded.path.resolve() == path), name)
+    except (ModelFileError, OSError):
+        pass  # the Dreamer reports the unknown model with the known ones
+    dreamer = Dreamer(
+        model,
+        layer=None if args.target else (args.dream or "all"),
+        target=args.target,
+        away=args.away,
+        steps=args.steps,
+        step_size=0.003 if args.step_size is None else args.step_size,
+        mix=args.mix,
+        latency=args.dream_latency,
+    )
+    engine.set_dreamer(dreamer)
+    if args.dream_out:
+        w = DreamWavWriter(args.dream_out, engine.sample_rate)
+        dreamer.output_sinks.append(w)
+        if writers is not None:
+            writers.append(w)
+    return dreamer
+
+
 def main(args) -> int:
     from rich.console import Console
 
@@ -79,9 +130,17 @@ def main(args) -> int:
     from models.data import AudioFileError
 
     err = Console(stderr=True)
-    if args.dream:
-        err.print("[red]genredream run:[/] --dream is not built yet in this version (see `genredream --help`)")
+    if args.away and not args.target:
+        err.print("[red]genredream run:[/] --away needs --target LABEL")
         return 2
+    writers = []  # --dream-out files, closed at the end
+    dream_hook = None
+    if dream_requested(args):
+        # Every engine this run builds (file, device, OSC) dreams; first, so the OSC bridge finds the dreamer.
+        def dream_hook(engine):
+            attach_dreamer(engine, args, writers)
+
+        ENGINE_HOOKS.insert(0, dream_hook)
     if args.loop and not args.duration and not args.realtime:
         err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
         return 2
@@ -119,6 +178,8 @@ def main(args) -> int:
                 engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
         else:
             engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
+        if engine.dreamer is not None:
+            engine.dreamer.finish(engine)  # the file's end: emit what is still being dreamed
     except (AudioFileError, ModelLoadError, ModelFileError, ValueError) as e:
         err.print(f"[red]genredream run:[/] {e}")
         return 2
@@ -129,7 +190,13 @@ def main(args) -> int:
             jsonl.close()
         if osc:
             osc.close()
+        if dream_hook is not None:
+            ENGINE_HOOKS.remove(dream_hook)
+        for w in writers:
+            w.close()
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine):
         out.print(line)
+    if engine.dreamer is not None:
+        out.print(engine.dreamer.summary(), highlight=False)
     return 0 if not engine.counters["model_errors"] else 1
