@@ -313,8 +313,10 @@ class Dreamer:
         if n >= self.model.n_samples:
             return False
         try:
-            with torch.no_grad():
-                self.model.module.features(model_input(self.model, torch.zeros(1, n)))
+            with torch.no_grad():  # both: layer and target objectives must work on the shorter window
+                x = model_input(self.model, torch.zeros(1, n))
+                self.model.module.features(x)
+                self.model.module(x)
         except Exception:
             return False
         return True
@@ -499,7 +501,7 @@ class Dreamer:
         self._steps(p["steps"] if p["enabled"] else 0)
         self._emit(self._avail)
         self._final = True
-        self._write(engine, engine.ring.total_written, p)
+        self._write(engine, engine.ring.total_written, p, final=True)
         self._finished = True
 
     # -- inside a hop ------------------------------------------------------------------
@@ -604,7 +606,7 @@ class Dreamer:
             out[lo - o : hi - o] = seg[lo - base : hi - base]
         return out, max(0, end - max(lo, ready))
 
-    def _write(self, engine, end, p):
+    def _write(self, engine, end, p, final=False):
         out_ring = engine.output
         o = out_ring.total_written
         n = end - o
@@ -616,8 +618,8 @@ class Dreamer:
             full[start - o : start - o + dry.size] = dry
             dry = full
         dream, late = self._dream_at_input(o, end)
-        if late > 0:
-            self.counters["late_samples"] += late
+        if late > 0:  # at the end of a file, the few samples the resampler still held pass dry
+            self.counters["tail_dry_samples" if final else "late_samples"] += late
         mix = p["mix"] if p["enabled"] else 0.0
         out = np.clip(dry + np.float32(mix) * dream, -1.0, 1.0).astype(np.float32)
         out_ring.write(out)

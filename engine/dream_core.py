@@ -351,6 +351,7 @@ def ascent_step(lm, objective, dry, delta, dith, live, weights, step_size, mask=
     x = (dry + delta + dith).detach().requires_grad_(True)
     obj = objective(lm, x[None])[0]
     (g,) = torch.autograd.grad(obj, x)
+    obj = obj.detach()
     g = g[mask_from:]
     if mask is not None and mask_w is not None:
         g = mask.apply(g, mask_w)

@@ -1,0 +1,241 @@
+"""`genredream dream IN OUT`: deep-dream an audio file offline (Geng, Ren & Ogihara 2017).
+
+The file is decoded (mono), resampled to the model's rate, dreamed there by
+gradient ascent (:func:`engine.dream_core.dream_offline`: objective,
+normalised steps, [-1, 1], spectral mask; see that module), and the change
+the dream made is resampled back to the file's rate and added to the
+original (``--mix`` of it: the file's content above the model's Nyquist is
+kept). The result is peak-normalised to -1 dBFS, as the paper normalised
+its clips, and written as 16-bit PCM WAV at the input's sample rate, as
+long as the input. ``--plot`` writes a PNG: the mel spectrogram before and
+after, and the objective per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["add_arguments", "main", "dream_file", "PEAK_DBFS"]
+
+#: Peak level of the written file (the paper normalised each clip).
+PEAK_DBFS = -1.0
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Deep-dream an audio file: gradient ascent on a genre classifier's activations (Geng, Ren & Ogihara 2017).\n"
+        "Ascend one layer's mean activation, all layers' (the default, as in the paper), or a label's log-probability."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  genredream dream song.wav dreamed.wav                         # all layers of the default model\n"
+        "  genredream dream song.wav low.wav --model geng --layer conv1  # low layer: attack-like features\n"
+        "  genredream dream song.wav high.wav --model geng --layer conv3 # high layer: harmonic patterns\n"
+        "  genredream dream song.wav jazzier.wav --target jazz --plot    # push toward a label, with a PNG\n"
+        "  genredream dream song.wav less.wav --target rock --away --mix 0.5\n"
+        "\n"
+        "`genredream models` lists models; an unknown --layer or --target lists what the model has."
+    )
+    p.add_argument("input", metavar="IN", help="audio file (wav, flac, ogg, mp3, au)")
+    p.add_argument("output", metavar="OUT", help="where to write the dreamed audio (16-bit PCM WAV)")
+    p.add_argument("--model", default=None, help="model name or .pt path (default: musicnn-msd if installed, else the first shipped model)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--layer", default=None, metavar="NAME|all", help="layer whose mean activation to ascend, or 'all' (default all)")
+    what.add_argument("--target", default=None, metavar="LABEL", help="push toward this label instead (log-probability)")
+    p.add_argument("--away", action="store_true", help="with --target: push away from the label")
+    p.add_argument("--steps", type=int, default=20, help="gradient steps (default 20)")
+    p.add_argument("--step-size", type=float, default=None, help="RMS change per step, full scale 1 (default 0.003)")
+    p.add_argument("--mix", type=float, default=1.0, help="0 = dry, 1 = full dream (default 1)")
+    p.add_argument("--mask-range", type=float, default=None, metavar="DB", help="spectral mask range in dB, 0 = no mask (default 60)")
+    p.add_argument("--jitter", action="store_true", help="move the window tiling randomly every step (fewer grid traces, less gain)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dither (and jitter): same seed, same output (default 0)")
+    p.add_argument("--plot", nargs="?", const=True, default=None, metavar="PNG", help="write a PNG (default: OUT with .png) of the mel before/after and the objective per step")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def dream_file(
+    input_path,
+    output_path,
+    model=None,
+    layer=None,
+    target=None,
+    away=False,
+    steps=20,
+    step_size=None,
+    mix=1.0,
+    mask_range=None,
+    jitter=False,
+    seed=0,
+    plot=None,
+    progress=None,
+):
+    """Dream a file and write the result; returns a dict of what was done.
+
+    Parameters are the command's options (``model`` a name, path or
+    LoadedModel; default :func:`models.classify.default_model`). ``plot``:
+    None, True (OUT with ``.png``) or a path.
+
+    Returns
+    -------
+    dict
+        ``model``, ``objective`` (description), ``before``/``after`` (the
+        objective of the original and the dreamed signal at the model rate),
+        ``per_step``, ``sample_rate``, ``samples``, ``gain`` (the
+        normalisation gain applied), ``output``, ``plot`` (path or None).
+
+    Raises
+    ------
+    engine.dream_core.DreamError
+        Unknown layer/label, unusable model, bad numbers.
+    models.data.AudioFileError
+        Unreadable input.
+    """
+    import soundfile as sf
+    import soxr
+
+    from engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
+    from models.data import AudioFileError, load_audio
+
+    if not (0.0 <= float(mix) <= 1.0):
+        raise DreamError(f"--mix must be from 0 to 1, got {mix!r}")
+    if int(steps) != steps or steps < 0:
+        raise DreamError(f"--steps must be a non-negative integer, got {steps!r}")
+    step_size = DEFAULT_STEP_SIZE if step_size is None else float(step_size)
+    if not (math.isfinite(step_size) and 0 <= step_size <= 1):
+        raise DreamError(f"--step-size must be from 0 to 1, got {step_size!r}")
+    mask_range = DEFAULT_MASK_RANGE_DB if mask_range is None else float(mask_range)
+    if model is None:
+        from models.classify import default_model
+
+        model = default_model()
+    lm = load_dream_model(model)
+    objective = make_objective(lm, layer=layer, target=target, away=away)
+    try:
+        sr_in = int(sf.info(str(input_path)).samplerate)
+    except Exception:
+        sr_in = 44100  # not for libsndfile: the loader's fallback decodes at this rate
+    audio = load_audio(input_path, sr_in)
+    if audio.size == 0:
+        raise AudioFileError(f"{input_path}: no samples")
+    sr_m = lm.sample_rate
+    dry_m = audio if sr_m == sr_in else soxr.resample(audio, sr_in, sr_m, quality="HQ").astype(np.float32)
+    res = dream_offline(lm, dry_m, objective, steps=int(steps), step_size=step_size, seed=seed, mask_range=mask_range, jitter=jitter, progress=progress)
+    change = res.dreamed - dry_m
+    if sr_m != sr_in:
+        change = soxr.resample(change, sr_m, sr_in, quality="HQ").astype(np.float32)
+    change = _fit(change, audio.size)
+    out = audio + np.float32(mix) * change
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    gain = 10 ** (PEAK_DBFS / 20) / peak if peak > 1e-9 else 1.0
+    out = np.clip(out * gain, -1.0, 1.0).astype(np.float32)
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(output_path), out, sr_in, subtype="PCM_16", format="WAV")
+    png = None
+    if plot:
+        png = Path(output_path).with_suffix(".png") if plot is True else Path(plot)
+        _plot(png, audio, out, sr_in, res, objective, lm.name)
+    return {
+        "model": lm.name,
+        "objective": objective.describe(),
+        "before": res.before,
+        "after": res.after,
+        "per_step": res.objective_per_step,
+        "sample_rate": sr_in,
+        "samples": int(out.size),
+        "gain": gain,
+        "output": str(output_path),
+        "plot": None if png is None else str(png),
+    }
+
+
+def _fit(x, n):
+    if x.size >= n:
+        return x[:n]
+    return np.concatenate([x, np.zeros(n - x.size, np.float32)])
+
+
+def _plot(png, before, after, sr, res, objective, model_name):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from engine.mel import MelConfig, power_to_db
+
+    n_fft = int(2 ** round(math.log2(0.046 * sr)))
+    cfg = MelConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 4, n_mels=96, scaling="power")
+    mels = [power_to_db(cfg.melspectrogram(y)) for y in (before, after)]
+    lo = max(min(float(m.min()) for m in mels), max(float(m.max()) for m in mels) - 80)
+    hi = max(float(m.max()) for m in mels)
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 3, 2]})
+    extent = [0, before.size / sr, 0, cfg.n_mels]
+    for ax, m, title in zip(axes[:2], mels, ("before", "after (normalised)")):
+        im = ax.imshow(m, origin="lower", aspect="auto", extent=extent, vmin=lo, vmax=hi, cmap="magma")
+        ax.set_title(f"mel spectrogram, {title}")
+        ax.set_ylabel("mel band")
+    axes[1].set_xlabel("time (s)")
+    fig.colorbar(im, ax=axes[:2], label="dB")
+    ax = axes[2]
+    ax.plot(range(1, len(res.objective_per_step) + 1), res.objective_per_step, marker=".")
+    ax.axhline(res.before, color="grey", ls="--", lw=1, label=f"original {res.before:.4g}")
+    ax.axhline(res.after, color="C1", ls="--", lw=1, label=f"dreamed {res.after:.4g}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("objective")
+    ax.set_title(f"{model_name}: {objective.describe()}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def main(args) -> int:
+    from rich.console import Console
+
+    from engine.dream_core import DreamError
+    from models.contract import ModelFileError
+    from models.data import AudioFileError
+
+    err = Console(stderr=True)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+    def progress(k, value):
+        if not args.quiet:
+            err.print(f"step {k + 1}/{args.steps}: objective {value:.6g}", highlight=False)
+
+    try:
+        info = dream_file(
+            args.input,
+            args.output,
+            model=args.model,
+            layer=args.layer,
+            target=args.target,
+            away=args.away,
+            steps=args.steps,
+            step_size=args.step_size,
+            mix=args.mix,
+            mask_range=args.mask_range,
+            jitter=args.jitter,
+            seed=args.seed,
+            plot=args.plot,
+            progress=progress,
+        )
+    except (DreamError, AudioFileError, ModelFileError) as e:
+        err.print(f"[red]genredream dream:[/] {e}", highlight=False, soft_wrap=True)
+        return 2
+    out = Console()
+    out.print(
+        f"{info['output']}: {info['samples']} samples at {info['sample_rate']} Hz, 16-bit PCM; "
+        f"{info['model']}, {info['objective']}: {info['before']:.6g} -> {info['after']:.6g}",
+        highlight=False,
+    )
+    if info["plot"]:
+        out.print(f"plot: {info['plot']}", highlight=False)
+    return 0
