@@ -13,8 +13,8 @@ Threads and who does what (DESIGN.md, "Data flow"):
 * the **inference worker** runs the models on the snapshots and hands
   :class:`Result` objects to the sinks; then, when a dreamer is attached
   (:meth:`Engine.set_dreamer`, :mod:`engine.dream`), it dreams the hop and
-  writes :attr:`Engine.output`, the dreamed stream at the input rate. Its queue is bounded: when inference
-  falls behind, the stalest window is dropped and counted in
+  writes :attr:`Engine.output`, the dreamed stream at the input rate. Its
+  queue is bounded: when inference falls behind, the stalest window is dropped and counted in
   ``skipped_windows``, never queued without end.
 
 For a file analysed as fast as possible (:meth:`Engine.run_blocks` with
