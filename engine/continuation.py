@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-__all__ = ["Continuer", "ContinuationError", "DEFAULT_THRESHOLD_DB", "DEFAULT_HOLD_S"]
+__all__ = ["Continuer", "ContinuationError", "DEFAULT_THRESHOLD_DB", "DEFAULT_HOLD_S", "add_continue_arguments", "continue_requested", "attach_continuer"]
 
 #: Input quieter than this (dBFS, per 10 ms block) is silence.
 DEFAULT_THRESHOLD_DB = -50.0
@@ -115,6 +115,8 @@ class Continuer:
         if not (hold > 0 and math.isfinite(hold)):
             raise ContinuationError(f"hold must be a positive number of seconds, got {hold!r}")
         self.paths = found
+        #: The generators' rate (the engine keeps a front end of this rate alive while attached).
+        self.sample_rate = 10_000
         self.model_name = model
         self.fixed_genre = genre
         self.threshold_db = float(threshold_db)
@@ -144,6 +146,7 @@ class Continuer:
                 self.gens[g] = validate_generator(p)
         first = next(iter(self.gens.values()))
         self.gen_sr, self.C, self.P = first.sample_rate, first.context, first.predict
+        self.sample_rate = self.gen_sr
         for g, gf in self.gens.items():
             if (gf.sample_rate, gf.context, gf.predict) != (self.gen_sr, self.C, self.P):
                 raise ContinuationError(f"generator {g} ({gf.path}) has another rate or shape than {first.genre}'s")
@@ -373,3 +376,53 @@ class Continuer:
             f"({st['latency_samples'] / self.sr:.3f} s), continuations {self.counters['continuations']}, chunks {self.counters['chunks']}, "
             f"RTF p50 {st['rtf_p50']:.3f} max {st['rtf_max']:.3f}"
         )
+
+
+# ---------------------------------------------------------------------------
+# `genredream run --continue` (engine/run.py calls these)
+
+
+def add_continue_arguments(p):
+    """The ``--continue`` options of ``genredream run``."""
+    g = p.add_argument_group("continuation (engine/continuation.py; docs/generator.md)")
+    g.add_argument("--continue", dest="continue_", action="store_true", help="when the input falls silent, keep playing a continuation in the current top genre (Doyle & Lopez generators) until input returns")
+    g.add_argument("--continue-genre", metavar="GENRE", help="always continue in this genre (default: the classifier's top genre)")
+    g.add_argument("--continue-model", metavar="NAME", help="classifier whose top genre chooses the generator (default: the first loaded model with a genre that has one)")
+    g.add_argument("--continue-generators", metavar="DIR", help="folder of generator files (default: installed generators)")
+    g.add_argument("--continue-threshold", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB", help=f"input under this level (dBFS, per 10 ms) is silence (default {DEFAULT_THRESHOLD_DB:g})")
+    g.add_argument("--continue-hold", type=float, default=DEFAULT_HOLD_S, metavar="S", help=f"seconds of silence before the continuation starts (default {DEFAULT_HOLD_S:g}); adds to the output latency")
+    g.add_argument("--continue-noise", type=float, default=0.0, metavar="X", help="noise fed back while generating, relative to the seed's level (default 0)")
+    g.add_argument("--continue-out", metavar="FILE.wav", help="write the output stream (input + continuation; 16-bit PCM at the input rate, aligned with the input)")
+
+
+def continue_requested(args):
+    return bool(getattr(args, "continue_", False) or getattr(args, "continue_out", None))
+
+
+def attach_continuer(engine, args, writers=None):
+    """Start the continuation the options describe on ``engine`` (in the engine's dreamer slot).
+
+    Raises :class:`ContinuationError` (a ValueError) with the reason.
+    ``--continue-out`` adds a WAV writer to the output sinks and to ``writers``.
+    """
+    if getattr(engine, "set_dreamer", None) is None:
+        raise ContinuationError("this engine has no output hook (Engine.set_dreamer)")
+    if args.continue_model and args.continue_model not in engine.models:
+        raise ContinuationError(f"--continue-model {args.continue_model!r} is not a loaded model; loaded: {', '.join(engine.models)}")
+    c = Continuer(
+        args.continue_generators,
+        model=args.continue_model,
+        genre=args.continue_genre,
+        threshold_db=args.continue_threshold,
+        hold=args.continue_hold,
+        noise=args.continue_noise,
+    )
+    engine.set_dreamer(c)
+    if args.continue_out:
+        from engine.dream import DreamWavWriter
+
+        w = DreamWavWriter(args.continue_out, engine.sample_rate)
+        c.output_sinks.append(w)
+        if writers is not None:
+            writers.append(w)
+    return c

@@ -503,7 +503,7 @@ def train_generator(cfg: TrainGeneratorConfig) -> dict:
         per_epoch = len(train_parts) * cfg.clips_per_song
         bar = prog.task(f"training generator {cfg.genre}", cfg.epochs * per_epoch)
         prog.update(bar, start * per_epoch)
-        t0 = time.time()
+        t0 = time.time() - (history[-1]["seconds"] if history else 0.0)  # seconds count across resumes
         for epoch in range(start, cfg.epochs):
             rng = np.random.default_rng([cfg.seed, epoch])
             clips = []

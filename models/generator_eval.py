@@ -20,7 +20,7 @@ Also measured, because the paper's networks "dissolved into noise after about
 
 Writes into ``--out-dir``: ``generated.confusion.png``, ``real.confusion.png``,
 ``raw.confusion.png`` (the network's own level, as in the paper),
-``levels.png`` and ``evaluation.json``; ``--examples N`` also writes N
+``levels.png``, ``examples.png`` (spectrograms) and ``evaluation.json``; ``--examples N`` also writes N
 generated WAVs per genre.
 """
 
@@ -113,6 +113,7 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
         out_dir.mkdir(parents=True, exist_ok=True)
     rows = {"generated": ([], []), "raw": ([], []), "real": ([], [])}
     per_clip = []
+    examples_audio = []  # (genre, sr, seed, real, generated) of each genre's first song
     with _Progress(progress) as prog:
         bar = prog.task("generating and classifying", len(pairs) * songs)
         for genre in pairs:
@@ -146,6 +147,8 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
                         "flatness": [spectral_flatness(audio_k[i : i + sr // 2]) for i in range(0, n - sr // 2 + 1, sr // 2)],
                     }
                 per_clip.append(clip)
+                if k == 0:
+                    examples_audio.append((genre, sr, seed_audio, real, y))
                 if out_dir and k < examples:
                     sf.write(out_dir / f"{genre}.{k}.wav", np.concatenate([seed_audio, y]), sr, subtype="PCM_16")
                 prog.update(bar, 1, info=genre)
@@ -172,6 +175,7 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
             cm = np.asarray(res[kind]["confusion"])[np.ix_(rows_idx, rows_idx)]
             plot_confusion(cm, sub, out_dir / f"{kind}.confusion.png", f"{clf.meta['name']} on {title}: accuracy {res[kind]['accuracy']:.0%}")
         plot_levels(res, out_dir / "levels.png")
+        plot_examples(examples_audio[:4], out_dir / "examples.png")
         (out_dir / "evaluation.json").write_text(json.dumps(res, indent=1))
     return res
 
@@ -201,6 +205,31 @@ def plot_levels(res, path):
     fig.suptitle(f"{res['classifier']}: {len(res['genres'])} genres x {res['songs_per_genre']} held-out songs", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_examples(examples, path):
+    """Spectrograms of seed + real continuation next to seed + generated, one row per genre."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not examples:
+        return
+    fig, axes = plt.subplots(len(examples), 2, figsize=(8, 1.6 * len(examples) + 0.4), squeeze=False, sharex=True, sharey=True)
+    for row, (genre, sr, seed, real, gen) in enumerate(examples):
+        for col, (what, cont) in enumerate((("real", real), ("generated", gen))):
+            ax = axes[row, col]
+            x = np.concatenate([seed, cont]).astype(np.float64) + 1e-9
+            ax.specgram(x, NFFT=512, Fs=sr, noverlap=384, cmap="magma", vmin=-140, vmax=-20)
+            ax.axvline(seed.size / sr, color="w", lw=1, ls="--")
+            ax.set_title(f"{genre}: seed + {what}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("s (dashed: end of the 0.9 s seed)", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
     plt.close(fig)
 
 

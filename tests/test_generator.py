@@ -224,3 +224,38 @@ def test_continuer_follows_input_and_continues_through_silence(trained):
     assert abs(rms_db(cont) - rms_db(x[s0 - sr : s0])) < 3.0  # level matched to the seed
     assert c.latency_samples > c.lag_samples > 0.3 * sr
     assert [h["state"] for h in c.history].count("continue") >= 3
+
+
+def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
+    """Through Engine.set_dreamer, as `genredream run --continue` uses it; WAV out aligned with the input."""
+    import soundfile as sf
+
+    from engine.continuation import add_continue_arguments, attach_continuer
+    from engine.runtime import Engine
+
+    sr = 16000
+    eng = Engine(sr, window=5.0, hop=0.5)
+    p = argparse.ArgumentParser()
+    add_continue_arguments(p)
+    gdir = tmp_path / "g"
+    gdir.mkdir()
+    shutil.copy(trained[0], gdir / "classical.pt")
+    out = tmp_path / "cont.wav"
+    args = p.parse_args(["--continue", "--continue-genre", "classical", "--continue-generators", str(gdir), "--continue-out", str(out)])
+    writers = []
+    c = attach_continuer(eng, args, writers)
+    assert eng.dreamer is c
+    t = np.arange(4 * sr) / sr
+    x = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    x[2 * sr :] = 0  # the performer stops at 2 s and does not come back
+    eng.run_blocks((x[i : i + 1024] for i in range(0, x.size, 1024)), realtime=False)
+    c.finish(eng)
+    for w in writers:
+        w.close()
+    y, _ = eng.output.read_since(0)
+    assert y.size == x.size and not eng.counters["dream_errors"], list(eng.errors)
+    np.testing.assert_array_equal(y[: 2 * sr], x[: 2 * sr])
+    assert rms_db(y[2 * sr + c.fade :]) > rms_db(x[sr : 2 * sr]) - 3  # it keeps playing
+    wav, wsr = sf.read(out, dtype="float32")
+    assert wsr == sr and wav.size == x.size
+    assert "continuations 1" in c.summary()
