@@ -67,7 +67,6 @@ DREAM_PARAMS = {
 _AUDIO_FORMATS = {"none": "none", "": "none", "0": "none", "b": "b", "blob": "b", "f": "f", "floats": "f", "float": "f"}
 _NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
 _MAX_SUBSCRIBERS = 32
-_SOURCE_IDLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,10 +113,13 @@ class OscBridge:
         Error replies per second at most (burst of as many).
     out_block : int
         Samples per audio-out packet at most (<= 1024).
+    source_idle : float
+        Seconds without audio after which another sender may take over the
+        audio input (before that, its packets are refused as ``busy``).
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20):
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0):
         if not (0 <= int(port) <= 65535):
             raise ValueError(f"port must be 0..65535, got {port}")
         if not (1 <= out_block <= P.MAX_FRAMES):
@@ -138,6 +140,7 @@ class OscBridge:
         # audio in
         self._src = None
         self._src_time = 0.0
+        self.source_idle = float(source_idle)
         self._rs = None
         self._last_fmt = None
         self.f_format = (engine.sample_rate, 1)  # rate, channels of /audio/in/f
@@ -325,7 +328,7 @@ class OscBridge:
             raise ProtocolError("unavailable", "OSC audio in is off: the engine is fed by a device or a file")
         now = time.monotonic()
         if addr != self._src:
-            if self._src is not None and now - self._src_time < _SOURCE_IDLE_S:
+            if self._src is not None and now - self._src_time < self.source_idle:
                 raise ProtocolError("busy", f"audio is already coming from {self._src[0]}:{self._src[1]}; one sender at a time")
             if self._src is not None:
                 self._apply(self.jitter.flush())

@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import require_program
+from tests.conftest import require_program
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -18,7 +18,7 @@ import torch
 from bridge.client import OscClient
 from bridge.protocol import A, join_index
 from bridge.server import OscBridge
-from conftest import require_program
+from tests.conftest import require_program
 from engine.ringbuffer import RingBuffer
 from engine.runtime import Engine
 from models.archs import build
