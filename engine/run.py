@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser):
     d.add_argument("--dream-latency", type=float, default=None, metavar="S", help="seconds a sample stays being dreamed, from one hop to the window: more latency, more steps per sample (default: one hop)")
     d.add_argument("--dream-model", metavar="NAME_OR_PATH", help="model to dream with (default: the first --model)")
     d.add_argument("--dream-out", metavar="FILE.wav", help="write the dreamed stream (16-bit PCM at the input rate, aligned with the input)")
+    from engine.continuation import add_continue_arguments
+
+    add_continue_arguments(p)  # --continue: keep playing a generated continuation when the input falls silent
     from bridge.cli import add_osc_arguments
 
     add_osc_arguments(p)
@@ -135,6 +138,18 @@ def main(args) -> int:
         return 2
     writers = []  # --dream-out files, closed at the end
     dream_hook = None
+    from engine.continuation import attach_continuer, continue_requested
+
+    if continue_requested(args):
+        if dream_requested(args):
+            err.print("[red]genredream run:[/] --continue and --dream both write the output stream; choose one")
+            return 2
+
+        # The continuation takes the dreamer's slot: same output stream, finish and summary.
+        def dream_hook(engine):
+            attach_continuer(engine, args, writers)
+
+        ENGINE_HOOKS.insert(0, dream_hook)
     if dream_requested(args):
         # Every engine this run builds (file, device, OSC) dreams; first, so the OSC bridge finds the dreamer.
         def dream_hook(engine):
