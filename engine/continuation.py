@@ -124,6 +124,7 @@ class Continuer:
         self.noise = float(noise)
         self.seed = int(seed)
         self.headroom = float(headroom)
+        self.enabled = True
         self.gens = {}
         self.genre = genre
         self.output_sinks = []
@@ -134,6 +135,33 @@ class Continuer:
         self._prepared_for = None
         self._engine_id = None
         self._finished = False
+
+    # -- parameters (any thread: the OSC bridge) ----------------------------------
+
+    def set_params(self, **kw):
+        """Change ``enabled`` (bool), ``genre`` (a genre with a generator, or None for the
+        classifier's top genre), ``threshold_db`` or ``noise`` while running; they apply
+        from the next hop. Raises :class:`ContinuationError` (a ValueError) and changes
+        nothing on a bad key or value.
+        """
+        known = ("enabled", "genre", "threshold_db", "noise")
+        unknown = sorted(set(kw) - set(known))
+        if unknown:
+            raise ContinuationError(f"unknown continuation parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        if kw.get("genre") is not None and kw["genre"] not in self.paths:
+            raise ContinuationError(f"no generator for genre {kw['genre']!r}; generators: {', '.join(sorted(self.paths))}")
+        for key in ("threshold_db", "noise"):
+            if key in kw and not (isinstance(kw[key], (int, float)) and math.isfinite(kw[key]) and (key != "noise" or kw[key] >= 0)):
+                raise ContinuationError(f"{key} must be a finite number{' >= 0' if key == 'noise' else ''}, got {kw[key]!r}")
+        if "enabled" in kw:
+            self.enabled = bool(kw["enabled"])
+        if "genre" in kw:
+            self.fixed_genre = kw["genre"]
+        if "threshold_db" in kw:
+            self.threshold_db = float(kw["threshold_db"])
+        if "noise" in kw:
+            self.noise = float(kw["noise"])
+        return {"enabled": self.enabled, "genre": self.fixed_genre, "threshold_db": self.threshold_db, "noise": self.noise}
 
     # -- setting up -------------------------------------------------------------
 
@@ -235,7 +263,7 @@ class Continuer:
                     self._silent_since = a
                 s0 = self._silent_since
                 open_region = self._regions and self._regions[-1][1] is None
-                if not open_region and self._played and b - s0 >= self.hold and (not self._regions or self._regions[-1][0] != s0):
+                if not open_region and self.enabled and self._played and b - s0 >= self.hold and (not self._regions or self._regions[-1][0] != s0):
                     if self.genre is not None:
                         self._regions.append([s0, None])
                         self.counters["continuations"] += 1

@@ -259,3 +259,16 @@ def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
     wav, wsr = sf.read(out, dtype="float32")
     assert wsr == sr and wav.size == x.size
     assert "continuations 1" in c.summary()
+
+
+def test_continuer_parameters_are_checked(trained):
+    from engine.continuation import ContinuationError, Continuer
+
+    c = Continuer({"classical": str(trained[0])})
+    assert c.set_params(enabled=False, noise=0.1)["enabled"] is False
+    with pytest.raises(ContinuationError, match="no generator for genre 'jazz'"):
+        c.set_params(genre="jazz")
+    with pytest.raises(ContinuationError, match="unknown continuation parameter"):
+        c.set_params(layer="x")
+    with pytest.raises(ContinuationError, match="no generator for genre 'jazz'"):
+        Continuer({"classical": str(trained[0])}, genre="jazz")
