@@ -160,17 +160,16 @@ def main(args) -> int:
         err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
         return 2
     jsonl = osc = None
-    if getattr(args, "osc_port", None) is not None:
-        from bridge.cli import OscAttachment, run_osc
+    osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
+    if getattr(args, "osc_port", None) is not None and not osc_in:
+        from bridge.cli import OscAttachment
 
-        if args.input is None and args.device is None:
-            try:
-                return run_osc(args, err)  # audio in over OSC
-            except (ModelLoadError, ModelFileError, ValueError) as e:
-                err.print(f"[red]genredream run:[/] {e}")
-                return 2
-        osc = OscAttachment(args, err)  # control, scores and dreamed audio over OSC
+        osc = OscAttachment(args, err)  # control, scores and dreamed audio over OSC; audio from the file or device
     try:
+        if osc_in:
+            from bridge.cli import run_osc
+
+            return run_osc(args, err)  # audio in over OSC (inside the try: the finally closes --dream-out files)
         if args.device is not None or args.input is None:
             try:
                 from engine.io import device
