@@ -140,12 +140,15 @@ def run_osc(args, err):
     except KeyboardInterrupt:
         err.print("stopped")
     finally:
+        engine.stop(drain=True)  # first: the last windows' scores and dreamed audio still go out over OSC
+        time.sleep(0.05)  # the audio-out thread polls every few ms
         bridge.stop()
-        engine.stop(drain=True)
         if jsonl:
             jsonl.close()
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine):
         out.print(line)
+    if engine.dreamer is not None:
+        out.print(engine.dreamer.summary(), highlight=False)
     out.print(_summary_line(bridge))
     return 0 if not engine.counters["model_errors"] else 1

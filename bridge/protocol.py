@@ -90,7 +90,8 @@ class A:
     HOP = PREFIX + "/hop"  # seconds
     DREAM = PREFIX + "/dream"  # 0|1
     DREAM_LAYER = PREFIX + "/dream/layer"  # s|i
-    DREAM_TARGET = PREFIX + "/dream/target"  # s
+    DREAM_TARGET = PREFIX + "/dream/target"  # s ("" leaves target mode)
+    DREAM_AWAY = PREFIX + "/dream/away"  # 0|1: dream away from the target
     DREAM_STEPS = PREFIX + "/dream/steps"  # i
     DREAM_STEP_SIZE = PREFIX + "/dream/step_size"  # f
     DREAM_MIX = PREFIX + "/dream/mix"  # f 0..1

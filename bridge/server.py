@@ -52,12 +52,14 @@ from bridge.protocol import A, ProtocolError, as_float, as_int
 
 __all__ = ["OscBridge", "Subscriber", "DREAM_PARAMS"]
 
-#: OSC address -> keyword of ``engine.dreamer.set_params`` and the argument type.
-#: >>> CONNECT THE DREAMER HERE <<< if its parameter names differ.
+#: OSC address -> keyword of ``engine.dreamer.set_params`` (engine/dream.py) and the argument type.
+#: A keyword the dreamer does not list in ``engine.dream.PARAMS`` is answered ``unsupported``
+#: (today: the dream latency, fixed when the dreamer starts by ``--dream-latency``).
 DREAM_PARAMS = {
     A.DREAM: ("enabled", "bool"),
     A.DREAM_LAYER: ("layer", "str_or_int"),
-    A.DREAM_TARGET: ("target", "str"),
+    A.DREAM_TARGET: ("target", "str_or_none"),
+    A.DREAM_AWAY: ("away", "bool"),
     A.DREAM_STEPS: ("steps", "int"),
     A.DREAM_STEP_SIZE: ("step_size", "float"),
     A.DREAM_MIX: ("mix", "float"),
@@ -475,6 +477,9 @@ class OscBridge:
         if not (0 < hop <= self.engine.window):
             raise ProtocolError("bad_args", f"hop must be > 0 and at most the window ({self.engine.window:g} s), got {hop:g}")
 
+        if getattr(self.engine, "dreamer", None) is not None and not hasattr(self.engine, "set_hop"):
+            raise ProtocolError("unsupported", f"{address}: the dreamer is laid out for a {self.engine.hop:g} s hop; restart with --hop to change it")
+
         def job():
             self._ack(address, _set_hop(self.engine, hop))
 
@@ -491,19 +496,24 @@ class OscBridge:
             v = as_int(v, key)
         elif kind == "float":
             v = as_float(v, key)
-        elif kind == "str" and not isinstance(v, str):
-            raise ProtocolError("bad_args", f"{address} takes a string")
+        elif kind == "str_or_none":
+            if not isinstance(v, str):
+                raise ProtocolError("bad_args", f"{address} takes a string (empty: none)")
+            v = v or None
         elif kind == "str_or_int" and not isinstance(v, str):
             v = as_int(v, key)
         dreamer = getattr(self.engine, "dreamer", None)
         if dreamer is None:
-            # >>> CONNECT THE DREAMER HERE <<<: engine.dreamer (engine/dream.py) with set_params(**kw).
-            raise ProtocolError("unavailable", f"{address}: no dreamer in this engine (dreaming is not built or not enabled)")
+            raise ProtocolError("unavailable", f"{address}: this engine is not dreaming (start it with --dream)")
+        if key not in _dreamer_params(dreamer):
+            raise ProtocolError("unsupported", f"{address}: the dreamer cannot change {key} while running (set it at start: --dream-latency)")
         try:
-            dreamer.set_params(**{key: v})
-        except (TypeError, ValueError, KeyError) as e:
+            applied = dreamer.set_params(**{key: v})
+        except (TypeError, ValueError, KeyError) as e:  # DreamError is a ValueError, and names the layers or labels
             raise ProtocolError("bad_args", f"{address}: {e}") from None
-        self._ack(address, v if not isinstance(v, bool) else int(v))
+        if isinstance(applied, dict) and key in applied:
+            v = applied[key]  # e.g. a layer index resolved to its name
+        self._ack(address, "" if v is None else (int(v) if isinstance(v, bool) else v))
 
     def _on_status(self, address, tags, args, addr):
         self._deferred.append(lambda: self._send_status(addr))
@@ -661,6 +671,18 @@ class OscBridge:
                 self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
                 self._count("audio_out_packets")
                 self._count("audio_out_samples", chunk.size)
+
+
+def _dreamer_params(dreamer):
+    """The keywords ``dreamer.set_params`` accepts (``engine.dream.PARAMS``, or the dreamer's own ``PARAMS``)."""
+    own = getattr(dreamer, "PARAMS", None)
+    if own is not None:
+        return own
+    try:
+        from engine.dream import PARAMS
+    except ImportError:
+        return tuple(k for k, _ in DREAM_PARAMS.values())
+    return PARAMS
 
 
 def _set_hop(engine, hop):

@@ -110,30 +110,49 @@ def test_control_errors_and_unknown_addresses_are_answered(served):
     assert st_["rejected"] == 4 and st_["packets"] == st_["accepted"] + st_["rejected"]
 
 
-def test_dream_controls_reach_the_dreamer(served):
-    class FakeDreamer:
-        def __init__(self):
-            self.params = {}
-
-        def set_params(self, **kw):
-            if "mix" in kw and not 0 <= kw["mix"] <= 1:
-                raise ValueError("mix must be in 0..1")
-            self.params.update(kw)
+def test_dream_controls_reach_the_dreamer(served, geng_file):
+    """The real dreamer (engine/dream.py) on the test model: parameters, their checks, and its audio out."""
+    from engine.dream import Dreamer
 
     e = Engine(8000)
-    e.dreamer = FakeDreamer()
+    e.load_model(geng_file)
+    e.set_dreamer(Dreamer(geng_file, steps=1))
     b, c = served(e)
-    c.subscribe()
+    c.subscribe("b")
     c.wait_for(A.ACK)
-    for address, v in [(A.DREAM, 1), (A.DREAM_LAYER, "conv2"), (A.DREAM_TARGET, "a"), (A.DREAM_STEPS, 4.0),
-                       (A.DREAM_STEP_SIZE, 0.01), (A.DREAM_MIX, 0.5), (A.DREAM_LATENCY, 250.0)]:
+    for address, v, applied in [(A.DREAM, 0, 0), (A.DREAM, 1.0, 1), (A.DREAM_LAYER, 0, None), (A.DREAM_LAYER, "all", "all"),
+                                (A.DREAM_TARGET, "b", "b"), (A.DREAM_AWAY, 1, 1), (A.DREAM_TARGET, "", ""), (A.DREAM_STEPS, 2.0, 2),
+                                (A.DREAM_STEP_SIZE, 0.01, 0.01), (A.DREAM_MIX, 0.5, 0.5)]:
         c.send(address, v)
         _, args = c.wait_for(A.ACK)
         assert args[0] == address
-    assert e.dreamer.params == {"enabled": True, "layer": "conv2", "target": "a", "steps": 4, "step_size": pytest.approx(0.01),
-                                "mix": 0.5, "latency_ms": 250.0}
-    c.send(A.DREAM_MIX, 2.0)
-    assert c.wait_for(A.ERROR)[1][:1] == ["bad_args"]
+        if applied is not None:
+            assert args[1] == pytest.approx(applied), (address, args)
+        else:
+            assert isinstance(args[1], str) and args[1] != "all"  # a layer index comes back as the layer's name
+    p = e.dreamer.params()
+    assert p["steps"] == 2 and p["mix"] == 0.5 and p["target"] is None and p["step_size"] == pytest.approx(0.01)
+    for address, v, code in [(A.DREAM_MIX, 2.0, "bad_args"), (A.DREAM_LAYER, "no-such-layer", "bad_args"),
+                             (A.DREAM_TARGET, "no-such-label", "bad_args"), (A.DREAM_LATENCY, 250.0, "unsupported"),
+                             (A.HOP, 0.25, "unsupported")]:
+        c.send(address, v)
+        _, args = c.wait_for(A.ERROR)
+        assert args[0] == code, (address, args)
+    # dreamed audio comes back over OSC, as much as the dreamer wrote
+    e.start()
+    y = music(1.5, 8000)
+    for seq in range(30):
+        c.send_audio(seq, y[seq * 400 : seq * 400 + 400], 8000)
+        time.sleep(0.01)
+    deadline = time.monotonic() + 20
+    while e.output.total_written < 4000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    n = 0
+    for a, args in c.drain(0.2):
+        if a == A.AUDIO_OUT:
+            n += len(args[3]) // 4
+    assert n == e.output.total_written > 0
 
 
 def test_models_load_list_unload_over_osc(served, geng_file):
@@ -476,7 +495,7 @@ def test_dreamed_audio_goes_out_as_blob_or_floats_as_each_subscriber_asked(serve
 # -- the command ---------------------------------------------------------------------------------------
 
 
-def test_genredream_run_with_osc_port_runs_on_osc_audio(geng_file, tmp_path):
+def test_genredream_run_with_osc_port_runs_on_osc_audio_and_dreams(geng_file, tmp_path):
     with OscClient(1) as c:
         # a free port for the server: bind, read, release
         import socket
@@ -489,7 +508,8 @@ def test_genredream_run_with_osc_port_runs_on_osc_audio(geng_file, tmp_path):
         jsonl = tmp_path / "out.jsonl"
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", "--osc-port", str(port), "--samplerate", "8000", "--model", str(geng_file),
-             "--no-view", "--duration", "1.0", "--jsonl", str(jsonl), "--osc-reply", f"127.0.0.1:{c.port}"],
+             "--no-view", "--duration", "1.0", "--jsonl", str(jsonl), "--osc-reply", f"127.0.0.1:{c.port}:b",
+             "--dream", "--steps", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.getcwd(),
         )
         try:
@@ -504,8 +524,14 @@ def test_genredream_run_with_osc_port_runs_on_osc_audio(geng_file, tmp_path):
             y = music(1.0, 8000)
             for seq, i in enumerate(range(0, y.size, 400)):
                 c.send_audio(seq, y[i : i + 400], 8000)
-            _, sc = c.wait_for(A.SCORES, timeout=30)
+            try:
+                _, sc = c.wait_for(A.SCORES, timeout=30)
+            except TimeoutError:
+                proc.kill()
+                raise AssertionError("no scores; the command said: " + "".join(proc.communicate()))
             assert sc[0] == "test-geng"
+            _, audio_out = c.wait_for(A.AUDIO_OUT, timeout=30)  # the dreamer's output, as the reply asked (b)
+            assert audio_out[1:3] == [8000, 1] and len(audio_out[3]) % 4 == 0
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
