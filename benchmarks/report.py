@@ -45,7 +45,7 @@ def fmt_time(s):
     return f"{s:.3g} s"
 
 
-_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "target_max_fraction"}
+_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "target_max_fraction", "figure_png"}
 
 
 def figure(r):
@@ -151,8 +151,13 @@ def render(data, rows, fig_rel):
                     notes.append(f"- **{pair}** (`{r['name']}`): " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
     if notes:
         lines += ["", "## Measured figures", ""] + notes
+    pngs = [(r["info"].get("pair", r["name"]), r["info"]["figure_png"]) for r in rows if "figure_png" in r["info"]]
+    if fig_rel or pngs:
+        lines += ["", "## Figures", ""]
     if fig_rel:
-        lines += ["", "## Figure", "", f"![medians, genredream against its references]({fig_rel})"]
+        lines += [f"![medians, genredream against its references]({fig_rel})", ""]
+    for title, png in pngs:
+        lines += [f"**{title}**", "", f"![{title}]({png})", ""]
     lines.append("")
     return "\n".join(lines)
 
