@@ -548,7 +548,11 @@ class OscBridge:
         c = self.counters
         with self._out_lock:
             oc = dict(self.out_counters)
-        xr = est.get("xruns", self.engine.counters.get("xruns", 0))
+        # xruns: counted by the audio device's callback; a device runner publishes them on the
+        # engine (engine.counters["xruns"], or an ``xruns`` attribute/callable). OSC audio has none.
+        xr = est.get("xruns", self.engine.counters.get("xruns", 0)) or getattr(self.engine, "xruns", 0)
+        xr = xr() if callable(xr) else xr
+        dream = est.get("dream") or {}
         return {
             "models": ",".join(self.engine.models),
             "sample_rate": self.engine.sample_rate,
@@ -569,6 +573,8 @@ class OscBridge:
             "stream_s": float(est.get("stream_s", 0.0)),
             "results": int(est.get("results", 0)),
             "skipped_windows": int(est.get("skipped_windows", 0)),
+            "dream": str(dream.get("model") or ""),
+            "dream_rtf_p50": _num(dream.get("rtf_p50")),
             "subscribers": len(self._subs),
             "packets_out": oc.get("packets_out", 0),
             "audio_out_packets": oc.get("audio_out_packets", 0),
