@@ -44,10 +44,12 @@ Picked so that one hop's steps take at most half the hop (real-time factor
 the figures measured with ``benchmarks/bench_dream.py`` for the shipped
 models; any other model is timed at load (a few warm-up steps) and gets
 ``floor(0.5 * hop / seconds_per_step)``, between 1 and :data:`MAX_DEFAULT_STEPS`.
-musicnn accepts any input length, and a 5 s window costs 0.35-0.6 s per
-step there, more than the whole budget: it dreams in a 3 s window (its
-training patch length; 2.5 s of frozen context covers its 2.3 s receptive
-field) unless ``window`` says otherwise.
+musicnn accepts any input length, and one step in its 5 s window costs
+0.35-1 s, more than the whole budget (0.6 s in 3 s): it dreams in a 2 s
+window (1.5 s of frozen context before the live hop, which covers the
+63 frames, 1 s, that its widest temporal filter reaches back from a live
+frame) with one step per hop, unless ``window`` says otherwise; a longer
+dream latency gives each sample more steps.
 
 Threads: :meth:`Dreamer.process` and :meth:`Dreamer.finish` run on the
 engine's inference worker (or inline for files); :meth:`Dreamer.snapshot`
@@ -90,12 +92,12 @@ MAX_DEFAULT_STEPS = 8
 #: dream window in seconds (None: the model's own window). See docs/dream.md.
 DEFAULT_STEPS = {
     "geng": {"steps": 8, "window": None},
-    "musicnn-msd": {"steps": 1, "window": 3.0},
-    "musicnn-mtt": {"steps": 1, "window": 3.0},
+    "musicnn-msd": {"steps": 1, "window": 2.0},
+    "musicnn-mtt": {"steps": 1, "window": 2.0},
 }
 #: Frozen context fed before the live part to a model that accepts any input
 #: length (musicnn), when no table entry or ``window`` says otherwise.
-VARIABLE_CONTEXT_S = 2.5
+VARIABLE_CONTEXT_S = 1.5
 #: Length of the fades of the gradient at both ends of the live part.
 FADE_S = 0.03
 #: A device block of slack in the reported latency (input samples).
@@ -163,7 +165,7 @@ class Dreamer:
         engine's hop (default) to the dream window.
     window : float, optional
         Dream window in seconds (models that take any length only); default
-        the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 2.5``.
+        the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 1.5``.
     mask_range : float
         Spectral mask range in dB (0 disables it).
     dither : float

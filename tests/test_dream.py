@@ -267,7 +267,7 @@ def test_stream_joins_hops_without_clicks(models, sr):
     assert jump_out[near].max() <= max(jump_in.max(), jump_out[far].max())
 
 
-@pytest.mark.parametrize("layer,steps,latency", [("conv1", 4, 0.5), ("all", 4, 0.5), ("conv3", 2, 1.0), ("all", 2, 1.0)])
+@pytest.mark.parametrize("layer,steps,latency", [("conv1", 4, 0.5), ("conv3", 4, 0.5), ("all", 4, 0.5), ("conv3", 2, 1.0), ("all", 2, 1.0)])
 def test_stream_gain_per_sample_is_at_least_half_the_offline_dream(models, layer, steps, latency):
     """Same steps per sample (K x latency / hop), same step size; the objective measured on
     the windows the engine scores (one per hop)."""
