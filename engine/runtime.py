@@ -263,6 +263,17 @@ class Engine:
             self.counters["dream_errors"] += 1
             self.errors.append(f"dreamer: {type(e).__name__}: {e}")
 
+    def set_hop(self, hop):
+        """Change the hop while running; the next window ends one new hop after
+        what has been processed. Returns the hop applied (whole samples)."""
+        if not (0 < hop <= self.window):
+            raise ValueError(f"hop ({hop} s) must be > 0 and at most the window ({self.window} s)")
+        with self._lock:
+            self.hop_samples = max(1, int(round(hop * self.sample_rate)))
+            self.hop = self.hop_samples / self.sample_rate
+            self._next_boundary = self._cursor + self.hop_samples
+        return self.hop
+
     # -- front-end worker --------------------------------------------------------
 
     def pump(self):
@@ -499,6 +510,7 @@ class Engine:
             "model_errors": self.counters["model_errors"],
             "nonfinite_repaired": self.ring.nonfinite_repaired,
             "input_overruns": self.ring.overruns,
+            "xruns": self.counters["xruns"],  # published by a device runner; 0 for files and OSC
             "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
             "latency_ms": self.latency_stats(),
             "dream": None if self.dreamer is None else self.dreamer.status(),

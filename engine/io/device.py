@@ -704,6 +704,8 @@ def run_device(args, err):
         def wait():
             while True:
                 extra["xruns"] = runner.xruns
+                # Published on the engine too, for its status (OSC /status, JSON).
+                engine.counters["xruns"] = runner.xruns
                 if limit is not None and engine.ring.total_written >= limit:
                     return "duration"
                 if not runner.active:
@@ -722,7 +724,7 @@ def run_device(args, err):
     finally:
         runner.stop()
         engine.stop(drain=True)
-        extra["xruns"] = runner.xruns
+        extra["xruns"] = engine.counters["xruns"] = runner.xruns
         if jsonl:
             jsonl.close()
     if stopped_by == "stream":
