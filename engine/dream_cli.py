@@ -173,7 +173,7 @@ def _plot(png, before, after, sr, res, objective, model_name):
     mels = [power_to_db(cfg.melspectrogram(y)) for y in (before, after)]
     lo = max(min(float(m.min()) for m in mels), max(float(m.max()) for m in mels) - 80)
     hi = max(float(m.max()) for m in mels)
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 3, 2]})
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 3, 2]}, layout="constrained")
     extent = [0, before.size / sr, 0, cfg.n_mels]
     for ax, m, title in zip(axes[:2], mels, ("before", "after (normalised)")):
         im = ax.imshow(m, origin="lower", aspect="auto", extent=extent, vmin=lo, vmax=hi, cmap="magma")
@@ -182,7 +182,7 @@ def _plot(png, before, after, sr, res, objective, model_name):
     axes[1].set_xlabel("time (s)")
     fig.colorbar(im, ax=axes[:2], label="dB")
     ax = axes[2]
-    ax.plot(range(1, len(res.objective_per_step) + 1), res.objective_per_step, marker=".")
+    ax.plot(range(1, len(res.objective_per_step) + 1), res.objective_per_step, marker=".", label="at each step (its windows, file edges included)")
     ax.axhline(res.before, color="grey", ls="--", lw=1, label=f"original {res.before:.4g}")
     ax.axhline(res.after, color="C1", ls="--", lw=1, label=f"dreamed {res.after:.4g}")
     ax.set_xlabel("step")
