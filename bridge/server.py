@@ -694,13 +694,10 @@ def _dreamer_params(dreamer):
 def _set_hop(engine, hop):
     """Change the engine's hop; returns the hop applied (seconds, rounded to whole samples).
 
-    Uses ``engine.set_hop`` when the runtime has one; otherwise changes the
-    scheduler's fields under the engine's lock, with the next window one new
-    hop after what has been processed.
+    The next window ends one new hop after what has been processed.
     """
-    if hasattr(engine, "set_hop"):
-        engine.set_hop(hop)
-        return float(engine.hop)
+    engine.set_hop(hop)
+    return float(engine.hop)
     with engine._lock:
         n = max(1, int(round(hop * engine.sample_rate)))
         engine.hop = n / engine.sample_rate
