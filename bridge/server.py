@@ -698,12 +698,6 @@ def _set_hop(engine, hop):
     """
     engine.set_hop(hop)
     return float(engine.hop)
-    with engine._lock:
-        n = max(1, int(round(hop * engine.sample_rate)))
-        engine.hop = n / engine.sample_rate
-        engine.hop_samples = n
-        engine._next_boundary = engine._cursor + n
-    return float(engine.hop)
 
 
 def _chunked(address, names):
