@@ -477,7 +477,7 @@ class OscBridge:
         if not (0 < hop <= self.engine.window):
             raise ProtocolError("bad_args", f"hop must be > 0 and at most the window ({self.engine.window:g} s), got {hop:g}")
 
-        if getattr(self.engine, "dreamer", None) is not None and not hasattr(self.engine, "set_hop"):
+        if getattr(self.engine, "dreamer", None) is not None:
             raise ProtocolError("unsupported", f"{address}: the dreamer is laid out for a {self.engine.hop:g} s hop; restart with --hop to change it")
 
         def job():

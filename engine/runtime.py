@@ -268,6 +268,9 @@ class Engine:
         what has been processed. Returns the hop applied (whole samples)."""
         if not (0 < hop <= self.window):
             raise ValueError(f"hop ({hop} s) must be > 0 and at most the window ({self.window} s)")
+        if getattr(self, "dreamer", None) is not None:
+            # The dreamer lays out its window and output in hops.
+            raise RuntimeError(f"the dreamer is laid out for a {self.hop:g} s hop; stop dreaming (or restart with --hop) to change it")
         with self._lock:
             self.hop_samples = max(1, int(round(hop * self.sample_rate)))
             self.hop = self.hop_samples / self.sample_rate
