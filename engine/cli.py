@@ -31,7 +31,7 @@ COMMANDS = [
     Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "engine.run", "perform"),
     Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "engine.io.device", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "models.classify", "models"),
-    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", None, "models"),
+    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "engine.dream_cli", "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
     Command("validate", "check a model file against the genredream TorchScript contract", "models.listing", "models"),
     Command("train", "train a seed architecture on a folder-per-genre collection", "models.train", "models"),
