@@ -210,7 +210,5 @@ def main(args) -> int:
             w.close()
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine):
-        out.print(line)
-    if engine.dreamer is not None:
-        out.print(engine.dreamer.summary(), highlight=False)
+        out.print(line, highlight=False)
     return 0 if not engine.counters["model_errors"] else 1

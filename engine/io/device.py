@@ -686,6 +686,9 @@ def run_device(args, err):
             samplerate=rate,
             blocksize=args.block or 256,
             when_late=args.when_late,
+            # The dreamer writes its output that many samples behind the input
+            # clock; delaying playback by as much makes every block dreamed.
+            output_delay=engine.dreamer.latency_samples if getattr(engine, "dreamer", None) is not None else 0,
         )
         runner.open()
     except (DeviceError, ValueError) as e:

@@ -47,6 +47,8 @@ def summary(engine):
         last = engine.last_results.get(name)
         top = f"; last top genre {last.top[0]} ({last.top[1]:.0%})" if last is not None and not last.error else ""
         lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
+    if getattr(engine, "dreamer", None) is not None:
+        lines.append(engine.dreamer.summary())
     if st["nonfinite_repaired"] or st["input_overruns"]:
         lines.append(f"input repairs: {st['nonfinite_repaired']} NaN/Inf samples zeroed, {st['input_overruns']} overruns")
     return lines
