@@ -27,15 +27,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from bridge import protocol as P
 from bridge.client import OscClient
 from bridge.protocol import A
 from bridge.server import OscBridge
 from engine.runtime import Engine
-from models.archs import build
-from models.contract import save
+from tests.conftest import make_model_file
 
 SR, BLOCK = 48000, 512
 RCVBUF = 4 << 20
@@ -44,12 +42,7 @@ SEQ_OFFSET = 32  # of the seq int in "/genredream/audio/in\0...,iiib\0\0\0" + se
 
 @pytest.fixture(scope="module")
 def geng_file(tmp_path_factory):
-    torch.manual_seed(0)
-    m, meta = build("geng", ["a", "b", "c"])
-    meta["name"] = "test-geng"
-    path = tmp_path_factory.mktemp("models") / "geng.pt"
-    save(m.eval(), meta, path)
-    return path
+    return make_model_file("geng", tmp_path_factory.mktemp("models"), ["a", "b", "c"], seed=0)
 
 
 def _noise(n, seed=0):

@@ -9,6 +9,7 @@ missing install step can never hide behind a skip.
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -29,4 +30,23 @@ def require_program(program, debian_package):
     """Require an executable on PATH; returns its path."""
     path = shutil.which(program)
     require_component(program, path is not None, f"apt-get install {debian_package}")
+    return path
+
+
+def make_model_file(arch, directory, labels=("a", "b", "c"), seed=0):
+    """An untrained, contract-valid model file ``directory/<arch>.pt`` named ``test-<arch>``.
+
+    Tests of the engine, the dreamer and the bridge need a real TorchScript
+    model, not a trained one: geng (8 kHz waveform) is the cheapest.
+    """
+    import torch
+
+    from models.archs import build
+    from models.contract import save
+
+    torch.manual_seed(seed)
+    m, meta = build(arch, list(labels))
+    meta["name"] = f"test-{arch}"
+    path = Path(directory) / f"{arch}.pt"
+    save(m.eval(), meta, path)
     return path

@@ -18,6 +18,7 @@ from engine.dream_core import DreamError, dream_offline, evaluate_objective, loa
 from engine.runtime import Engine
 from models.archs import build
 from models.contract import META_NAME, save
+from tests.conftest import make_model_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 
@@ -27,13 +28,7 @@ LABELS = ["a", "b", "c"]
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("dream-models")
-    torch.manual_seed(0)
-    out = {}
-    for arch in ("geng", "zheng"):
-        m, meta = build(arch, LABELS)
-        meta["name"] = f"test-{arch}"
-        save(m.eval(), meta, d / f"{arch}.pt")
-        out[arch] = d / f"{arch}.pt"
+    out = {arch: make_model_file(arch, d, LABELS) for arch in ("geng", "zheng")}
     out["lm"] = {k: load_dream_model(out[k]) for k in ("geng", "zheng")}
     return out
 

@@ -13,16 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from bridge.client import OscClient
 from bridge.protocol import A, join_index
 from bridge.server import OscBridge
-from tests.conftest import require_program
+from tests.conftest import make_model_file, require_program
 from engine.ringbuffer import RingBuffer
 from engine.runtime import Engine
-from models.archs import build
-from models.contract import save
 
 PEERS = Path(__file__).parent / "peers"
 SR = 8000
@@ -30,12 +27,7 @@ SR = 8000
 
 @pytest.fixture(scope="module")
 def geng_file(tmp_path_factory):
-    torch.manual_seed(1)
-    m, meta = build("geng", ["blues", "jazz", "rock"])
-    meta["name"] = "test-geng"
-    path = tmp_path_factory.mktemp("models") / "geng.pt"
-    save(m.eval(), meta, path)
-    return path
+    return make_model_file("geng", tmp_path_factory.mktemp("models"), ["blues", "jazz", "rock"], seed=1)
 
 
 def free_udp_port():

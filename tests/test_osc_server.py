@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,18 +17,12 @@ from bridge.protocol import A
 from bridge.server import OscBridge
 from engine.ringbuffer import RingBuffer
 from engine.runtime import Engine
-from models.archs import build
-from models.contract import save
+from tests.conftest import make_model_file
 
 
 @pytest.fixture(scope="module")
 def geng_file(tmp_path_factory):
-    torch.manual_seed(0)
-    m, meta = build("geng", ["a", "b", "c"])
-    meta["name"] = "test-geng"
-    path = tmp_path_factory.mktemp("models") / "geng.pt"
-    save(m.eval(), meta, path)
-    return path
+    return make_model_file("geng", tmp_path_factory.mktemp("models"), ["a", "b", "c"], seed=0)
 
 
 @pytest.fixture

@@ -9,19 +9,13 @@ import torch
 from engine.runtime import Engine, ModelLoadError
 from models.archs import build
 from models.contract import save
+from tests.conftest import make_model_file
 
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    out = {}
-    for arch in ("geng", "zheng"):
-        m, meta = build(arch, ["a", "b", "c"])
-        meta["name"] = f"test-{arch}"
-        save(m.eval(), meta, d / f"{arch}.pt")
-        out[arch] = d / f"{arch}.pt"
-    return out
+    return {arch: make_model_file(arch, d) for arch in ("geng", "zheng")}
 
 
 def music(seconds, sr, seed=0):
