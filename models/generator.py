@@ -433,6 +433,34 @@ def plot_losses(history, path, title):
     plt.close(fig)
 
 
+def plot_loss_grid(reports, path):
+    """Validation and training loss of several generators (``FILE.report.json`` dicts), relative to predicting silence."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(reports)
+    cols = min(5, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 1.8 * rows + 0.4), squeeze=False)
+    for ax, r in zip(axes.flat, reports):
+        h, z = r["history"], r["valid_zero_loss"]
+        ep = [e["epoch"] for e in h]
+        ax.plot(ep, [1e3 * e["train_loss"] for e in h], lw=1, label="training")
+        ax.plot(ep, [1e3 * e["valid_loss"] for e in h], lw=1, label="validation")
+        ax.axhline(1e3 * z, color="grey", ls="--", lw=0.8, label="silence (valid)")
+        ax.set_title(f"{r['genre']}: best valid {r['best_valid_loss'] / z:.3f} x silence", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("MSE x 1000 (context RMS 0.1)", fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
 def _load_genre(cfg, prog):
     from models.archs.doyle_gru import SAMPLE_RATE
     from models.data import AudioFileError, CollectionError, load_audio, scan

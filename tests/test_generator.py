@@ -185,7 +185,8 @@ def test_evaluate_generator_classifies_generated_and_real_clips(corpus, trained,
     for kind in ("generated", "raw", "real"):
         assert 0.0 <= r[kind]["accuracy"] <= 1.0 and len(r[kind]["chunk_db_mean"]) == 10
     assert abs(r["level_vs_seed_db"]["generated"]) < 2.0  # level matched
-    for f in ("generated.confusion.png", "real.confusion.png", "raw.confusion.png", "levels.png", "evaluation.json", "classical.0.wav"):
+    assert 0.0 <= r["real_fullband"]["accuracy"] <= 1.0 and r["classifier_sample_rate"] == 16000
+    for f in ("generated.confusion.png", "real.confusion.png", "raw.confusion.png", "real_fullband.confusion.png", "levels.png", "examples.png", "evaluation.json", "classical.0.wav"):
         assert (tmp_path / "eval" / f).exists(), f
 
 
