@@ -37,9 +37,9 @@ COMMANDS = [
     Command("train", "train a seed architecture on a folder-per-genre collection", "models.train", "models"),
     Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "models.evaluate", "models"),
     Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "models.corpus.cli", "data"),
-    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", None, "generate"),
-    Command("generate", "continue seed audio in a genre with a trained generator", None, "generate"),
-    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", None, "generate"),
+    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", "models.generator", "generate"),
+    Command("generate", "continue seed audio in a genre with a trained generator", "models.generator", "generate"),
+    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", "models.generator_eval", "generate"),
 ]
 
 _EPILOG = """\
