@@ -126,11 +126,12 @@ def test_sweep_rates_and_blocks(benchmark):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for sr in rates:
+    for i, sr in enumerate(rates):
         r = [x for x in rows if x["sr"] == sr]
-        a1.plot([x["block"] for x in r], [x["p99_ms"] for x in r], "o-", label=f"{sr} Hz p99")
-        a1.plot([x["block"] for x in r], [x["p50_ms"] for x in r], "x--", alpha=0.6, label=f"{sr} Hz p50")
-        a2.plot([x["block"] for x in r], [x["x_realtime"] for x in r], "o-", label=f"{sr} Hz")
+        c = f"C{i}"  # one colour per rate: p99 solid, p50 dashed
+        a1.plot([x["block"] for x in r], [x["p99_ms"] for x in r], "o-", color=c, label=f"{sr} Hz p99")
+        a1.plot([x["block"] for x in r], [x["p50_ms"] for x in r], "x--", color=c, alpha=0.6, label=f"{sr} Hz p50")
+        a2.plot([x["block"] for x in r], [x["x_realtime"] for x in r], "o-", color=c, label=f"{sr} Hz")
     for a in (a1, a2):
         a.set_xscale("log", base=2)
         a.set_xlabel("block size (frames)")
