@@ -31,25 +31,6 @@ _WRITTEN, _NONFINITE, _OVERRUNS, _LOST = range(4)
 
 
 @njit(cache=True)
-def _store_mono(buf, state, block, scale):
-    cap = buf.shape[0]
-    pos = state[_WRITTEN] % cap
-    bad = 0
-    n = block.shape[0]
-    for i in range(n):
-        v = np.float32(block[i] * scale)
-        if not np.isfinite(v):
-            v = np.float32(0.0)
-            bad += 1
-        buf[pos] = v
-        pos += 1
-        if pos == cap:
-            pos = 0
-    state[_NONFINITE] += bad
-    state[_WRITTEN] += n
-
-
-@njit(cache=True)
 def _store_frames(buf, state, block, scale):
     cap = buf.shape[0]
     pos = state[_WRITTEN] % cap
@@ -143,7 +124,8 @@ class RingBuffer:
         if scale is None:
             raise ValueError(f"block dtype must be int16, int32, float32 or float64, got {block.dtype}")
         if block.ndim == 1:
-            _store_mono(self._buf, self._state, block, scale)
+            # A mono block is a one-channel frame block (a view, no copy).
+            _store_frames(self._buf, self._state, block.reshape(-1, 1), scale)
         elif block.ndim == 2 and block.shape[1] >= 1:
             _store_frames(self._buf, self._state, block, scale)
         else:
