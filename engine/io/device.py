@@ -10,7 +10,7 @@ flow"). What it does, per block of ``frames``:
    (float32 mono, written by a dreamer) at absolute index
    ``frames_out - output_delay``. Output sample ``k`` is thus
    ``engine_out[k - output_delay]``: the output clock is the input clock.
-   Where that ring has nothing yet (today: always, no dreamer is built),
+   Where that ring has nothing yet (no dreamer, or before its first hop),
    the block is *dry* (the input copied through; averaged to mono and fanned
    out when the input and output channel counts differ) or *silence*,
    as ``when_late`` says, and the block is counted as late;
