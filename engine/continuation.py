@@ -447,10 +447,7 @@ def attach_continuer(engine, args, writers=None):
     )
     engine.set_dreamer(c)
     if args.continue_out:
-        from engine.dream import DreamWavWriter
+        from engine.dream import add_wav_output
 
-        w = DreamWavWriter(args.continue_out, engine.sample_rate)
-        c.output_sinks.append(w)
-        if writers is not None:
-            writers.append(w)
+        add_wav_output(c, args.continue_out, engine.sample_rate, writers)
     return c

@@ -80,7 +80,7 @@ from engine.dream_core import (
 )
 from engine.resample import StreamingResampler
 
-__all__ = ["Dreamer", "DreamError", "DreamWavWriter", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
+__all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
 
 #: One hop's steps may take this share of the hop (the issue's budget).
 RTF_TARGET = 0.5
@@ -701,3 +701,16 @@ class DreamWavWriter:
 
     def close(self):
         self._f.close()
+
+
+def add_wav_output(transform, path, sample_rate, writers=None):
+    """Write what the engine's output transform (dreamer or continuer) emits to a WAV file.
+
+    The writer joins ``transform.output_sinks``; it is also appended to
+    ``writers`` (when given) so the caller can close it at the end.
+    """
+    w = DreamWavWriter(path, sample_rate)
+    transform.output_sinks.append(w)
+    if writers is not None:
+        writers.append(w)
+    return w

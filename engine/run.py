@@ -94,7 +94,7 @@ def attach_dreamer(engine, args, writers=None):
     loaded copy). ``--dream-out`` adds a :class:`engine.dream.DreamWavWriter`
     to the dreamer's output sinks and to ``writers`` (close them at the end).
     """
-    from engine.dream import Dreamer, DreamWavWriter
+    from engine.dream import Dreamer, add_wav_output
     from models.classify import default_model
     from models.contract import ModelFileError, resolve_model
 
@@ -117,10 +117,7 @@ def attach_dreamer(engine, args, writers=None):
     )
     engine.set_dreamer(dreamer)
     if args.dream_out:
-        w = DreamWavWriter(args.dream_out, engine.sample_rate)
-        dreamer.output_sinks.append(w)
-        if writers is not None:
-            writers.append(w)
+        add_wav_output(dreamer, args.dream_out, engine.sample_rate, writers)
     return dreamer
 
 

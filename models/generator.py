@@ -66,7 +66,6 @@ import argparse
 import json
 import math
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -403,14 +402,6 @@ class TrainGeneratorConfig:
     sizes: dict = field(default_factory=dict)
 
 
-def _seed_all(seed):
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def plot_losses(history, path, title):
     """Training and validation loss per epoch (normalised MSE), with the zero-prediction baseline."""
     import matplotlib
@@ -495,11 +486,11 @@ def train_generator(cfg: TrainGeneratorConfig) -> dict:
     """Train one genre's generator; write FILE.pt, FILE.loss.png, FILE.report.json (and FILE.ckpt for --resume)."""
     import torch
 
-    from models.train import _Progress
+    from models.train import _Progress, seed_everything
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _seed_all(cfg.seed)
+    seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = out.with_suffix(".ckpt")

@@ -126,7 +126,8 @@ def main(args) -> int:
     return 0
 
 
-def _seed_everything(seed):
+def seed_everything(seed):
+    """Seed Python, NumPy and torch: the same seed gives the same model."""
     import torch
 
     random.seed(seed)
@@ -265,7 +266,7 @@ def train(cfg: TrainConfig) -> dict:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt_path = out.with_suffix(".ckpt")
