@@ -145,12 +145,24 @@ def _metronome(srv):
                 pytest.fail("jack_metro did not register its port")
             time.sleep(0.1)
         port = next(p for p in srv.run("jack_lsp").stdout.split() if p.startswith("metro:"))
-        for dst in ("PortAudio:in_0", "PortAudio:in_1"):
-            srv.run("jack_connect", port, dst)
+        # JACK connects only active clients, so the connections must be made
+        # after our stream starts; a shell started now makes them then, so
+        # this process forks nothing while the stream runs (a fork of a
+        # process this size holds the GIL for milliseconds: an xrun).
+        connector = subprocess.Popen(
+            ["sh", "-c", 'for dst in PortAudio:in_0 PortAudio:in_1; do n=0; until jack_connect "$0" "$dst" 2>/dev/null; do '
+             'n=$((n+1)); [ $n -gt 200 ] && exit 1; sleep 0.05; done; done', port],
+            env=srv.env,
+            start_new_session=True,
+        )
+        proc.connector = connector
         yield proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         proc.wait(timeout=5)
+        if getattr(proc, "connector", None) is not None and proc.connector.poll() is None:
+            proc.connector.kill()
 
 
 def _run_engine(srv, model, period, seconds, tmp_path):
@@ -163,9 +175,13 @@ def _run_engine(srv, model, period, seconds, tmp_path):
     runner = device.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=period, when_late="dry")
     assert runner.duplex
     engine.start()
-    runner.start()
-    try:
-        with _metronome(srv):
+    # The metronome starts (and jack_lsp is polled) before our stream does:
+    # forking this large process holds the GIL for milliseconds, which made
+    # the callback miss a deadline whenever it happened mid-stream.
+    with _metronome(srv) as metro:
+        runner.start()
+        try:
+            assert metro.connector.wait(timeout=15) == 0, "jack_connect could not connect jack_metro to our input"
             # The server's rate, measured between two points after start-up.
             time.sleep(0.5)
             t_a, f_a = time.perf_counter(), runner.frames_in
@@ -173,9 +189,9 @@ def _run_engine(srv, model, period, seconds, tmp_path):
                 assert runner.active, "the stream stopped by itself"
                 time.sleep(0.05)
             t_b, f_b = time.perf_counter(), runner.frames_in
-    finally:
-        runner.stop()
-        engine.stop(drain=True)
+        finally:
+            runner.stop()
+            engine.stop(drain=True)
     st = runner.stats()
     lat = engine.latency_stats()
     report = {
