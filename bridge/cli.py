@@ -108,7 +108,7 @@ def run_osc(args, err):
     from engine.run import build_engine
 
     rate = args.samplerate or DEFAULT_OSC_RATE
-    engine = build_engine(rate, args.model, args.window, args.hop, args.threads)
+    engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
     try:
         bridge = _bridge(engine, args, audio_in=True)
     except OSError as e:

@@ -73,6 +73,11 @@ class MelStream:
     def push(self, y):
         self.mel.push(y)
 
+    @property
+    def frames_out(self):
+        """Frames computed so far: the index one past the newest frame."""
+        return self.mel.frames_out
+
     def window(self, n_frames):
         """Scaled newest ``n_frames`` (float32 copy).
 

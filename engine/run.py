@@ -9,6 +9,7 @@ summary at the end (results emitted, latency p50/p99, skipped windows).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS", "attach_dreamer", "dream_requested"]
@@ -50,7 +51,12 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--when-late", choices=["dry", "silence"], default="dry", help="device output when no dreamed audio is ready (default dry)")
     p.add_argument("--jsonl", metavar="PATH", help="write every result as a JSON line ('-' for stdout)")
     p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1: keeps a core for audio)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for inference (default: 1 for devices, OSC and --realtime, which keeps a core for audio; every core for a file analysed as fast as possible)",
+    )
     d = p.add_argument_group("dreaming (engine/dream.py; docs/dream.md)")
     d.add_argument("--dream", nargs="?", const="all", default=None, metavar="LAYER|all", help="dream while running: ascend this layer's mean activation, or all layers' (the default)")
     d.add_argument("--target", metavar="LABEL", help="dream toward this label instead of a layer (implies --dream)")
@@ -177,7 +183,9 @@ def main(args) -> int:
         from engine.io.file import FileSource
 
         src = FileSource(args.input, block=args.block or 1024, loop=args.loop)
-        engine = build_engine(src.sample_rate, args.model, args.window, args.hop, args.threads)
+        # Nothing runs beside a file analysed as fast as possible: all cores may work on it.
+        threads = args.threads or (1 if args.realtime else os.cpu_count() or 1)
+        engine = build_engine(src.sample_rate, args.model, args.window, args.hop, threads)
         if args.jsonl:
             jsonl = JsonlSink(args.jsonl)
             engine.sinks.append(jsonl)

@@ -109,6 +109,7 @@ class _Slot:
     rate: object
     mel: object
     disabled: str | None = None
+    runner: object = None  # engine.incremental.FrameBranchRunner for models that stream
 
 
 @dataclass
@@ -116,7 +117,7 @@ class _Job:
     seq: int
     boundary: int
     level_db: float
-    inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index)
+    inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index, newest frame + 1 or None)
     dream: object = None  # Dreamer.snapshot() at the boundary, when a dreamer is attached
 
 
@@ -198,6 +199,7 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
+        from engine.incremental import FrameBranchRunner, supports_streaming
         from models.contract import ModelFileError, resolve_model, validate
         from models.inputs import InputSpec
 
@@ -215,9 +217,12 @@ class Engine:
             self.errors.append(msg)
             raise ModelLoadError(msg)
         name = name or loaded.name
+        # A model with frame-branch methods (musicnn) is run incrementally:
+        # only what changed since the last window is computed (engine/incremental.py).
+        runner = FrameBranchRunner(loaded.module) if spec.mel is not None and supports_streaming(loaded.module) else None
         with self._lock:
             rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
-            self.models[name] = _Slot(name, loaded, spec, rate, mel)
+            self.models[name] = _Slot(name, loaded, spec, rate, mel, runner=runner)
             self.latencies.setdefault(name, collections.deque(maxlen=20000))
             self._prune_frontends()
         return name
@@ -312,12 +317,14 @@ class Engine:
         for name, slot in self.models.items():
             if slot.disabled:
                 continue
+            frames = None
             if slot.mel is not None:
                 x, end_model = slot.mel.window(slot.spec.length)
                 end = slot.rate.input_index(end_model)
+                frames = slot.mel.frames_out
             else:
                 x, end = slot.rate.waveform_window(slot.spec.length)
-            job.inputs[name] = (slot, x, min(end, self._cursor))
+            job.inputs[name] = (slot, x, min(end, self._cursor), frames)
         if self.dreamer is not None:
             job.dream = self.dreamer.snapshot()
         self.counters["windows"] += 1
@@ -343,7 +350,7 @@ class Engine:
         import torch
 
         results = []
-        for name, (slot, x, end) in job.inputs.items():
+        for name, (slot, x, end, frames) in job.inputs.items():
             meta = slot.loaded.meta
             arrived = self._arrival_time(end)
             common = dict(
@@ -360,7 +367,10 @@ class Engine:
             )
             try:
                 with torch.no_grad():
-                    logits = slot.loaded.module(torch.from_numpy(np.ascontiguousarray(x))[None])
+                    if slot.runner is not None:
+                        logits = slot.runner(x, frames)
+                    else:
+                        logits = slot.loaded.module(torch.from_numpy(np.ascontiguousarray(x))[None])
                     probs = torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)
                 scores = probs[0].double().tolist()
                 if not all(np.isfinite(scores)):

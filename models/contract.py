@@ -34,6 +34,12 @@ Methods the TorchScript module must have
 * for ``input == "mel"``: ``frontend(wave[batch, samples]) -> mel`` in torch,
   agreeing with :mod:`engine.mel`.
 
+Optional: a mel model whose front end is convolutions along time may add the
+frame-branch methods (``stream_context``, ``stream_prepare``,
+``stream_branch``, ``stream_head``; :mod:`engine.incremental`). The engine
+then computes each window's front end only where it changed since the last
+one. :func:`validate` checks that they agree with ``forward``.
+
 Where models are found
 ----------------------
 Shipped models live in ``models/pretrained/``. User models live in
@@ -61,6 +67,7 @@ from typing import Any
 
 import torch
 
+from engine.incremental import streamed_forward, supports_streaming
 from engine.mel import MelConfig
 
 __all__ = [
@@ -439,6 +446,23 @@ def _check_output(path, out, what: str, n: int) -> None:
         raise ModelFileError(f"{path}: output has NaN or Inf on {what}")
 
 
+def _check_streaming(path, m, x, expected) -> None:
+    """A model offering the frame-branch methods must agree with its own forward()."""
+    try:
+        got = streamed_forward(m, x)
+    except Exception as e:
+        raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {_first_line(e)}") from None
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise ModelFileError(f"{path}: stream_head() returned {shape}, expected {list(expected.shape)} like forward()")
+    dev = float((got - expected).abs().max())
+    if not dev <= 1e-4 * (1.0 + float(expected.abs().max())):
+        raise ModelFileError(
+            f"{path}: the streaming methods disagree with forward() by {dev:.3g} in the logits; "
+            "the engine would score windows differently from the network"
+        )
+
+
 def validate(path) -> LoadedModel:
     """Load a model file and check that it behaves as the contract says.
 
@@ -491,6 +515,8 @@ def validate(path) -> LoadedModel:
             except Exception as e:
                 raise ModelFileError(f"{path}: forward() failed on a {shape} {what} input: {_first_line(e)}") from None
             _check_output(path, out, what, n)
+        if meta["input"] == "mel" and supports_streaming(m):
+            _check_streaming(path, m, inputs[0][1], m(inputs[0][1]))
         try:
             feats = m.features(inputs[0][1])
         except Exception as e:

@@ -22,7 +22,10 @@ ships TensorFlow 1 checkpoints. This script
 4. ``analyse`` (project venv): the 5 s window against the mean of 3 s
    patches, librosa 0.7's reflect padding, the extractor's float16 cast, on
    more renders (figures in ``docs/musicnn.md`` and the reports);
-5. ``all``: the four in order (``--tf-python`` names the TF interpreter).
+5. ``all``: the four in order (``--tf-python`` names the TF interpreter);
+6. ``reexport`` (project venv, no TensorFlow): rebuild the shipped files
+   from their own weights after the architecture's code changed, checking
+   them against the old files first.
 
 Usage::
 
@@ -641,16 +644,54 @@ def merge_analysis(work: Path):
 
 
 # ---------------------------------------------------------------------------
+# re-export: the architecture's code changed (new methods, faster paths), the weights did not
+
+
+def stage_reexport():
+    """Rebuild the shipped files from their own weights and metadata with the current code.
+
+    Needs no TensorFlow: the weights come from the shipped files. Before a
+    file is replaced, the new network must agree with the old file on the
+    test fixtures' mel within 1e-5 in the tag probabilities.
+    """
+    import numpy as np
+    import torch
+
+    from models import contract
+    from models.archs.musicnn import Musicnn
+
+    fixtures = sorted((ROOT / "tests" / "fixtures" / "musicnn").glob("*.npz"))
+    for short in MODELS:
+        path = PRETRAINED / f"musicnn-{short}.pt"
+        old = contract.load(path)
+        net = Musicnn(list(old.meta["labels"])).eval()
+        net.load_state_dict(old.module.state_dict())
+        worst = 0.0
+        with torch.no_grad():
+            for f in fixtures:
+                x = torch.from_numpy(np.load(f)["logmel"].astype(np.float32))
+                x = x[None] if x.dim() == 2 else x
+                worst = max(worst, float((torch.sigmoid(net(x)) - torch.sigmoid(old.module(x))).abs().max()))
+        if worst > 1e-5:
+            raise SystemExit(f"{path}: the re-built network differs from the shipped file by {worst:.3g}; not replaced")
+        contract.save(net, dict(old.meta), path)
+        log(f"re-exported {path} ({path.stat().st_size / 1e6:.1f} MB; max deviation from the old file {worst:.2g})")
+
+
+# ---------------------------------------------------------------------------
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["inputs", "tf", "torch", "analyse", "all"])
+    ap.add_argument("stage", choices=["inputs", "tf", "torch", "analyse", "all", "reexport"])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "musicnn_convert")
     ap.add_argument("--musicnn-dir", type=Path, help="unpacked musicnn package directory (the one holding models.py)")
     ap.add_argument("--tf-python", default=os.environ.get("TF_PYTHON", "/tmp/tfvenv/bin/python"))
     ap.add_argument("--no-models", action="store_true", help="stage torch: compare and write fixtures only")
     a = ap.parse_args(argv)
+    if a.stage == "reexport":
+        stage_reexport()
+        return
     a.work.mkdir(parents=True, exist_ok=True)
     mdir = a.musicnn_dir or fetch_musicnn(a.work, sys.executable)
     if a.stage in ("inputs", "all"):

@@ -690,7 +690,7 @@ def run_device(args, err):
     except DeviceError as e:
         return fail(str(e))
     try:
-        engine = build_engine(rate, args.model, args.window, args.hop, args.threads)
+        engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
     except (ModelLoadError, ModelFileError, ValueError) as e:
         return fail(str(e))
     try:

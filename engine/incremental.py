@@ -1,0 +1,163 @@
+"""Incremental inference: compute a window's front end only where it changed.
+
+Every hop the engine hands a model the newest window of mel frames, which
+shares all but the hop's new frames with the previous window (at 16 kHz,
+hop 256, a 0.5 s hop moves a 313-frame window by 31 or 32 frames). Running
+the whole network on every window repeats most of the work: for musicnn
+that is about 40-66 ms a hop, and it was what kept the default model from
+its latency and throughput targets.
+
+A model opts in with four TorchScript methods (the "frame-branch"
+interface; ``models/archs/musicnn.py`` has them):
+
+* ``stream_context() -> List[List[int]]``: for each front-end branch,
+  ``[before, after]``: output frame ``t`` depends on input frames
+  ``t - before .. t + after`` and nothing else;
+* ``stream_prepare(x[1, n_mels, T]) -> xb``: the per-frame part before the
+  branches (time is the last axis);
+* ``stream_branch(i, xb) -> [1, C_i, T - before - after]``: branch ``i``
+  with no time padding ("valid");
+* ``stream_head(front[1, sum C_i, T]) -> logits``: everything after.
+
+``forward(x)`` must equal ``stream_head(cat(stream_branch(i, pad_i(xb))))``
+where ``pad_i`` adds ``before`` zeros in front and ``after`` behind:
+:func:`streamed_forward` computes that, and the model contract checks it.
+
+Why the result is the windowed network's, not an approximation: in a
+window ``[0, T)``, branch outputs at ``t in [before, T - after)`` see only
+real frames of the window; the ones nearer the edges see zero padding. When
+the window moves on by ``n`` frames, the old window's real-context outputs
+at ``[before + n, T - after)`` are, frame for frame, the new window's at
+``[before, T - after - n)``: same frames in, same numbers out. Only three
+stretches are computed: the left edge ``[0, before)`` (zero-padded; it
+depends on where the window starts), the frames whose context has just
+arrived, and the right edge ``[T - after, T)``. For musicnn that is about a
+sixth of the front end's work. Reuse also requires the overlapping frames
+to be equal to the previous window's, bit for bit (a cheap check): after a
+gap, a restart or a changed hop that does not hold, and the window is
+computed whole.
+
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["FrameBranchRunner", "STREAM_METHODS", "supports_streaming", "streamed_forward"]
+
+STREAM_METHODS = ("stream_context", "stream_prepare", "stream_branch", "stream_head")
+
+
+def _has_method(module, name):
+    c = getattr(module, "_c", None)
+    if c is not None and hasattr(c, "_has_method"):
+        return bool(c._has_method(name))
+    return callable(getattr(module, name, None))
+
+
+def supports_streaming(module) -> bool:
+    """True if ``module`` has all of :data:`STREAM_METHODS`."""
+    return all(_has_method(module, m) for m in STREAM_METHODS)
+
+
+def streamed_forward(module, x):
+    """``forward(x)`` computed through the frame-branch methods (whole windows).
+
+    The model contract compares this with ``forward`` so that a model whose
+    streaming methods disagree with its network never reaches the engine.
+    """
+    xb = module.stream_prepare(x)
+    outs = [module.stream_branch(i, F.pad(xb, (int(a), int(b)))) for i, (a, b) in enumerate(module.stream_context())]
+    return module.stream_head(torch.cat(outs, dim=1))
+
+
+class FrameBranchRunner:
+    """Runs one frame-branch model on successive windows of one stream.
+
+    Not thread-safe: one runner per model, used by the inference worker only.
+
+    Parameters
+    ----------
+    module : torch.jit.ScriptModule
+        A model with the frame-branch methods (:func:`supports_streaming`).
+
+    Attributes
+    ----------
+    stats : collections.Counter
+        ``windows``; ``reused_windows`` (computed incrementally);
+        ``frames_computed`` and ``frames_reused``, summed over branches,
+        which say how much of the front end the cache saved.
+    """
+
+    def __init__(self, module):
+        if not supports_streaming(module):
+            raise TypeError("the model has no frame-branch methods (" + ", ".join(STREAM_METHODS) + ")")
+        self.module = module
+        self.context = [(int(a), int(b)) for a, b in module.stream_context()]
+        if any(a < 0 or b < 0 for a, b in self.context):
+            raise ValueError(f"stream_context() must be non-negative frame counts, got {self.context}")
+        self.stats = collections.Counter()
+        self.reset()
+
+    def reset(self):
+        """Forget the previous window: the next one is computed whole."""
+        self._x = None
+        self._end = None
+        self._outs = None
+
+    def _shift(self, x, end):
+        """Frames the window moved on since the last call, or None if nothing can be reused."""
+        prev = self._x
+        if prev is None or prev.shape != x.shape:
+            return None
+        n = int(end) - int(self._end)
+        t = x.shape[1]
+        if not (0 <= n < t):
+            return None
+        # The frames both windows hold must be identical, or the cache is stale
+        # (a gap in the input, a re-created front end).
+        if not np.array_equal(x[:, : t - n], prev[:, n:]):
+            return None
+        return n
+
+    def _branch(self, i, xb, n, t):
+        """Branch ``i``'s output ``[1, C_i, T]`` for this window, reusing the last one's where it can."""
+        a, b = self.context[i]
+        m = self.module
+        if n is None or a + b >= t:
+            self.stats["frames_computed"] += t
+            return m.stream_branch(i, F.pad(xb, (a, b)))
+        # The previous window's real-context outputs, moved by n, fill the middle.
+        r0 = max(a, t - b - n)
+        parts = []
+        if a:
+            parts.append(m.stream_branch(i, F.pad(xb[..., : a + b], (a, 0))))
+        if r0 > a:
+            parts.append(self._outs[i][..., a + n : r0 + n])
+        parts.append(m.stream_branch(i, F.pad(xb[..., r0 - a :], (0, b))))
+        self.stats["frames_computed"] += a + t - r0
+        self.stats["frames_reused"] += r0 - a
+        return torch.cat(parts, dim=2)
+
+    def __call__(self, x, end):
+        """Logits ``[1, n_labels]`` of the scaled mel window ``x`` ``[n_mels, T]``.
+
+        ``end`` is the absolute index one past the window's newest frame:
+        the runner compares consecutive windows through it.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        t = x.shape[1]
+        n = self._shift(x, end)
+        with torch.no_grad():
+            xb = self.module.stream_prepare(torch.from_numpy(x)[None])
+            outs = [self._branch(i, xb, n, t) for i in range(len(self.context))]
+            logits = self.module.stream_head(torch.cat(outs, dim=1))
+        self._x, self._end, self._outs = x, int(end), outs
+        self.stats["windows"] += 1
+        if n is not None:
+            self.stats["reused_windows"] += 1
+        return logits
