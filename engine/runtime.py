@@ -349,6 +349,17 @@ class Engine:
         """Run every model of a job and emit its results (inference worker)."""
         import torch
 
+        # Flush denormal floats to zero while the models run: musicnn's mid end
+        # produces them, and each costs a slow microcode path on x86 (its
+        # head took 3.5 ms instead of 2.1 per window). Values below 1.2e-38
+        # change no score. Per thread, so it is set here and undone after.
+        torch.set_flush_denormal(True)
+        try:
+            return self._infer(job, torch)
+        finally:
+            torch.set_flush_denormal(False)
+
+    def _infer(self, job, torch):
         results = []
         for name, (slot, x, end, frames) in job.inputs.items():
             meta = slot.loaded.meta

@@ -156,12 +156,12 @@ def _bn2d(channels: int) -> nn.Module:
 
 _bn1d = _bn2d  # the channel axis is 1 either way
 
-# Inference (no gradient) computes the front-end convolutions as one matrix
+# Inference (no gradient) computes the temporal convolutions as one matrix
 # product over unfolded patches (im2col) when the patch matrix stays small:
-# on this project's CPUs it is 1.3-2x faster than conv2d with one input
-# channel for the short stretches the streaming engine computes
-# (benchmarks/bench_musicnn.py). Whole batches of windows would need
-# hundreds of MB of patches, so they keep conv2d.
+# for the short stretches the streaming engine computes, that is up to 2x
+# faster than conv2d with one input channel and a 1-band kernel. Whole
+# batches of windows would need hundreds of MB of patches, so they keep
+# conv2d. (The timbral kernels span 38 or 67 bands: conv2d is the faster.)
 _IM2COL_MAX_FRAMES = 512
 
 
@@ -205,7 +205,6 @@ class _TimbralBlock(nn.Module):
         self.frames = frames
         self.conv = nn.Conv2d(1, filters, kernel_size=(bands, frames))
         self.bn = _bn2d(filters)
-        self.im2col_max_frames = _IM2COL_MAX_FRAMES
 
     def _conv_unfolded(self, x: torch.Tensor) -> torch.Tensor:
         b, _, f, t = x.shape
@@ -216,23 +215,15 @@ class _TimbralBlock(nn.Module):
         y = F.conv1d(cols, w, self.conv.bias)  # [B * positions, filters, T]
         return y.view(b, positions, self.conv.out_channels, t - self.frames + 1).transpose(1, 2)
 
-    def _im2col(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, f, t = x.shape
-        # patches [B, T', positions, frames, bands]; weights ordered to match
-        p = x[:, 0].transpose(1, 2).unfold(1, self.frames, 1).unfold(2, self.bands, 1)
-        t_out, positions = p.size(1), p.size(2)
-        w = self.conv.weight[:, 0].transpose(1, 2).reshape(self.conv.out_channels, self.frames * self.bands)
-        y = F.linear(p.reshape(b * t_out * positions, self.frames * self.bands), w, self.conv.bias)
-        y = y.view(b, t_out, positions, self.conv.out_channels)
-        s, sh = self.bn.scale_shift()
-        return _pool_relu_bn(y.amax(dim=2), y.amin(dim=2), s, sh)
-
     def valid(self, x: torch.Tensor) -> torch.Tensor:
         """No time padding: ``[B, 1, F, T]`` -> ``[B, filters, T - 6]``, output ``t`` from frames ``t .. t + 6``."""
-        if not self.training and not x.requires_grad and x.size(0) * x.size(3) <= self.im2col_max_frames:
-            return self._im2col(x)
-        y = self._conv_unfolded(x) if x.requires_grad else self.conv(x)
-        return self.bn(F.relu(y)).amax(dim=2)
+        if x.requires_grad:
+            return self.bn(F.relu(self._conv_unfolded(x))).amax(dim=2)
+        y = self.conv(x)  # [B, filters, positions, T']
+        if self.training:
+            return self.bn(F.relu(y)).amax(dim=2)
+        s, sh = self.bn.scale_shift()
+        return _pool_relu_bn(y.amax(dim=2).transpose(1, 2), y.amin(dim=2).transpose(1, 2), s, sh)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.valid(F.pad(x, (self.pad, self.pad)))
