@@ -15,13 +15,19 @@ interface; ``models/archs/musicnn.py`` has them):
   ``t - before .. t + after`` and nothing else;
 * ``stream_prepare(x[1, n_mels, T]) -> xb``: the per-frame part before the
   branches (time is the last axis);
-* ``stream_branch(i, xb) -> [1, C_i, T - before - after]``: branch ``i``
-  with no time padding ("valid");
+* ``stream_constants(i) -> List[Tensor]``: what branch ``i`` can reuse
+  from call to call (computed from the weights; the runner asks once);
+* ``stream_branch(i, xb, pad_before, pad_after, constants) -> [1, C_i, T']``:
+  branch ``i`` on ``xb`` with that many zero frames in front and behind
+  and no other padding, ``T' = pad_before + T + pad_after - before -
+  after``, so the model may skip the zeros' work (musicnn's temporal
+  branches compute their edges as one product with a Toeplitz matrix of
+  the weights, the constants);
 * ``stream_head(front[1, sum C_i, T]) -> logits``: everything after.
 
-``forward(x)`` must equal ``stream_head(cat(stream_branch(i, pad_i(xb))))``
-where ``pad_i`` adds ``before`` zeros in front and ``after`` behind:
-:func:`streamed_forward` computes that, and the model contract checks it.
+``forward(x)`` must equal ``stream_head(cat(stream_branch(i, xb, before_i,
+after_i, constants_i)))``: :func:`streamed_forward` computes that, and the model
+contract checks it.
 
 Why the result is the windowed network's, not an approximation: in a
 window ``[0, T)``, branch outputs at ``t in [before, T - after)`` see only
@@ -49,7 +55,7 @@ import torch.nn.functional as F
 
 __all__ = ["FrameBranchRunner", "STREAM_METHODS", "supports_streaming", "streamed_forward"]
 
-STREAM_METHODS = ("stream_context", "stream_prepare", "stream_branch", "stream_head")
+STREAM_METHODS = ("stream_context", "stream_prepare", "stream_constants", "stream_branch", "stream_head")
 
 # Branches whose context (before + after) is at most this many frames compute
 # both edges in one call (musicnn's timbral branches, 3 + 3): on short
@@ -76,7 +82,8 @@ def streamed_forward(module, x):
     streaming methods disagree with its network never reaches the engine.
     """
     xb = module.stream_prepare(x)
-    outs = [module.stream_branch(i, F.pad(xb, (int(a), int(b)))) for i, (a, b) in enumerate(module.stream_context())]
+    ctx = module.stream_context()
+    outs = [module.stream_branch(i, xb, int(a), int(b), module.stream_constants(i)) for i, (a, b) in enumerate(ctx)]
     return module.stream_head(torch.cat(outs, dim=1))
 
 
@@ -106,6 +113,8 @@ class FrameBranchRunner:
         if any(a < 0 or b < 0 for a, b in self.context):
             raise ValueError(f"stream_context() must be non-negative frame counts, got {self.context}")
         self.stats = collections.Counter()
+        with torch.no_grad():
+            self.constants = [module.stream_constants(i) for i in range(len(self.context))]
         self.reset()
 
     def reset(self):
@@ -135,19 +144,18 @@ class FrameBranchRunner:
         m = self.module
         if n is None or a + b >= t:
             self.stats["frames_computed"] += t
-            return m.stream_branch(i, F.pad(xb, (a, b)))
+            return m.stream_branch(i, xb, a, b, self.constants[i])
         # The previous window's real-context outputs, moved by n, fill the middle.
         r0 = max(a, t - b - n)
-        left_in = F.pad(xb[..., : a + b], (a, 0)) if a else None
-        right_in = F.pad(xb[..., r0 - a :], (0, b))
-        if left_in is not None and a + b <= _JOIN_CONTEXT:
+        if a and a + b <= _JOIN_CONTEXT:
             # One call for both edges: the a + b outputs straddling the join
             # are thrown away, which costs less than a second call.
-            y = m.stream_branch(i, torch.cat([left_in, right_in], dim=3))
+            joined = torch.cat([F.pad(xb[..., : a + b], (a, 0)), F.pad(xb[..., r0 - a :], (0, b))], dim=3)
+            y = m.stream_branch(i, joined, 0, 0, self.constants[i])
             left, right = y[..., :a], y[..., 2 * a + b :]
         else:
-            left = m.stream_branch(i, left_in) if left_in is not None else None
-            right = m.stream_branch(i, right_in)
+            left = m.stream_branch(i, xb[..., : a + b], a, 0, self.constants[i]) if a else None
+            right = m.stream_branch(i, xb[..., r0 - a :], 0, b, self.constants[i])
         parts = [left] if left is not None else []
         if r0 > a:
             parts.append(self._outs[i][..., a + n : r0 + n])

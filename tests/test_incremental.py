@@ -148,6 +148,19 @@ def test_fast_inference_paths_equal_the_convolutions():
         for got in (fast, with_grad):
             assert got.shape == reference.shape
             assert float((got - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
+    # Temporal edges: the zero padding skipped through a Toeplitz product of
+    # the weights, built on the fly or handed in (stream_constants).
+    for i, block in enumerate(net.temporal, start=len(net.timbral)):
+        k = block.conv.kernel_size[1]
+        for edges in ([], net.stream_constants(i)):
+            for before, after in [(block.pad_before, 0), (0, block.pad_after), (block.pad_before, block.pad_after), (5, 9), (k - 1, k - 1)]:
+                for t in (k - 1, k, 200):
+                    xs = x[..., :t]
+                    with torch.no_grad():
+                        fast = block.padded(xs, before, after, edges)
+                        slow = block.bn(torch.relu(block.conv(torch.nn.functional.pad(xs, (before, after))))).amax(dim=2)
+                    assert fast.shape == slow.shape, (k, before, after, t)
+                    assert float((fast - slow).abs().max()) <= 1e-5 * (1 + float(slow.abs().max())), (k, before, after, t)
 
 
 def test_shipped_musicnn_streams_and_its_streamed_forward_is_forward():

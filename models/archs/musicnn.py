@@ -258,6 +258,61 @@ class _TemporalBlock(nn.Module):
             return _pool_relu_bn(y.amax(dim=1), y.amin(dim=1), s, sh)
         return self.bn(F.relu(self.conv(x))).amax(dim=2)
 
+    def _toeplitz(self, u: int, outs: int, offset: int) -> torch.Tensor:
+        """``[u, outs * filters]``: entry ``(v, t, c)`` is weight ``v - t + offset`` of filter ``c`` (zero off the kernel)."""
+        k = self.conv.kernel_size[1]
+        c = self.conv.out_channels
+        w = F.pad(self.conv.weight.view(c, k), (u, u))  # weight j at j + u, zeros around
+        # windows[:, s, v] = weight s + v - u; output t needs s = u + offset - t
+        windows = w.unfold(1, u, 1)[:, u + offset - outs + 1 : u + offset + 1].flip(1)  # [C, outs, u]
+        return windows.permute(2, 1, 0).reshape(u, outs * c)
+
+    def edge_matrices(self) -> List[torch.Tensor]:
+        """The two edges' Toeplitz matrices for this block's own padding (see :meth:`_edge`)."""
+        k = self.conv.kernel_size[1]
+        return [self._toeplitz(k - 1, self.pad_before, self.pad_before), self._toeplitz(k - 1, self.pad_after, 0)]
+
+    def _edge(self, x: torch.Tensor, outs: int, offset: int, toeplitz: torch.Tensor) -> torch.Tensor:
+        """The ``outs`` outputs whose filter reaches into zero padding, from the ``k - 1`` real frames they see.
+
+        Output ``t`` takes weight ``v - t + offset`` at frame ``v``, so the
+        edge is one product with a Toeplitz matrix of the weights: a wide
+        matrix product instead of a convolution over the padding's zeros
+        with only 51 output channels to keep the cores busy.
+        """
+        b, _, f, u = x.shape
+        c = self.conv.out_channels
+        if toeplitz.numel() != u * outs * c:
+            toeplitz = self._toeplitz(u, outs, offset)
+        y = torch.matmul(x[:, 0], toeplitz).view(b, f, outs, c)
+        bias = self.conv.bias
+        if bias is not None:
+            y = y + bias
+        s, sh = self.bn.scale_shift()
+        return _pool_relu_bn(y.amax(dim=1), y.amin(dim=1), s, sh)
+
+    def padded(self, x: torch.Tensor, before: int, after: int, edges: List[torch.Tensor]) -> torch.Tensor:
+        """``valid`` of ``x`` with ``before`` zero frames in front and ``after`` behind, without the zeros' work.
+
+        ``edges``: :meth:`edge_matrices`, computed once by the caller, or
+        ``[]`` to build them here.
+        """
+        k = self.conv.kernel_size[1]
+        none = torch.zeros(0)
+        t = x.size(3)
+        if (before == 0 and after == 0) or self.training or x.requires_grad or t < k - 1 or before > k - 1 or after > k - 1:
+            return self.valid(F.pad(x, (before, after)))
+        parts: List[torch.Tensor] = []
+        if before > 0:
+            toe = edges[0] if len(edges) == 2 and before == self.pad_before else none
+            parts.append(self._edge(x[..., : k - 1], before, before, toe))
+        if t >= k:
+            parts.append(self.valid(x))
+        if after > 0:
+            toe = edges[1] if len(edges) == 2 and after == self.pad_after else none
+            parts.append(self._edge(x[..., t - k + 1 :], after, 0, toe))
+        return torch.cat(parts, dim=2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.valid(F.pad(x, (self.pad_before, self.pad_after)))
 
@@ -374,8 +429,8 @@ class Musicnn(MelNet):
     # t - before .. t + after (stream_context). A window that moved on by n
     # frames shares all outputs whose context lies inside both windows; only
     # the new frames and the zero-padded edges need computing. The engine
-    # (engine/incremental.py) does that with these four methods; forward()
-    # is exactly stream_head(cat(branch_i(pad_i(stream_prepare(x))))).
+    # (engine/incremental.py) does that with these methods; forward() is
+    # stream_head(cat(stream_branch(i, stream_prepare(x), before_i, after_i))).
 
     @torch.jit.export
     def stream_context(self) -> List[List[int]]:
@@ -394,16 +449,29 @@ class Musicnn(MelNet):
         return self.input_bn(x.unsqueeze(1))
 
     @torch.jit.export
-    def stream_branch(self, i: int, xb: torch.Tensor) -> torch.Tensor:
-        """Branch ``i`` without time padding: ``[B, 1, F, T]`` -> ``[B, C_i, T - before - after]``."""
+    def stream_constants(self, i: int) -> List[torch.Tensor]:
+        """What branch ``i`` can reuse between calls, computed from the weights
+        (the temporal branches' edge matrices; nothing for the timbral ones)."""
+        j = len(self.timbral)
+        for block in self.temporal:
+            if j == i:
+                return [m.detach() for m in block.edge_matrices()]
+            j += 1
+        return []
+
+    @torch.jit.export
+    def stream_branch(self, i: int, xb: torch.Tensor, pad_before: int, pad_after: int, constants: List[torch.Tensor]) -> torch.Tensor:
+        """Branch ``i`` on ``xb`` ``[B, 1, F, T]`` with that many zero frames around it and no other
+        padding: ``[B, C_i, pad_before + T + pad_after - before - after]``. ``constants``:
+        :meth:`stream_constants` of ``i`` (or ``[]``, slower)."""
         j = 0
         for block in self.timbral:
             if j == i:
-                return block.valid(xb)
+                return block.valid(F.pad(xb, (pad_before, pad_after)))
             j += 1
         for block in self.temporal:
             if j == i:
-                return block.valid(xb)
+                return block.padded(xb, pad_before, pad_after, constants)
             j += 1
         raise ValueError("musicnn: no such front-end branch")
 
