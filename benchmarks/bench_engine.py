@@ -3,6 +3,7 @@ sweep over sample rates x block sizes. Ratios are against the real-time
 budget (the hop, or the audio's own duration) measured in the same run."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def test_offline_throughput_default_model(benchmark):
     seconds = 4.0 if benchmark.disabled else 30.0
 
     def go():
-        holder["e"], holder["wall"] = run_file([model], 22050, seconds, 1024, threads=2)
+        # `genredream run --input FILE` uses every core for a file analysed as fast as possible.
+        holder["e"], holder["wall"] = run_file([model], 22050, seconds, 1024, threads=os.cpu_count() or 1)
 
     benchmark.pedantic(go, rounds=1, iterations=1)
     x_rt = seconds / holder["wall"]
@@ -97,6 +99,7 @@ def test_offline_throughput_default_model(benchmark):
         target=">= 50x real time",
         target_max_fraction=1 / 50,
         times_real_time=round(x_rt, 1),
+        torch_threads=os.cpu_count() or 1,
         model=Path(model).stem,
     )
 

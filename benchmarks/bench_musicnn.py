@@ -104,3 +104,52 @@ def test_musicnn_forward_backward_5s_window(benchmark, musicnn, wave, threads):
     g = benchmark(run)
     assert g is not None and g.shape == wave.shape and bool(torch.isfinite(g).all())
     _info(benchmark, "musicnn: one 5 s window, forward + backward waveform -> cnn3 (dreaming step)", threads)
+
+
+@pytest.fixture(scope="module")
+def mel_stream(musicnn):
+    """Mel frames of 40 s of music-like audio, scaled as the engine feeds them."""
+    from engine.demo import test_signal
+
+    y = torch.from_numpy(test_signal(40.0, SR, 3).mean(axis=1).astype("float32"))[None]
+    with torch.no_grad():
+        return musicnn.frontend(y)[0].numpy()
+
+
+def _hops(mel, start=313):
+    """(window, end) of successive 0.5 s hops: 31 or 32 frames each, as at 16 kHz / hop 256."""
+    end, k = start, 0
+    while end <= mel.shape[1]:
+        yield mel[:, end - 313 : end].copy(), end
+        k += 1
+        end = 313 + (k * 8000) // 256
+
+
+@pytest.mark.parametrize("role", ["ours", "reference"])
+def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_stream, threads, role):
+    """The engine's cost per hop: only what changed (engine/incremental.py) against the
+    whole 5 s window, on the same successive windows, denormals flushed as the engine does."""
+    from engine.incremental import FrameBranchRunner
+
+    runner = FrameBranchRunner(musicnn)
+    windows = list(_hops(mel_stream))
+    state = {"i": 0}
+
+    def run():
+        x, end = windows[state["i"] % len(windows)]
+        state["i"] += 1
+        with torch.no_grad():
+            return runner(x, end) if role == "ours" else musicnn(torch.from_numpy(x)[None])
+
+    torch.set_flush_denormal(True)
+    try:
+        _warm(run, 6)
+        out = benchmark.pedantic(run, rounds=len(windows) - 6, iterations=1)
+    finally:
+        torch.set_flush_denormal(False)
+    assert out.shape == (1, 50)
+    pair = "musicnn per 0.5 s hop: incremental window (ours) vs whole window (reference)"
+    _info(benchmark, pair, threads)
+    benchmark.extra_info["role"] = role
+    if role == "ours":
+        assert runner.stats["reused_windows"] >= runner.stats["windows"] - 2
