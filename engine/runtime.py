@@ -219,7 +219,11 @@ class Engine:
         name = name or loaded.name
         # A model with frame-branch methods (musicnn) is run incrementally:
         # only what changed since the last window is computed (engine/incremental.py).
-        runner = FrameBranchRunner(loaded.module) if spec.mel is not None and supports_streaming(loaded.module) else None
+        runner = None
+        if spec.mel is not None and supports_streaming(loaded.module):
+            runner = FrameBranchRunner(loaded.module)
+            hop_frames = self.hop * spec.mel.sr / spec.mel.hop_length
+            runner.warm_up(spec.mel.n_mels, spec.length, hops=sorted({int(hop_frames), int(np.ceil(hop_frames))}))
         with self._lock:
             rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
             self.models[name] = _Slot(name, loaded, spec, rate, mel, runner=runner)
