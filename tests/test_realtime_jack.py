@@ -247,7 +247,18 @@ def _check_run(engine, runner, report, period, seconds):
     # the test reports an expected failure with jackd's words (a stalled
     # vCPU can also stall our callback mid-way: its max duration is in the
     # message, not asserted).
-    if st["xruns"] and (st["jackd_driver_late"] or st["canary_late"]):
+    #
+    # A third kind of evidence: jackd reports our client "not finished, state
+    # = Triggered", i.e. signalled but never started its cycle, while every
+    # callback we did run was short. Nothing the engine does inside a
+    # callback can delay the thread's wake-up; on these 2-vCPU machines it
+    # is a vCPU that was descheduled (seen once, with the driver and
+    # jack_metro on time: the other vCPU ran them). A callback that ran
+    # long, or a client that had started ("state = Running"), still fails.
+    lines = st["jackd_xrun_lines"]
+    ours = [ln for ln in lines if "client = PortAudio" in ln]
+    never_started = bool(ours) and all("state = Triggered" in ln for ln in ours) and st["callback_max_fraction"] < 0.5
+    if st["xruns"] and (st["jackd_driver_late"] or st["canary_late"] or never_started):
         pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
     assert st["xruns"] == 0, why
 
