@@ -96,13 +96,6 @@ class DreamError(ValueError):
 # the model
 
 
-def _has_method(module, name):
-    c = getattr(module, "_c", None)
-    if c is not None and hasattr(c, "_has_method"):
-        return bool(c._has_method(name))
-    return callable(getattr(module, name, None))
-
-
 def load_dream_model(model):
     """A model that can dream: a :class:`models.contract.LoadedModel`, checked.
 
@@ -126,7 +119,7 @@ def load_dream_model(model):
         ``features()`` (or ``frontend()`` for a mel model): said at load,
         never at the first hop.
     """
-    from models.contract import LoadedModel, ModelFileError, resolve_model, validate
+    from models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
 
     if isinstance(model, LoadedModel):
         lm = model
@@ -137,7 +130,7 @@ def load_dream_model(model):
             raise DreamError(f"cannot dream with {model}: {e}") from None
     need = ["features"] + (["frontend"] if lm.input == "mel" else [])
     for name in need:
-        if not _has_method(lm.module, name):
+        if not has_method(lm.module, name):
             why = "the per-layer activations dreaming ascends" if name == "features" else "the differentiable mel front end"
             raise DreamError(
                 f"cannot dream with {lm.name} ({lm.path}): the model has no {name}() method ({why}); "

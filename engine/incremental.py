@@ -63,16 +63,11 @@ STREAM_METHODS = ("stream_context", "stream_prepare", "stream_constants", "strea
 _JOIN_CONTEXT = 8
 
 
-def _has_method(module, name):
-    c = getattr(module, "_c", None)
-    if c is not None and hasattr(c, "_has_method"):
-        return bool(c._has_method(name))
-    return callable(getattr(module, name, None))
-
-
 def supports_streaming(module) -> bool:
     """True if ``module`` has all of :data:`STREAM_METHODS`."""
-    return all(_has_method(module, m) for m in STREAM_METHODS)
+    from models.contract import has_method  # not at the top: the contract imports this module
+
+    return all(has_method(module, m) for m in STREAM_METHODS)
 
 
 def streamed_forward(module, x):

@@ -35,8 +35,8 @@ Methods the TorchScript module must have
   agreeing with :mod:`engine.mel`.
 
 Optional: a mel model whose front end is convolutions along time may add the
-frame-branch methods (``stream_context``, ``stream_prepare``,
-``stream_branch``, ``stream_head``; :mod:`engine.incremental`). The engine
+frame-branch methods (:data:`engine.incremental.STREAM_METHODS`, described
+there). The engine
 then computes each window's front end only where it changed since the last
 one. :func:`validate` checks that they agree with ``forward``.
 
@@ -374,7 +374,8 @@ class LoadedModel:
         return _input_shape(self.meta, batch)
 
 
-def _has_method(module, name: str) -> bool:
+def has_method(module, name: str) -> bool:
+    """True if ``module`` (a TorchScript or eager module) has a callable method ``name``."""
     c = getattr(module, "_c", None)
     if c is not None and hasattr(c, "_has_method"):
         return bool(c._has_method(name))
@@ -421,7 +422,7 @@ def load(path) -> LoadedModel:
     module.eval()
     required = ["forward", "features"] + (["frontend"] if meta["input"] == "mel" else [])
     for name in required:
-        if not _has_method(module, name):
+        if not has_method(module, name):
             extra = " (mel models must include their front end)" if name == "frontend" else ""
             raise ModelFileError(
                 f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export"

@@ -141,6 +141,19 @@ class _AffineWhenFrozen(nn.Module):
         s = self.weight * torch.rsqrt(self.running_var + self.eps)
         return s, self.bias - self.running_mean * s
 
+    def max_after_relu(self, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+        """``max over an axis of self(relu(y))`` from that axis's max ``hi`` and min ``lo`` of ``y`` (eval mode).
+
+        ``hi``, ``lo``: ``[B, C, T]``. ``relu`` and the per-channel affine
+        ``y * s + b`` are monotone, rising where ``s >= 0`` and falling where
+        ``s < 0``, so the largest output comes from the largest ``y`` or the
+        smallest: the same numbers as pooling after the activation, at a
+        fraction of the memory traffic.
+        """
+        s, b = self.scale_shift()
+        s, b = s.view(1, -1, 1), b.view(1, -1, 1)
+        return F.relu(torch.where(s >= 0, hi, lo)) * s + b
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.num_batches_tracked += 1
@@ -163,19 +176,6 @@ _bn1d = _bn2d  # the channel axis is 1 either way
 # batches of windows would need hundreds of MB of patches, so they keep
 # conv2d. (The timbral kernels span 38 or 67 bands: conv2d is the faster.)
 _IM2COL_MAX_FRAMES = 512
-
-
-def _pool_relu_bn(hi: torch.Tensor, lo: torch.Tensor, s: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``max over positions of bn(relu(y))`` from the max and min of ``y``, ``[B, T, C] -> [B, C, T]``.
-
-    ``relu`` and the per-channel affine ``y * s + b`` are monotone, rising
-    where ``s >= 0`` and falling where ``s < 0``, so the largest output
-    comes from the largest ``y`` or the smallest: the same numbers as
-    pooling after the activation, at a fraction of the memory traffic.
-    ``s, b``: the batch norm's :meth:`_AffineWhenFrozen.scale_shift`.
-    """
-    pick = torch.where(s >= 0, hi, lo)
-    return (F.relu(pick) * s + b).transpose(1, 2)
 
 
 def musicnn_mel_config() -> MelConfig:
@@ -222,8 +222,7 @@ class _TimbralBlock(nn.Module):
         y = self.conv(x)  # [B, filters, positions, T']
         if self.training:
             return self.bn(F.relu(y)).amax(dim=2)
-        s, sh = self.bn.scale_shift()
-        return _pool_relu_bn(y.amax(dim=2).transpose(1, 2), y.amin(dim=2).transpose(1, 2), s, sh)
+        return self.bn.max_after_relu(y.amax(dim=2), y.amin(dim=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.valid(F.pad(x, (self.pad, self.pad)))
@@ -254,9 +253,12 @@ class _TemporalBlock(nn.Module):
             k = self.conv.kernel_size[1]
             w = self.conv.weight.view(self.conv.out_channels, k)
             y = F.linear(x[:, 0].unfold(2, k, 1), w, self.conv.bias)  # [B, F, T', C]
-            s, sh = self.bn.scale_shift()
-            return _pool_relu_bn(y.amax(dim=1), y.amin(dim=1), s, sh)
+            return self._pool_bands(y)
         return self.bn(F.relu(self.conv(x))).amax(dim=2)
+
+    def _pool_bands(self, y: torch.Tensor) -> torch.Tensor:
+        """Conv output ``[B, F, T', filters]`` (bias added) -> ReLU, batch norm, max over bands: ``[B, filters, T']``."""
+        return self.bn.max_after_relu(y.amax(dim=1).transpose(1, 2), y.amin(dim=1).transpose(1, 2))
 
     def _toeplitz(self, u: int, outs: int, offset: int) -> torch.Tensor:
         """``[u, outs * filters]``: entry ``(v, t, c)`` is weight ``v - t + offset`` of filter ``c`` (zero off the kernel)."""
@@ -288,8 +290,7 @@ class _TemporalBlock(nn.Module):
         bias = self.conv.bias
         if bias is not None:
             y = y + bias
-        s, sh = self.bn.scale_shift()
-        return _pool_relu_bn(y.amax(dim=1), y.amin(dim=1), s, sh)
+        return self._pool_bands(y)
 
     def padded(self, x: torch.Tensor, before: int, after: int, edges: List[torch.Tensor]) -> torch.Tensor:
         """``valid`` of ``x`` with ``before`` zero frames in front and ``after`` behind, without the zeros' work.
@@ -298,18 +299,17 @@ class _TemporalBlock(nn.Module):
         ``[]`` to build them here.
         """
         k = self.conv.kernel_size[1]
-        none = torch.zeros(0)
         t = x.size(3)
         if (before == 0 and after == 0) or self.training or x.requires_grad or t < k - 1 or before > k - 1 or after > k - 1:
             return self.valid(F.pad(x, (before, after)))
         parts: List[torch.Tensor] = []
         if before > 0:
-            toe = edges[0] if len(edges) == 2 and before == self.pad_before else none
+            toe = edges[0] if len(edges) == 2 and before == self.pad_before else torch.zeros(0)
             parts.append(self._edge(x[..., : k - 1], before, before, toe))
         if t >= k:
             parts.append(self.valid(x))
         if after > 0:
-            toe = edges[1] if len(edges) == 2 and after == self.pad_after else none
+            toe = edges[1] if len(edges) == 2 and after == self.pad_after else torch.zeros(0)
             parts.append(self._edge(x[..., t - k + 1 :], after, 0, toe))
         return torch.cat(parts, dim=2)
 
