@@ -135,17 +135,19 @@ def test_runner_on_windows_shorter_than_a_branch_context():
 
 
 def test_fast_inference_paths_equal_the_convolutions():
-    """Max/min pooling after conv2d (timbral), im2col + matmul (temporal) and the
-    unfolded conv1d (with a gradient) all equal the definition conv -> ReLU -> BN -> max."""
+    """Max pooling of the sign-folded conv2d (timbral, weights computed per call or
+    handed in), im2col + matmul (temporal) and the unfolded conv1d (with a
+    gradient) all equal the definition conv -> ReLU -> BN -> max."""
     net = _tiny(4)
     x = torch.randn(1, 1, 96, 200)
-    for block in list(net.timbral) + list(net.temporal):
+    timbral = [(block, (block.signed_params(),)) for block in net.timbral]
+    for block, args in timbral + [(block, ()) for block in net.temporal]:
         with torch.no_grad():
             reference = block.bn(torch.relu(block.conv(x))).amax(dim=2)
-            fast = block.valid(x)
+            fast = [block.valid(x, *[[] for _ in args]), block.valid(x, *args)]
         xg = x.clone().requires_grad_(True)
-        with_grad = block.valid(xg).detach()
-        for got in (fast, with_grad):
+        with_grad = block.valid(xg, *[[] for _ in args]).detach()
+        for got in fast + [with_grad]:
             assert got.shape == reference.shape
             assert float((got - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
     # Temporal edges: the zero padding skipped through a Toeplitz product of
@@ -161,6 +163,26 @@ def test_fast_inference_paths_equal_the_convolutions():
                         slow = block.bn(torch.relu(block.conv(torch.nn.functional.pad(xs, (before, after))))).amax(dim=2)
                     assert fast.shape == slow.shape, (k, before, after, t)
                     assert float((fast - slow).abs().max()) <= 1e-5 * (1 + float(slow.abs().max())), (k, before, after, t)
+
+
+def test_mid_end_matrix_product_equals_conv1d():
+    """The mid end's wide convolution computed as one matrix product and shifted
+    sums equals conv1d, for the shipped width (561 channels) and for narrow ones
+    when forced; with a gradient it stays conv1d."""
+    torch.manual_seed(5)
+    for channels, force in ((561, False), (33, True)):
+        mid = Musicnn(["a", "b"]).mid[0] if channels == 561 else Musicnn(["a", "b"], frontend_filters=0.1).mid[0]
+        mid.eval()
+        if force:
+            mid.shifted_min_channels = 0
+        x = torch.randn(2, channels, 313)
+        with torch.no_grad():
+            reference = mid.bn(torch.relu(mid.conv(x)))
+            fast = mid(x)
+        assert fast.shape == reference.shape
+        assert float((fast - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
+    xg = x.clone().requires_grad_(True)
+    assert mid(xg).grad_fn is not None
 
 
 def test_shipped_musicnn_streams_and_its_streamed_forward_is_forward():
