@@ -153,3 +153,27 @@ def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_str
     benchmark.extra_info["role"] = role
     if role == "ours":
         assert runner.stats["reused_windows"] >= runner.stats["windows"] - 2
+
+
+@pytest.mark.parametrize("role", ["ours", "reference"])
+def test_musicnn_mid_end_first_convolution(benchmark, musicnn, threads, role):
+    """The mid end's 561-channel convolution on a 313-frame window: the stacked taps as one
+    matrix product and seven shifted sums (inference) against conv1d, same weights."""
+    from models.archs.musicnn import Musicnn
+
+    net = Musicnn()  # the MTT tags, as the file benchmarked here
+    net.load_state_dict(musicnn.state_dict())
+    mid = net.mid[0].eval()
+    x = torch.randn(1, mid.conv.in_channels, 313, generator=torch.Generator().manual_seed(1))
+
+    def run():
+        with torch.no_grad():
+            return mid(x) if role == "ours" else mid.bn(torch.relu(mid.conv(x)))
+
+    _warm(run)
+    out = benchmark(run)
+    with torch.no_grad():
+        reference = mid.bn(torch.relu(mid.conv(x)))
+    assert float((out - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
+    _info(benchmark, "musicnn mid end, 561 -> 64 channels x 7 frames: stacked-tap product (ours) vs conv1d (reference)", threads)
+    benchmark.extra_info["role"] = role

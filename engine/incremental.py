@@ -7,7 +7,7 @@ the whole network on every window repeats most of the work: for musicnn
 that is about 40-66 ms a hop, and it was what kept the default model from
 its latency and throughput targets.
 
-A model opts in with four TorchScript methods (the "frame-branch"
+A model opts in with eight TorchScript methods (the "frame-branch"
 interface; ``models/archs/musicnn.py`` has them):
 
 * ``stream_context() -> List[List[int]]``: for each front-end branch,
@@ -23,11 +23,22 @@ interface; ``models/archs/musicnn.py`` has them):
   after``, so the model may skip the zeros' work (musicnn's temporal
   branches compute their edges as one product with a Toeplitz matrix of
   the weights, the constants);
-* ``stream_head(front[1, sum C_i, T]) -> logits``: everything after.
+* ``stream_mid_context() -> List[List[int]]``: ``[before, after]`` of each
+  mid stage, a chain of layers along time after the front end (``[]`` for
+  none);
+* ``stream_mid_constants(j) -> List[Tensor]``: like ``stream_constants``,
+  for mid stage ``j``;
+* ``stream_mid(j, x, pad_before, pad_after, constants) -> y``: mid stage
+  ``j`` on its input (stage 0: the concatenated branch outputs
+  ``[1, sum C_i, T]``; stage ``j``: stage ``j - 1``'s output), padded like
+  ``stream_branch``;
+* ``stream_tail(front, mids) -> logits``: everything after, from the front
+  end's output and every mid stage's (musicnn pools all of them over time).
 
-``forward(x)`` must equal ``stream_head(cat(stream_branch(i, xb, before_i,
-after_i, constants_i)))``: :func:`streamed_forward` computes that, and the model
-contract checks it.
+``forward(x)`` must equal ``stream_tail(front, mids)`` with ``front =
+cat(stream_branch(i, xb, before_i, after_i, constants_i))`` and each mid
+stage computed on the last with its own context as padding:
+:func:`streamed_forward` computes that, and the model contract checks it.
 
 Why the result is the windowed network's, not an approximation: in a
 window ``[0, T)``, branch outputs at ``t in [before, T - after)`` see only
@@ -43,6 +54,13 @@ to be equal to the previous window's, bit for bit (a cheap check): after a
 gap, a restart or a changed hop that does not hold, and the window is
 computed whole.
 
+The mid stages are reused the same way, one level further: the front end's
+output now differs from the previous window's not only at the edges but
+wherever any branch recomputed (for musicnn, its first 63 and last 95 or
+so frames, the reach of the 128-frame branch), and each stage widens that
+by its own context. What lies between is again the previous window's,
+moved by ``n``; for musicnn about half of the mid end is reused.
+
 """
 
 from __future__ import annotations
@@ -51,17 +69,21 @@ import collections
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from engine.stream_step import StreamStep
 
 __all__ = ["FrameBranchRunner", "STREAM_METHODS", "supports_streaming", "streamed_forward"]
 
-STREAM_METHODS = ("stream_context", "stream_prepare", "stream_constants", "stream_branch", "stream_head")
-
-# Branches whose context (before + after) is at most this many frames compute
-# both edges in one call (musicnn's timbral branches, 3 + 3): on short
-# stretches a call costs about as much as ten frames of output.
-_JOIN_CONTEXT = 8
-
+STREAM_METHODS = (
+    "stream_context",
+    "stream_prepare",
+    "stream_constants",
+    "stream_branch",
+    "stream_mid_context",
+    "stream_mid_constants",
+    "stream_mid",
+    "stream_tail",
+)
 
 def supports_streaming(module) -> bool:
     """True if ``module`` has all of :data:`STREAM_METHODS`."""
@@ -79,7 +101,19 @@ def streamed_forward(module, x):
     xb = module.stream_prepare(x)
     ctx = module.stream_context()
     outs = [module.stream_branch(i, xb, int(a), int(b), module.stream_constants(i)) for i, (a, b) in enumerate(ctx)]
-    return module.stream_head(torch.cat(outs, dim=1))
+    front = torch.cat(outs, dim=1)
+    mids, y = [], front
+    for j, (a, b) in enumerate(module.stream_mid_context()):
+        y = module.stream_mid(j, y, int(a), int(b), module.stream_mid_constants(j))
+        mids.append(y)
+    return module.stream_tail(front, mids)
+
+
+def _contexts(pairs, what):
+    out = [(int(a), int(b)) for a, b in pairs]
+    if any(a < 0 or b < 0 for a, b in out):
+        raise ValueError(f"{what}() must be non-negative frame counts, got {out}")
+    return out
 
 
 class FrameBranchRunner:
@@ -97,19 +131,25 @@ class FrameBranchRunner:
     stats : collections.Counter
         ``windows``; ``reused_windows`` (computed incrementally);
         ``frames_computed`` and ``frames_reused``, summed over branches,
-        which say how much of the front end the cache saved.
+        which say how much of the front end the cache saved;
+        ``mid_frames_computed`` and ``mid_frames_reused``, the same for the
+        mid stages.
     """
 
     def __init__(self, module):
         if not supports_streaming(module):
             raise TypeError("the model has no frame-branch methods (" + ", ".join(STREAM_METHODS) + ")")
         self.module = module
-        self.context = [(int(a), int(b)) for a, b in module.stream_context()]
-        if any(a < 0 or b < 0 for a, b in self.context):
-            raise ValueError(f"stream_context() must be non-negative frame counts, got {self.context}")
+        self.context = _contexts(module.stream_context(), "stream_context")
+        self.mid_context = _contexts(module.stream_mid_context(), "stream_mid_context")
         self.stats = collections.Counter()
         with torch.no_grad():
-            self.constants = [module.stream_constants(i) for i in range(len(self.context))]
+            constants = [list(module.stream_constants(i)) for i in range(len(self.context))]
+            mid_constants = [list(module.stream_mid_constants(j)) for j in range(len(self.mid_context))]
+        try:
+            self.step = torch.jit.script(StreamStep(module, self.context, self.mid_context, constants, mid_constants))
+        except Exception as e:  # a model whose methods' types the compiled step cannot call
+            raise TypeError(f"the model's frame-branch methods cannot be compiled into a step: {str(e).strip().splitlines()[0]}") from None
         self.reset()
 
     def warm_up(self, n_mels, frames, hops=(31, 32), repeats=3):
@@ -134,7 +174,8 @@ class FrameBranchRunner:
         """Forget the previous window: the next one is computed whole."""
         self._x = None
         self._end = None
-        self._outs = None
+        self._outs = []
+        self._mids = []
 
     def _shift(self, x, end):
         """Frames the window moved on since the last call, or None if nothing can be reused."""
@@ -151,32 +192,6 @@ class FrameBranchRunner:
             return None
         return n
 
-    def _branch(self, i, xb, n, t):
-        """Branch ``i``'s output ``[1, C_i, T]`` for this window, reusing the last one's where it can."""
-        a, b = self.context[i]
-        m = self.module
-        if n is None or a + b >= t:
-            self.stats["frames_computed"] += t
-            return m.stream_branch(i, xb, a, b, self.constants[i])
-        # The previous window's real-context outputs, moved by n, fill the middle.
-        r0 = max(a, t - b - n)
-        if a and a + b <= _JOIN_CONTEXT:
-            # One call for both edges: the a + b outputs straddling the join
-            # are thrown away, which costs less than a second call.
-            joined = torch.cat([F.pad(xb[..., : a + b], (a, 0)), F.pad(xb[..., r0 - a :], (0, b))], dim=3)
-            y = m.stream_branch(i, joined, 0, 0, self.constants[i])
-            left, right = y[..., :a], y[..., 2 * a + b :]
-        else:
-            left = m.stream_branch(i, xb[..., : a + b], a, 0, self.constants[i]) if a else None
-            right = m.stream_branch(i, xb[..., r0 - a :], 0, b, self.constants[i])
-        parts = [left] if left is not None else []
-        if r0 > a:
-            parts.append(self._outs[i][..., a + n : r0 + n])
-        parts.append(right)
-        self.stats["frames_computed"] += a + t - r0
-        self.stats["frames_reused"] += r0 - a
-        return torch.cat(parts, dim=2)
-
     def __call__(self, x, end):
         """Logits ``[1, n_labels]`` of the scaled mel window ``x`` ``[n_mels, T]``.
 
@@ -187,10 +202,13 @@ class FrameBranchRunner:
         t = x.shape[1]
         n = self._shift(x, end)
         with torch.no_grad():
-            xb = self.module.stream_prepare(torch.from_numpy(x)[None])
-            outs = [self._branch(i, xb, n, t) for i in range(len(self.context))]
-            logits = self.module.stream_head(torch.cat(outs, dim=1))
-        self._x, self._end, self._outs = x, int(end), outs
+            logits, outs, mids, reused = self.step(torch.from_numpy(x)[None], -1 if n is None else n, self._outs, self._mids)
+        self._x, self._end, self._outs, self._mids = x, int(end), outs, mids
+        nb = len(self.context)
+        self.stats["frames_reused"] += sum(reused[:nb])
+        self.stats["frames_computed"] += nb * t - sum(reused[:nb])
+        self.stats["mid_frames_reused"] += sum(reused[nb:])
+        self.stats["mid_frames_computed"] += len(self.mid_context) * t - sum(reused[nb:])
         self.stats["windows"] += 1
         if n is not None:
             self.stats["reused_windows"] += 1

@@ -67,7 +67,7 @@ from typing import Any
 
 import torch
 
-from engine.incremental import streamed_forward, supports_streaming
+from engine.incremental import FrameBranchRunner, streamed_forward, supports_streaming
 from engine.mel import MelConfig
 
 __all__ = [
@@ -448,20 +448,44 @@ def _check_output(path, out, what: str, n: int) -> None:
 
 
 def _check_streaming(path, m, x, expected) -> None:
-    """A model offering the frame-branch methods must agree with its own forward()."""
+    """A model offering the frame-branch methods must agree with its own forward(),
+    computed whole (``streamed_forward``) and as the engine computes successive
+    windows (``FrameBranchRunner``: the compiled step, reusing the last window)."""
     try:
         got = streamed_forward(m, x)
     except Exception as e:
         raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {_first_line(e)}") from None
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        raise ModelFileError(f"{path}: stream_head() returned {shape}, expected {list(expected.shape)} like forward()")
+        raise ModelFileError(f"{path}: stream_tail() returned {shape}, expected {list(expected.shape)} like forward()")
     dev = float((got - expected).abs().max())
     if not dev <= 1e-4 * (1.0 + float(expected.abs().max())):
         raise ModelFileError(
             f"{path}: the streaming methods disagree with forward() by {dev:.3g} in the logits; "
             "the engine would score windows differently from the network"
         )
+    # Two successive windows of one stream (the batch's two inputs end to end),
+    # the second moved on by a tenth of a window: the engine's path.
+    t = x.shape[2]
+    stream = torch.cat([x[0], x[1]], dim=1).numpy()
+    try:
+        runner = FrameBranchRunner(m)
+        for end in (t, t + max(1, t // 10)):
+            window = stream[:, end - t : end]
+            got = runner(window, end)
+            want = m(torch.from_numpy(window)[None])
+            dev = float((got - want).abs().max())
+            # Tighter than the whole-window check: reused outputs are the same
+            # arithmetic on the same frames (musicnn: within 1e-7).
+            if not dev <= 1e-5 * (1.0 + float(want.abs().max())):
+                raise ModelFileError(
+                    f"{path}: the streaming methods, reusing the last window, disagree with forward() by {dev:.3g} "
+                    "in the logits; the engine would score windows differently from the network"
+                )
+    except ModelFileError:
+        raise
+    except Exception as e:
+        raise ModelFileError(f"{path}: the streaming methods failed on successive windows: {_first_line(e)}") from None
 
 
 def validate(path) -> LoadedModel:

@@ -3,6 +3,7 @@ network does on the whole window, and musicnn's fast inference paths equal its
 convolutions."""
 
 import shutil
+from typing import List
 
 import numpy as np
 import pytest
@@ -178,9 +179,11 @@ def test_mid_end_matrix_product_equals_conv1d():
         x = torch.randn(2, channels, 313)
         with torch.no_grad():
             reference = mid.bn(torch.relu(mid.conv(x)))
-            fast = mid(x)
-        assert fast.shape == reference.shape
-        assert float((fast - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
+            fast = [mid(x), mid.valid(torch.nn.functional.pad(x, (3, 3)), mid.constants())]
+        assert len(mid.constants()) == 1  # the stacked weights, handed in as the streaming engine does
+        for got in fast:
+            assert got.shape == reference.shape
+            assert float((got - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
     xg = x.clone().requires_grad_(True)
     assert mid(xg).grad_fn is not None
 
@@ -199,8 +202,8 @@ class _LyingStreams(Musicnn):
     """Streaming methods that do not compute the network."""
 
     @torch.jit.export
-    def stream_head(self, front: torch.Tensor) -> torch.Tensor:
-        return self._head(front)[-1] + 1.0
+    def stream_tail(self, front: torch.Tensor, mids: List[torch.Tensor]) -> torch.Tensor:
+        return self._tail(front, mids)[-1] + 1.0
 
 
 def test_contract_rejects_streaming_methods_that_disagree_with_forward(tmp_path):
@@ -209,3 +212,34 @@ def test_contract_rejects_streaming_methods_that_disagree_with_forward(tmp_path)
     with pytest.raises(ModelFileError, match="disagree with forward"):
         save(net, meta, tmp_path / "liar.pt")
     assert not (tmp_path / "liar.pt").exists()
+
+
+
+class _UnderstatedContext(Musicnn):
+    """Whole windows right, but every mid stage claims no context while it reaches 3 frames each way."""
+
+    @torch.jit.export
+    def stream_mid_context(self) -> List[List[int]]:
+        return [[0, 0], [0, 0], [0, 0]]
+
+    @torch.jit.export
+    def stream_mid(self, j: int, x: torch.Tensor, pad_before: int, pad_after: int, constants: List[torch.Tensor]) -> torch.Tensor:
+        k = 0
+        for block in self.mid:
+            if k == j:
+                y = block(x)  # pads itself, whatever it is told
+                return y + x if j > 0 else y
+            k += 1
+        raise ValueError("no such stage")
+
+
+def test_contract_rejects_streaming_that_is_right_whole_but_wrong_when_reusing(tmp_path):
+    _, meta = build(["a", "b"])
+    net = _UnderstatedContext(["a", "b"], frontend_filters=0.1, midend_filters=8, backend_units=16).eval()
+    scripted = torch.jit.script(net)
+    x = torch.rand(1, 96, 313) * 3
+    with torch.no_grad():
+        assert float((streamed_forward(scripted, x) - scripted(x)).abs().max()) <= 1e-5  # whole windows agree
+    with pytest.raises(ModelFileError, match="reusing the last window"):
+        save(net, meta, tmp_path / "understated.pt")
+    assert not (tmp_path / "understated.pt").exists()

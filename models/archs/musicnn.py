@@ -360,30 +360,54 @@ class _MidConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(in_channels, filters, kernel_size=frames, padding=frames // 2)
         self.bn = _bn1d(filters)
+        self.pad = frames // 2
         # Inference computes a wide convolution (the first: 561 channels in) as
         # one matrix product and shifted sums: 1.4x faster than conv1d on 2
         # cores for a 313-frame window (benchmarks/bench_musicnn.py). Narrow
         # ones are faster as conv1d.
         self.shifted_min_channels = 256
 
-    def _conv_shifted(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution as ``sum_j W_j @ x[t + j - pad]``: every tap's product in one matrix multiplication."""
+    def stacked_weight(self) -> torch.Tensor:
+        """The taps stacked, ``[k * C_out, C_in]``: row ``j * C_out + o`` is tap ``j`` of filter ``o``."""
+        k = self.conv.kernel_size[0]
+        return self.conv.weight.permute(2, 0, 1).reshape(k * self.conv.out_channels, -1).detach()
+
+    def _conv_shifted(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The unpadded convolution as ``sum_j W_j @ x[t + j]``: every tap's product in one matrix multiplication.
+
+        ``w``: :meth:`stacked_weight` (a copy of the weights, 1 MB for the
+        first stage: the streaming engine asks once and passes it back)."""
         c, k = self.conv.out_channels, self.conv.kernel_size[0]
-        pad = k // 2
         b, _, t = x.shape
-        w = self.conv.weight.permute(2, 0, 1).reshape(k * c, -1)  # taps stacked: [k * C_out, C_in]
-        z = F.pad(torch.matmul(w, x), (pad, pad)).view(b, k, c, t + 2 * pad)
-        y = z[:, 0, :, :t]
+        out = t - k + 1
+        z = torch.matmul(w, x).view(b, k, c, t)
+        y = z[:, 0, :, :out]
         for j in range(1, k):
-            y = y + z[:, j, :, j : j + t]
+            y = y + z[:, j, :, j : j + out]
         bias = self.conv.bias
         if bias is not None:
             y = y + bias.view(1, -1, 1)
         return y
 
+    def valid(self, x: torch.Tensor, constants: List[torch.Tensor]) -> torch.Tensor:
+        """No time padding (inference): ``[B, C, T] -> [B, filters, T - 6]``, output ``t`` from frames ``t .. t + 6``.
+
+        ``constants``: :meth:`constants`, or ``[]`` to compute them here."""
+        if x.size(1) >= self.shifted_min_channels:
+            y = self._conv_shifted(x, constants[0] if len(constants) == 1 else self.stacked_weight())
+        else:
+            y = F.conv1d(x, self.conv.weight, self.conv.bias)
+        return self.bn(F.relu(y))
+
+    def constants(self) -> List[torch.Tensor]:
+        """What :meth:`valid` can reuse from call to call: the stacked weights, if it uses them."""
+        if self.conv.in_channels >= self.shifted_min_channels:
+            return [self.stacked_weight()]
+        return []
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and not x.requires_grad and x.size(1) >= self.shifted_min_channels:
-            return self.bn(F.relu(self._conv_shifted(x)))
+        if not self.training and not x.requires_grad:
+            return self.valid(F.pad(x, (self.pad, self.pad)), [])
         return self.bn(F.relu(self.conv(x)))
 
 
@@ -464,14 +488,18 @@ class Musicnn(MelNet):
     def _head(self, front: torch.Tensor) -> List[torch.Tensor]:
         """Mid end and back end of the front-end output ``[B, 561, T]``:
         cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate, logits."""
-        c1, c2, c3 = self._mid(front)
-        dense = torch.cat([front, c1, c2, c3], dim=1)
-        max_pool = dense.amax(dim=2)
-        mean_pool = dense.mean(dim=2)
+        return self._tail(front, self._mid(front))
+
+    def _tail(self, front: torch.Tensor, mids: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The back end from the front end's and the mid end's outputs: the same list as :meth:`_head`."""
+        # Pooled piece by piece: the same numbers as pooling their concatenation, without copying 1 MB.
+        parts = [front] + mids
+        max_pool = torch.cat([p.amax(dim=2) for p in parts], dim=1)
+        mean_pool = torch.cat([p.mean(dim=2) for p in parts], dim=1)
         h = self.pool_bn(torch.cat([max_pool, mean_pool], dim=1))
         penultimate = self.dense_bn(F.relu(self.dense(h)))
         logits = self.out(penultimate)
-        return [c1, c2, c3, mean_pool, max_pool, penultimate, logits]
+        return mids + [mean_pool, max_pool, penultimate, logits]
 
     def _all(self, x: torch.Tensor) -> List[torch.Tensor]:
         self._check(x)
@@ -488,7 +516,8 @@ class Musicnn(MelNet):
     # frames shares all outputs whose context lies inside both windows; only
     # the new frames and the zero-padded edges need computing. The engine
     # (engine/incremental.py) does that with these methods; forward() is
-    # stream_head(cat(stream_branch(i, stream_prepare(x), before_i, after_i))).
+    # stream_tail(front, [cnn1, cnn2, cnn3]) with front = cat(stream_branch(i,
+    # stream_prepare(x), before_i, after_i)) and each cnn = stream_mid of the last.
 
     @torch.jit.export
     def stream_context(self) -> List[List[int]]:
@@ -538,9 +567,45 @@ class Musicnn(MelNet):
         raise ValueError("musicnn: no such front-end branch")
 
     @torch.jit.export
-    def stream_head(self, front: torch.Tensor) -> torch.Tensor:
-        """Logits from the concatenated branch outputs ``[B, 561, T]``."""
-        return self._head(front)[-1]
+    def stream_mid_context(self) -> List[List[int]]:
+        """Per mid-end convolution, ``[frames before, frames after]`` each output frame depends on."""
+        ctx: List[List[int]] = []
+        for block in self.mid:
+            ctx.append([block.pad, block.pad])
+        return ctx
+
+    @torch.jit.export
+    def stream_mid_constants(self, j: int) -> List[torch.Tensor]:
+        """What mid stage ``j`` can reuse between calls (cnn1's stacked weights; nothing for the others)."""
+        k = 0
+        for block in self.mid:
+            if k == j:
+                return block.constants()
+            k += 1
+        return []
+
+    @torch.jit.export
+    def stream_mid(self, j: int, x: torch.Tensor, pad_before: int, pad_after: int, constants: List[torch.Tensor]) -> torch.Tensor:
+        """Mid-end stage ``j`` (cnn1, cnn2, cnn3) on its input ``x`` ``[B, C, T]`` (the front end's
+        output for cnn1, the previous stage's otherwise) with that many zero frames around it:
+        ``[B, 64, pad_before + T + pad_after - 6]``. cnn2 and cnn3 add their input (the residual).
+        ``constants``: :meth:`stream_mid_constants` of ``j`` (or ``[]``, slower)."""
+        k = 0
+        for block in self.mid:
+            if k == j:
+                y = block.valid(F.pad(x, (pad_before, pad_after)), constants)
+                if j > 0:
+                    # output t is centred on padded frame t + pad, which is real frame t + pad - pad_before
+                    start = block.pad - pad_before
+                    y = y + x[:, :, start : start + y.size(2)]
+                return y
+            k += 1
+        raise ValueError("musicnn: no such mid-end stage")
+
+    @torch.jit.export
+    def stream_tail(self, front: torch.Tensor, mids: List[torch.Tensor]) -> torch.Tensor:
+        """Logits from the concatenated branch outputs ``[B, 561, T]`` and the three mid stages' ``[B, 64, T]``."""
+        return self._tail(front, mids)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Tag logits ``[B, n_classes]`` of scaled mel ``x`` ``[B, n_mels, T]``."""
