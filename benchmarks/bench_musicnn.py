@@ -155,25 +155,40 @@ def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_str
         assert runner.stats["reused_windows"] >= runner.stats["windows"] - 2
 
 
-@pytest.mark.parametrize("role", ["ours", "reference"])
-def test_musicnn_mid_end_first_convolution(benchmark, musicnn, threads, role):
-    """The mid end's 561-channel convolution on a 313-frame window: the stacked taps as one
-    matrix product and seven shifted sums (inference) against conv1d, same weights."""
+@pytest.fixture(scope="module")
+def musicnn_conv1d_mid(musicnn):
+    """The same network compiled with its first mid-end convolution left as conv1d (the reference)."""
     from models.archs.musicnn import Musicnn
 
     net = Musicnn()  # the MTT tags, as the file benchmarked here
     net.load_state_dict(musicnn.state_dict())
-    mid = net.mid[0].eval()
-    x = torch.randn(1, mid.conv.in_channels, 313, generator=torch.Generator().manual_seed(1))
+    net.eval().mid[0].shifted_min_channels = 1 << 30
+    return torch.jit.script(net)
+
+
+@pytest.mark.parametrize("frames", [182, 313], ids=["182frames", "313frames"])
+@pytest.mark.parametrize("role", ["ours", "reference"])
+def test_musicnn_mid_end_first_convolution(benchmark, musicnn, musicnn_conv1d_mid, threads, role, frames):
+    """The mid end's 561-channel convolution as the engine runs it (compiled, ``stream_mid``
+    with the stacked taps handed in), against the same compiled code with conv1d. 182 frames
+    is what a hop recomputes; 313, a whole window."""
+    m = musicnn if role == "ours" else musicnn_conv1d_mid
+    constants = m.stream_mid_constants(0)
+    assert len(constants) == (1 if role == "ours" else 0)
+    x = torch.randn(1, 561, frames, generator=torch.Generator().manual_seed(1))
 
     def run():
         with torch.no_grad():
-            return mid(x) if role == "ours" else mid.bn(torch.relu(mid.conv(x)))
+            return m.stream_mid(0, x, 3, 3, constants)
 
     _warm(run)
     out = benchmark(run)
     with torch.no_grad():
-        reference = mid.bn(torch.relu(mid.conv(x)))
+        reference = musicnn_conv1d_mid.stream_mid(0, x, 3, 3, [])
     assert float((out - reference).abs().max()) <= 1e-5 * (1 + float(reference.abs().max()))
-    _info(benchmark, "musicnn mid end, 561 -> 64 channels x 7 frames: stacked-tap product (ours) vs conv1d (reference)", threads)
+    _info(
+        benchmark,
+        f"musicnn mid end, 561 -> 64 channels x 7 frames, {frames} frames, compiled: stacked-tap product (ours) vs conv1d (reference)",
+        threads,
+    )
     benchmark.extra_info["role"] = role

@@ -362,9 +362,11 @@ class _MidConv(nn.Module):
         self.bn = _bn1d(filters)
         self.pad = frames // 2
         # Inference computes a wide convolution (the first: 561 channels in) as
-        # one matrix product and shifted sums: 1.4x faster than conv1d on 2
-        # cores for a 313-frame window (benchmarks/bench_musicnn.py). Narrow
-        # ones are faster as conv1d.
+        # one matrix product of the stacked taps and shifted sums. Compiled,
+        # on the ~182 frames a streaming hop recomputes, that is 1.1x (2
+        # threads) to 1.2x (1 thread) faster than conv1d, and on a whole
+        # 313-frame window about as fast (benchmarks/bench_musicnn.py). The
+        # narrow ones stay conv1d.
         self.shifted_min_channels = 256
 
     def stacked_weight(self) -> torch.Tensor:
