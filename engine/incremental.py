@@ -1,10 +1,10 @@
-"""Incremental inference: compute a window's front end only where it changed.
+"""Incremental inference: compute a window's front end and mid end only where they changed.
 
 Every hop the engine hands a model the newest window of mel frames, which
 shares all but the hop's new frames with the previous window (at 16 kHz,
 hop 256, a 0.5 s hop moves a 313-frame window by 31 or 32 frames). Running
 the whole network on every window repeats most of the work: for musicnn
-that is about 40-66 ms a hop, and it was what kept the default model from
+that is about 25-50 ms a hop, and it was what kept the default model from
 its latency and throughput targets.
 
 A model opts in with eight TorchScript methods (the "frame-branch"
