@@ -85,6 +85,7 @@ STREAM_METHODS = (
     "stream_tail",
 )
 
+
 def supports_streaming(module) -> bool:
     """True if ``module`` has all of :data:`STREAM_METHODS`."""
     from models.contract import has_method  # not at the top: the contract imports this module
@@ -93,20 +94,12 @@ def supports_streaming(module) -> bool:
 
 
 def streamed_forward(module, x):
-    """``forward(x)`` computed through the frame-branch methods (whole windows).
+    """``forward(x)`` computed through the frame-branch methods (whole windows, any batch).
 
     The model contract compares this with ``forward`` so that a model whose
     streaming methods disagree with its network never reaches the engine.
     """
-    xb = module.stream_prepare(x)
-    ctx = module.stream_context()
-    outs = [module.stream_branch(i, xb, int(a), int(b), module.stream_constants(i)) for i, (a, b) in enumerate(ctx)]
-    front = torch.cat(outs, dim=1)
-    mids, y = [], front
-    for j, (a, b) in enumerate(module.stream_mid_context()):
-        y = module.stream_mid(j, y, int(a), int(b), module.stream_mid_constants(j))
-        mids.append(y)
-    return module.stream_tail(front, mids)
+    return FrameBranchRunner(module).whole(x)
 
 
 def _contexts(pairs, what):
@@ -139,7 +132,6 @@ class FrameBranchRunner:
     def __init__(self, module):
         if not supports_streaming(module):
             raise TypeError("the model has no frame-branch methods (" + ", ".join(STREAM_METHODS) + ")")
-        self.module = module
         self.context = _contexts(module.stream_context(), "stream_context")
         self.mid_context = _contexts(module.stream_mid_context(), "stream_mid_context")
         self.stats = collections.Counter()
@@ -151,6 +143,11 @@ class FrameBranchRunner:
         except Exception as e:  # a model whose methods' types the compiled step cannot call
             raise TypeError(f"the model's frame-branch methods cannot be compiled into a step: {str(e).strip().splitlines()[0]}") from None
         self.reset()
+
+    def whole(self, x):
+        """Logits of whole windows ``x`` ``[B, n_mels, T]`` through the compiled step, nothing reused."""
+        with torch.no_grad():
+            return self.step(x, -1, [], [])[0]
 
     def warm_up(self, n_mels, frames, hops=(31, 32), repeats=3):
         """Run a few successive windows of noise, then forget them.

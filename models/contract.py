@@ -67,7 +67,7 @@ from typing import Any
 
 import torch
 
-from engine.incremental import FrameBranchRunner, streamed_forward, supports_streaming
+from engine.incremental import FrameBranchRunner, supports_streaming
 from engine.mel import MelConfig
 
 __all__ = [
@@ -449,10 +449,11 @@ def _check_output(path, out, what: str, n: int) -> None:
 
 def _check_streaming(path, m, x, expected) -> None:
     """A model offering the frame-branch methods must agree with its own forward(),
-    computed whole (``streamed_forward``) and as the engine computes successive
+    computed whole (nothing reused) and as the engine computes successive
     windows (``FrameBranchRunner``: the compiled step, reusing the last window)."""
     try:
-        got = streamed_forward(m, x)
+        runner = FrameBranchRunner(m)
+        got = runner.whole(x)
     except Exception as e:
         raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {_first_line(e)}") from None
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
@@ -469,7 +470,6 @@ def _check_streaming(path, m, x, expected) -> None:
     t = x.shape[2]
     stream = torch.cat([x[0], x[1]], dim=1).numpy()
     try:
-        runner = FrameBranchRunner(m)
         for end in (t, t + max(1, t // 10)):
             window = stream[:, end - t : end]
             got = runner(window, end)
