@@ -5,14 +5,21 @@ Threads (none of them is the engine's audio path):
 * **receive** (:meth:`OscBridge._recv_loop`): one thread owns the socket and
   reads with ``recvfrom(65536)``, so a datagram larger than
   :data:`bridge.protocol.MAX_DATAGRAM` is seen whole and rejected, never
-  silently truncated. Every datagram is scanned strictly, then parsed with
-  python-osc (:func:`bridge.protocol.decode`); bundles are unpacked at once,
-  whatever their time tag (never a sleep). Audio packets go through the
+  silently truncated. It does as little as possible so that control always
+  gets through, even on a flooded socket: a datagram whose address starts
+  with ``/genredream/audio/in``, and every bundle, is put on a bounded queue
+  for the audio worker (when that queue is full the datagram is rejected as
+  ``overloaded``); every other datagram (control: status, ping, subscribe,
+  dream parameters...) is scanned, decoded and answered here at once.
+* **audio** (:meth:`OscBridge._audio_loop`): each queued datagram is scanned
+  strictly, then parsed with python-osc (:func:`bridge.protocol.decode`);
+  bundles are unpacked at once, whatever their time tag (never a sleep).
+  Audio samples are repaired (:mod:`engine.sanitize`: NaN/Inf zeroed, beyond
+  +-32 clipped, counted) before anything else touches them, go through the
   jitter buffer (:class:`bridge.jitter.JitterBuffer`), are averaged to mono,
   resampled to the engine's rate (:class:`engine.resample.StreamingResampler`)
-  and handed to :meth:`Engine.write`. Quick control messages are handled
-  here; nothing on this thread blocks except ``recvfrom`` itself (5 ms timeout,
-  so a gap in the stream is released on time even when the sender pauses).
+  and handed to :meth:`Engine.write` (5 ms queue timeout, so a gap in the
+  stream is released on time even when the sender pauses).
 * **control worker**: model load/unload/list and hop changes (loading
   validates a model: seconds), then their ack or error.
 * **audio out**: polls the dreamer's output ring (``engine.output``) and
@@ -20,6 +27,12 @@ Threads (none of them is the engine's audio path):
   subscriber that asked for audio.
 * scores are sent from the engine's inference worker (a sink): one
   ``sendto`` per message and subscriber, no queue in between.
+
+Every thread runs under the engine's supervisor (:mod:`engine.supervise`):
+a failure is logged with its traceback, counted (``worker_errors``), sent to
+the subscribers as ``/genredream/error internal ...`` and the thread is
+restarted; a thread failing again and again is disabled
+(``/genredream/error worker_disabled ...``) and shown in status.
 
 Every datagram is counted once, as ``accepted`` or ``rejected`` (with a
 ``rejected_<code>`` counter for the reason), so ``packets == accepted +
@@ -49,6 +62,8 @@ import numpy as np
 from bridge import protocol as P
 from bridge.jitter import JitterBuffer
 from bridge.protocol import A, ProtocolError, as_float, as_int
+from engine.sanitize import repair_inplace
+from engine.supervise import Supervisor
 
 __all__ = ["OscBridge", "Subscriber", "DREAM_PARAMS"]
 
@@ -69,6 +84,11 @@ DREAM_PARAMS = {
 _AUDIO_FORMATS = {"none": "none", "": "none", "0": "none", "b": "b", "blob": "b", "f": "f", "floats": "f", "float": "f"}
 _NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
 _MAX_SUBSCRIBERS = 32
+_AUDIO_PREFIX = A.AUDIO_IN.encode()
+#: Datagrams (audio and bundles) that may wait for the audio worker: a burst as
+#: large as the socket buffer held before the queue existed (2048 packets of
+#: 512 floats are 4 MB, 22 s at 48 kHz); only a sustained flood fills it.
+_AUDIO_QUEUE = 2048
 
 
 @dataclass(frozen=True)
@@ -121,7 +141,8 @@ class OscBridge:
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0):
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0,
+                 audio_queue=_AUDIO_QUEUE):
         if not (0 <= int(port) <= 65535):
             raise ValueError(f"port must be 0..65535, got {port}")
         if not (1 <= out_block <= P.MAX_FRAMES):
@@ -132,6 +153,10 @@ class OscBridge:
         self.out_block = int(out_block)
         self.allow = None if allow is None else {socket.gethostbyname(h) for h in allow}
         self.counters = collections.Counter()
+        self._acct = threading.Lock()  # the accounting counters are updated by the receive and audio threads
+        self._tls = threading.local()
+        self._audio_q = queue.Queue(maxsize=int(audio_queue))
+        self.supervisor = getattr(engine, "supervisor", None) or Supervisor()
         self.out_counters = collections.Counter()
         self._out_lock = threading.Lock()
         self.jitter = JitterBuffer(depth=jitter_depth, max_wait=jitter_wait)
@@ -162,7 +187,6 @@ class OscBridge:
         self._running = False
         self._threads = []
         self._work = queue.Queue()
-        self._deferred = []
         self._out_cursor = None
         self._out_seq = 0
         self._handlers = {
@@ -193,13 +217,14 @@ class OscBridge:
             return self
         self._running = True
         self.engine.sinks.append(self._on_result)
+        self.supervisor.listeners.append(self._on_worker_error)
+        sup = self.supervisor
         self._threads = [
-            threading.Thread(target=self._recv_loop, name="genredream-osc-recv", daemon=True),
-            threading.Thread(target=self._work_loop, name="genredream-osc-control", daemon=True),
-            threading.Thread(target=self._out_loop, name="genredream-osc-audio-out", daemon=True),
+            sup.spawn("osc-recv", self._recv_loop),
+            sup.spawn("osc-audio", self._audio_loop, reset=self._reset_audio),
+            sup.spawn("osc-control", self._work_loop),
+            sup.spawn("osc-send", self._out_loop, reset=self._reset_out),
         ]
-        for t in self._threads:
-            t.start()
         return self
 
     def stop(self):
@@ -210,10 +235,11 @@ class OscBridge:
         for t in self._threads:
             t.join(timeout=5)
         self._threads = []
-        try:
-            self.engine.sinks.remove(self._on_result)
-        except ValueError:
-            pass
+        for lst, fn in ((self.engine.sinks, self._on_result), (self.supervisor.listeners, self._on_worker_error)):
+            try:
+                lst.remove(fn)
+            except ValueError:
+                pass
         self._sock.close()
 
     def __enter__(self):
@@ -230,21 +256,63 @@ class OscBridge:
             try:
                 data, addr = sock.recvfrom(65536)
             except socket.timeout:
-                self._release_late()
                 continue
             except OSError:
                 if not self._running:
                     break
                 self.counters["recv_errors"] += 1  # e.g. ICMP port unreachable reported on Windows
                 continue
+            self.route(data, addr)
+
+    def route(self, data, addr):
+        """The receive thread's work: queue audio and bundles, handle control at once."""
+        if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
+            try:
+                self._audio_q.put_nowait((data, addr))
+            except queue.Full:
+                with self._acct:
+                    self.counters["packets"] += 1
+                    self.counters["rejected"] += 1
+                    self.counters["rejected_overloaded"] += 1
+                self._error("overloaded", "audio arrives faster than the server can handle it; packet dropped")
+            return
+        self.handle_datagram(data, addr)
+
+    def _audio_loop(self):
+        q = self._audio_q
+        while self._running:
+            try:
+                data, addr = q.get(timeout=0.005)
+            except queue.Empty:
+                self._release_late()
+                continue
             self.handle_datagram(data, addr)
             if self.jitter.waiting:
                 self._release_late()
 
+    def _reset_audio(self):
+        """After a failure of the audio worker: a new stream (the engine's clock is untouched)."""
+        self.jitter.reset()
+        self._rs = None
+        self._last_fmt = None
+
+    def _reset_out(self):
+        self._out_cursor = None
+
+    def _on_worker_error(self, code, message):
+        self._error(code, message)
+
+    @property
+    def _deferred(self):
+        d = getattr(self._tls, "deferred", None)
+        if d is None:
+            d = self._tls.deferred = []
+        return d
+
     def handle_datagram(self, data, addr):
-        """Handle one datagram (the receive thread's work; public for tests and benchmarks)."""
+        """Handle one datagram now, on the calling thread (public for tests and benchmarks)."""
         c = self.counters
-        c["packets"] += 1
+        outcome = None
         try:
             if self.allow is not None and addr[0] not in self.allow:
                 raise ProtocolError("not_allowed", f"sender {addr[0]} is not in --osc-allow")
@@ -265,16 +333,19 @@ class OscBridge:
                 c["messages"] += 1
                 handler(address, tags, args, addr)
         except ProtocolError as e:
-            c["rejected"] += 1
-            c["rejected_" + e.code] += 1
+            outcome = e.code
             if e.code != "not_allowed":  # a stranger gets no answer, and neither do the subscribers
                 self._error(e.code, e.message)
         except Exception as e:  # a bug in a handler must not stop the server
-            c["rejected"] += 1
-            c["rejected_internal"] += 1
+            outcome = "internal"
             self._error("internal", f"{type(e).__name__}: {e}")
-        else:
-            c["accepted"] += 1
+        with self._acct:  # counted once it is handled: packets == accepted + rejected at every quiet moment
+            c["packets"] += 1
+            if outcome is None:
+                c["accepted"] += 1
+            else:
+                c["rejected"] += 1
+                c["rejected_" + outcome] += 1
         if self._deferred:  # replies that report the counters, sent once this datagram is counted
             for fn in self._deferred:
                 fn()
@@ -295,7 +366,7 @@ class OscBridge:
         frames = len(blob) // (4 * ch)
         if frames > P.MAX_FRAMES:
             raise ProtocolError("bad_args", f"{address}: {frames} frames per packet, at most {P.MAX_FRAMES}")
-        self._audio_packet(addr, seq, rate, ch, np.frombuffer(blob, ">f4").astype(np.float32))
+        self._audio_packet(addr, seq, rate, ch, self._repaired(np.frombuffer(blob, ">f4").astype(np.float32)))
 
     def _on_audio_in_f(self, address, tags, args, addr):
         if len(args) < 2 or any(t not in "if" for t in tags):
@@ -307,7 +378,10 @@ class OscBridge:
             raise ProtocolError("bad_args", f"{address}: {n} samples are not whole frames of {ch} channels")
         if n // ch > P.MAX_FRAMES:
             raise ProtocolError("bad_args", f"{address}: {n // ch} frames per packet, at most {P.MAX_FRAMES}")
-        self._audio_packet(addr, seq, rate, ch, np.asarray(args[1:], dtype=np.float32))
+        # float64 -> float32 may overflow to Inf (a 1e300 double): the repair below zeroes it.
+        with np.errstate(over="ignore"):
+            samples = np.array(args[1:], dtype=np.float64).astype(np.float32)
+        self._audio_packet(addr, seq, rate, ch, self._repaired(samples))
 
     def _on_audio_format(self, address, tags, args, addr):
         if len(args) not in (1, 2):
@@ -317,6 +391,15 @@ class OscBridge:
         self._check_format(rate, ch)
         self.f_format = (rate, ch)
         self._ack(address, rate, ch)
+
+    def _repaired(self, samples):
+        """NaN/Inf zeroed, beyond +-32 clipped, counted on the engine: before the channel
+        average and the resampler, so neither can overflow (engine/sanitize.py)."""
+        counts = getattr(self.engine, "source_repairs", None)
+        if counts is None:
+            counts = self._repair_counts = getattr(self, "_repair_counts", None) or np.zeros(3, np.int64)
+        repair_inplace(samples, counts)
+        return samples
 
     @staticmethod
     def _check_format(rate, ch):
@@ -400,8 +483,15 @@ class OscBridge:
         subs = tuple(s for s in self._subs if s.addr != (host, port))
         if len(subs) >= _MAX_SUBSCRIBERS:
             raise ProtocolError("full", f"{_MAX_SUBSCRIBERS} subscribers at most")
+        # One subscription per host:port, and the newest wins: say so when it changes what is sent.
+        old = next((s.audio for s in self._subs if s.addr == (host, port)), None)
         self._subs = subs + (Subscriber(host, port, audio),)
-        self._ack(address, host, port, audio)
+        if old is not None and old != audio:
+            self.counters["subscriptions_replaced"] += 1
+            self._ack(address, host, port, audio,
+                      f"warning: replaces this host:port's subscription with audio {old}; audio out is now {audio}")
+        else:
+            self._ack(address, host, port, audio)
 
     def _on_unsubscribe(self, address, tags, args, addr):
         if len(args) != 2 or tags[0] != "s":
@@ -436,11 +526,11 @@ class OscBridge:
 
         def job():
             try:
-                self.engine.unload_model(args[0])
+                warning = self.engine.unload_model(args[0])
             except KeyError as e:
                 self._control_error("not_found", str(e.args[0]))
             else:
-                self._ack(address, args[0])
+                self._ack(address, args[0], *(("warning: " + warning,) if warning else ()))
 
         self._work.put(job)
 
@@ -579,6 +669,16 @@ class OscBridge:
             "packets_out": oc.get("packets_out", 0),
             "audio_out_packets": oc.get("audio_out_packets", 0),
             "errors_suppressed": oc.get("errors_suppressed", 0),
+            "nonfinite_repaired": int(est.get("nonfinite_repaired", 0)),
+            "out_of_range_repaired": int(est.get("out_of_range_repaired", 0)),
+            "over_full_scale": int(est.get("over_full_scale", 0)),
+            "last_result_age_s": _num(est.get("last_result_age_s")),
+            "overloaded": c["rejected_overloaded"],
+            "worker_errors": int(self.supervisor.errors),
+            # workers not running (comma-separated "name:state"), "" when all are well
+            "workers_down": ",".join(f"{n}:{st}" for n, st in self.supervisor.status().items()
+                                     if st not in ("running", "idle") and not (st == "stopped" and not self._running)),
+            **{"worker_" + n: st for n, st in self.supervisor.status().items()},
         }
 
     def status_packets(self):

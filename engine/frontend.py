@@ -38,8 +38,9 @@ class RateStream:
         Samples at ``sr``; its ``total_written`` is this stream's clock.
     """
 
-    def __init__(self, in_rate, sr, window_s):
+    def __init__(self, in_rate, sr, window_s, origin=0):
         self.sr = int(sr)
+        self.origin = int(origin)  # input index of the first input sample this stream was fed
         self.resampler = StreamingResampler(in_rate, sr)
         self.ring = RingBuffer(int(np.ceil((window_s + _MARGIN_S) * sr)))
         self.mels: dict[MelConfig, MelStream] = {}
@@ -52,8 +53,8 @@ class RateStream:
                 m.push(y)
 
     def input_index(self, index):
-        """An index at this rate as an index at the input rate."""
-        return int(round(index / self.resampler.ratio))
+        """An index at this rate (counted from this stream's start) as an index at the input rate."""
+        return self.origin + int(round(index / self.resampler.ratio))
 
     def waveform_window(self, n):
         """Newest ``n`` samples (copy) and the input-rate index one past the last."""
@@ -64,8 +65,9 @@ class RateStream:
 class MelStream:
     """Streaming mel frames for one configuration (shared by its models)."""
 
-    def __init__(self, cfg: MelConfig, window_s):
+    def __init__(self, cfg: MelConfig, window_s, origin=0):
         self.cfg = cfg
+        self.origin = int(origin)  # model-rate index (of its RateStream) of the first sample it was fed
         self.n_frames = cfg.frames_for(int(round(cfg.sr * window_s)))
         keep = self.n_frames + int(np.ceil(_MARGIN_S * cfg.sr / cfg.hop_length))
         self.mel = StreamingMel.from_config(cfg, keep_frames=keep)
@@ -92,7 +94,7 @@ class MelStream:
         out = np.zeros((self.cfg.n_mels, n_frames), dtype=np.float32)
         if have:
             out[:, n_frames - have :] = self.mel.latest(have)
-        end = max(0, (self.mel.frames_out - 1) * self.cfg.hop_length + self.cfg.n_fft // 2)
+        end = self.origin + max(0, (self.mel.frames_out - 1) * self.cfg.hop_length + self.cfg.n_fft // 2)
         return apply_scaling(out, self.cfg.scaling), end
 
 
@@ -107,9 +109,10 @@ class FrontEnds:
         The analysis window in seconds (how much history each stream keeps).
     """
 
-    def __init__(self, in_rate, window_s):
+    def __init__(self, in_rate, window_s, origin=0):
         self.in_rate = int(in_rate)
         self.window_s = float(window_s)
+        self.samples_in = int(origin)  # the input clock: index of the next sample pushed
         self.rates: dict[int, RateStream] = {}
 
     def attach(self, sr, mel: MelConfig | None):
@@ -117,15 +120,17 @@ class FrontEnds:
 
         A stream attached mid-run starts empty: its first windows are
         zero-padded at the front until a full window has passed through it.
+        It starts on the stream's clock, though: its indices count input
+        samples from the start of the stream, not from the attach.
         """
         rs = self.rates.get(int(sr))
         if rs is None:
-            rs = self.rates[int(sr)] = RateStream(self.in_rate, sr, self.window_s)
+            rs = self.rates[int(sr)] = RateStream(self.in_rate, sr, self.window_s, origin=self.samples_in)
         ms = None
         if mel is not None:
             ms = rs.mels.get(mel)
             if ms is None:
-                ms = rs.mels[mel] = MelStream(mel, self.window_s)
+                ms = rs.mels[mel] = MelStream(mel, self.window_s, origin=rs.ring.total_written)
         return rs, ms
 
     def detach_unused(self, used):
@@ -141,6 +146,7 @@ class FrontEnds:
     def push(self, block):
         for rs in self.rates.values():
             rs.push(block)
+        self.samples_in += len(block)
 
     def count(self):
         """(rate streams, mel streams): how many computations each hop costs."""

@@ -4,8 +4,10 @@ The producer is the audio callback: :meth:`RingBuffer.write` converts the
 device's block (int16/int32 PCM or float, mono or interleaved frames x
 channels) to float32 mono in one compiled pass, straight into preallocated
 storage. It never allocates an array, never takes a lock and never waits.
-Samples that are NaN or Inf are written as 0 and counted, so one bad sample
-from a driver or a plug-in cannot poison every spectrogram downstream.
+Samples that are NaN or Inf are written as 0, samples beyond +-32 full scale
+are clipped to it, and both are counted (the rule of :mod:`engine.sanitize`),
+so one bad sample from a driver or a plug-in cannot poison every spectrogram
+downstream. Samples above 0 dBFS are kept and counted.
 
 The consumer (the engine's front-end worker) asks for the newest ``n``
 samples, or for everything since an absolute index it remembers. Asking for
@@ -24,10 +26,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.sanitize import LIMIT
+
 __all__ = ["RingBuffer"]
 
 # Layout of the shared counters array (int64, so the kernels update it in place).
-_WRITTEN, _NONFINITE, _OVERRUNS, _LOST = range(4)
+_WRITTEN, _NONFINITE, _OVERRUNS, _LOST, _OUT_OF_RANGE, _OVER_FS = range(6)
 
 
 @njit(cache=True)
@@ -35,22 +39,34 @@ def _store_frames(buf, state, block, scale):
     cap = buf.shape[0]
     pos = state[_WRITTEN] % cap
     bad = 0
+    big = 0
+    over = 0
     n, ch = block.shape
     inv = scale / ch
     for i in range(n):
-        acc = 0.0
+        acc = 0.0  # float64: the sum of float32 channels cannot overflow here
         for c in range(ch):
             acc += block[i, c]
-        v = np.float32(acc * inv)
-        if not np.isfinite(v):
+        a = acc * inv
+        if not np.isfinite(a):
             # One bad channel spoils the average; zero the frame and count it once.
-            v = np.float32(0.0)
+            a = 0.0
             bad += 1
-        buf[pos] = v
+        elif a > 1.0 or a < -1.0:
+            over += 1
+            if a > LIMIT:  # clipped before the float32 cast, which would overflow to Inf
+                a = LIMIT
+                big += 1
+            elif a < -LIMIT:
+                a = -LIMIT
+                big += 1
+        buf[pos] = np.float32(a)
         pos += 1
         if pos == cap:
             pos = 0
     state[_NONFINITE] += bad
+    state[_OUT_OF_RANGE] += big
+    state[_OVER_FS] += over
     state[_WRITTEN] += n
 
 
@@ -88,6 +104,10 @@ class RingBuffer:
         newest sample.
     nonfinite_repaired : int
         Samples (or frames) that arrived as NaN/Inf and were stored as 0.
+    out_of_range_repaired : int
+        Samples beyond +-32 full scale, stored clipped to it.
+    over_full_scale : int
+        Samples beyond +-1 (above 0 dBFS), clipped ones included.
     overruns : int
         Reads that asked for samples already overwritten.
     samples_lost : int
@@ -99,7 +119,7 @@ class RingBuffer:
             raise ValueError(f"capacity must be a positive integer number of samples, got {capacity!r}")
         self.capacity = int(capacity)
         self._buf = np.zeros(self.capacity, dtype=np.float32)
-        self._state = np.zeros(4, dtype=np.int64)
+        self._state = np.zeros(6, dtype=np.int64)
 
     # -- producer ---------------------------------------------------------
 
@@ -140,6 +160,14 @@ class RingBuffer:
     @property
     def nonfinite_repaired(self):
         return int(self._state[_NONFINITE])
+
+    @property
+    def out_of_range_repaired(self):
+        return int(self._state[_OUT_OF_RANGE])
+
+    @property
+    def over_full_scale(self):
+        return int(self._state[_OVER_FS])
 
     @property
     def overruns(self):
@@ -246,6 +274,8 @@ class RingBuffer:
         return {
             "total_written": self.total_written,
             "nonfinite_repaired": self.nonfinite_repaired,
+            "out_of_range_repaired": self.out_of_range_repaired,
+            "over_full_scale": self.over_full_scale,
             "overruns": self.overruns,
             "samples_lost": self.samples_lost,
         }

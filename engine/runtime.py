@@ -38,6 +38,7 @@ import numpy as np
 
 from engine.frontend import FrontEnds
 from engine.ringbuffer import RingBuffer
+from engine.supervise import Supervisor
 
 __all__ = ["Engine", "Result", "ModelLoadError", "LOW_ENERGY_DB"]
 
@@ -70,6 +71,8 @@ class Result:
     low_energy: bool
     seq: int  # hop number since the engine started
     error: str | None = None
+    repaired: int = 0  # input samples repaired (NaN/Inf zeroed, beyond +-32 clipped) during this hop
+    over_full_scale: int = 0  # input samples above 0 dBFS during this hop
 
     @property
     def top(self):
@@ -93,6 +96,8 @@ class Result:
             "latency_ms": round(float(self.latency_ms), 3) if np.isfinite(self.latency_ms) else None,
             "level_db": round(float(self.level_db), 2),
             "low_energy": bool(self.low_energy),
+            "repaired": int(self.repaired),
+            "over_full_scale": int(self.over_full_scale),
             "activation": self.activation,
             "scores": {k: float(v) for k, v in zip(self.labels, self.scores)},
             "top": top,
@@ -117,6 +122,8 @@ class _Job:
     seq: int
     boundary: int
     level_db: float
+    repaired: int = 0
+    over_full_scale: int = 0
     inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index, newest frame + 1 or None)
     dream: object = None  # Dreamer.snapshot() at the boundary, when a dreamer is attached
 
@@ -179,6 +186,17 @@ class Engine:
         # output[j] = input sample j dreamed; written by the dreamer only.
         self.output = RingBuffer(self.window_samples + 5 * self.sample_rate)
         self.dreamer = None
+        # Workers run under a supervisor (engine/supervise.py): a failure is
+        # logged, counted, reported and the worker restarted; never a silent death.
+        self.supervisor = Supervisor()
+        # Repairs made before audio reached write() (the OSC bridge sanitises before
+        # it resamples), by kind: engine/sanitize.py's NONFINITE, OUT_OF_RANGE, OVER_FULL_SCALE.
+        from engine.sanitize import new_counts
+
+        self.source_repairs = new_counts()
+        self._repairs_seen = (0, 0)
+        self._started = time.monotonic()
+        self.last_result_time = None  # time.monotonic() of the newest result
 
     # -- producer side (audio thread) ---------------------------------------
 
@@ -232,11 +250,25 @@ class Engine:
         return name
 
     def unload_model(self, name):
+        """Unload a model. Returns a warning sentence, or None.
+
+        The dream belongs to its model: when no loaded model carries the
+        dreamer's model name any more, the dream stops too (the dreamer is
+        detached, status reports no dream, the audio out stops) and the
+        warning says so. Dreaming again needs a restart with ``--dream``.
+        """
         with self._lock:
             if name not in self.models:
                 raise KeyError(f"no model {name!r} is loaded; loaded: {', '.join(self.models) or 'none'}")
             del self.models[name]
+            warning = None
+            d = self.dreamer
+            if d is not None and not any(d.name in (n, s.loaded.name) for n, s in self.models.items()):
+                self.set_dreamer(None)
+                warning = f"dream stopped: its model {d.name} is no longer loaded (restart with --dream to dream again)"
+                self.errors.append(warning)
             self._prune_frontends()
+        return warning
 
     def _prune_frontends(self):
         used = {(s.spec.sample_rate, s.spec.mel) for s in self.models.values()}
@@ -266,11 +298,14 @@ class Engine:
             self._prune_frontends()
 
     def _dream(self, job):
-        try:
-            self.dreamer.process(self, job)
-        except Exception as e:  # a failing dream must not stop scoring; the output falls back to dry
+        # A failing dream must not stop scoring: the supervisor's guard logs,
+        # counts and reports it, and disables the dream if it keeps failing.
+        g = self.supervisor.guard("dream")
+        before = g.failures
+        g.run(self.dreamer.process, self, job)
+        if g.failures > before:
             self.counters["dream_errors"] += 1
-            self.errors.append(f"dreamer: {type(e).__name__}: {e}")
+            self.errors.append(f"dreamer: {g.last_error}")
 
     def set_hop(self, hop):
         """Change the hop while running; the next window ends one new hop after
@@ -320,6 +355,9 @@ class Engine:
         # 48 kHz otherwise); float32 sums are ample for a level in dB.
         rms = float(np.sqrt(max(float(np.dot(wave, wave)), 0.0) / wave.size))
         job = _Job(self._seq, self._cursor, float(20 * np.log10(max(rms, 1e-10))))
+        rep, over = self._repairs()
+        job.repaired, job.over_full_scale = rep - self._repairs_seen[0], over - self._repairs_seen[1]
+        self._repairs_seen = (rep, over)
         for name, slot in self.models.items():
             if slot.disabled:
                 continue
@@ -381,6 +419,8 @@ class Engine:
                 level_db=job.level_db,
                 low_energy=bool(job.level_db < self.low_energy_db),
                 seq=job.seq,
+                repaired=job.repaired,
+                over_full_scale=job.over_full_scale,
             )
             try:
                 with torch.no_grad():
@@ -404,6 +444,7 @@ class Engine:
                 res = Result(scores=scores, latency_ms=lat, **common)
                 self.latencies[name].append(lat)
                 self.counters["results"] += 1
+                self.last_result_time = time.monotonic()
                 if res.low_energy:
                     self.counters["low_energy_results"] += 1
             self.last_results[name] = res
@@ -464,12 +505,11 @@ class Engine:
         if self._running:
             return
         self._running = True
+        sup = self.supervisor
         self._threads = [
-            threading.Thread(target=self._frontend_loop, name="genredream-frontend", daemon=True),
-            threading.Thread(target=self._inference_loop, name="genredream-inference", daemon=True),
+            sup.spawn("frontend", self._frontend_loop, reset=self._reset_frontends),
+            sup.spawn("inference", self._inference_loop),
         ]
-        for t in self._threads:
-            t.start()
 
     def stop(self, drain=False):
         """Stop the workers; with ``drain``, first score what has already arrived."""
@@ -485,6 +525,30 @@ class Engine:
         for t in self._threads:
             t.join(timeout=5)
         self._threads = []
+
+    def _reset_frontends(self):
+        """A clean front end after a failure, on the unchanged sample clock.
+
+        Every stream is rebuilt and fed the input ring's last window, so the
+        next windows are full and their indices continue where they were.
+        """
+        with self._lock:
+            start = max(self.ring.oldest_available, self._cursor - self.window_samples)
+            fe = FrontEnds(self.sample_rate, self.window, origin=start)
+            for slot in self.models.values():
+                slot.rate, slot.mel = fe.attach(slot.spec.sample_rate, slot.spec.mel)
+            if self.dreamer is not None:
+                fe.attach(self.dreamer.sample_rate, None)
+            hist, got = self.ring.read_since(start, max_n=self._cursor - start)
+            if got > start:  # cannot happen under the lock, but keep the clock exact if it did
+                fe.push(np.zeros(got - start, np.float32))
+            fe.push(hist)
+            self.frontends = fe
+            if self.dreamer is not None:  # the dreamer re-anchors on the new stream
+                d = self.dreamer
+                d.detach(self)
+                d._finished = False
+                d.attach(self)
 
     def _frontend_loop(self):
         # Polling, not an event: the audio callback must not touch a lock.
@@ -527,6 +591,17 @@ class Engine:
         a = np.asarray(vals)
         return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
+    def _repairs(self):
+        """(samples repaired, samples over 0 dBFS) so far, all input paths."""
+        r = self.ring
+        return (r.nonfinite_repaired + r.out_of_range_repaired + int(self.source_repairs[0]) + int(self.source_repairs[1]),
+                r.over_full_scale)
+
+    def last_result_age(self):
+        """Seconds since the last result (since the engine was made, before the first)."""
+        t = self.last_result_time
+        return time.monotonic() - (self._started if t is None else t)
+
     def status(self):
         """A snapshot of the engine's state and counters (for views and OSC status)."""
         return {
@@ -541,8 +616,13 @@ class Engine:
             "skipped_windows": self.counters["skipped_windows"],
             "low_energy_results": self.counters["low_energy_results"],
             "model_errors": self.counters["model_errors"],
-            "nonfinite_repaired": self.ring.nonfinite_repaired,
+            "nonfinite_repaired": self.ring.nonfinite_repaired + int(self.source_repairs[0]),
+            "out_of_range_repaired": self.ring.out_of_range_repaired + int(self.source_repairs[1]),
+            "over_full_scale": self.ring.over_full_scale,
             "input_overruns": self.ring.overruns,
+            "last_result_age_s": self.last_result_age(),
+            "worker_errors": self.supervisor.errors,
+            "workers": self.supervisor.status(),
             "xruns": self.counters["xruns"],  # published by a device runner; 0 for files and OSC
             "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
             "latency_ms": self.latency_stats(),
