@@ -53,15 +53,27 @@ def test_nonfinite_samples_become_zero_and_are_counted():
     assert rb.nonfinite_repaired == 4
 
 
+def test_samples_beyond_32_full_scale_are_clipped_and_counted_and_over_0dbfs_flagged():
+    """Issue 16.6: 1e30 must not reach the float32 cast (Inf) or anything downstream."""
+    rb = RingBuffer(16)
+    rb.write(np.array([1e30, -3e38, 40.0, 2.0, -1.5, 0.5, 1.0], np.float32))
+    np.testing.assert_array_equal(rb.latest(7)[0], [32, -32, 32, 2.0, -1.5, 0.5, 1.0])
+    assert rb.out_of_range_repaired == 3 and rb.over_full_scale == 5 and rb.nonfinite_repaired == 0
+    rb.write(np.array([[1e300, 1e300]]))  # float64 frames: the average is clipped, not cast to Inf
+    assert rb.latest(1)[0][0] == 32 and rb.out_of_range_repaired == 4
+    rb.write(np.array([[3e38, 3e38]], np.float32))  # a float32 sum would overflow to Inf
+    assert rb.latest(1)[0][0] == 32 and rb.nonfinite_repaired == 0
+
+
 def test_read_since_detects_and_counts_overruns():
     rb = RingBuffer(100)
-    rb.write(np.arange(250, dtype=np.float32))
+    rb.write(np.arange(250, dtype=np.float32) / 256)  # sample k is k/256: exact, and inside +-32
     data, start = rb.read_since(120)
     assert start == 150 and rb.overruns == 1 and rb.samples_lost == 30
-    np.testing.assert_array_equal(data, np.arange(150, 250))
+    np.testing.assert_array_equal(data, np.arange(150, 250) / 256)
     data, start = rb.read_since(240, max_n=4)
     assert start == 240 and rb.overruns == 1
-    np.testing.assert_array_equal(data, [240, 241, 242, 243])
+    np.testing.assert_array_equal(data, np.array([240, 241, 242, 243]) / 256)
     with pytest.raises(ValueError, match="future"):
         rb.read_since(251)
 
@@ -133,7 +145,7 @@ def test_concurrent_producer_consumer_sees_a_consistent_stream():
 
     def producer():
         for i in range(0, total, 256):
-            rb.write((np.arange(i, i + 256) % 65536).astype(np.float32))
+            rb.write((np.arange(i, i + 256) % 65536 / 65536).astype(np.float32))  # exact, inside +-32
         stop.set()
 
     bad = []
@@ -142,7 +154,7 @@ def test_concurrent_producer_consumer_sees_a_consistent_stream():
     cursor = 0
     while not stop.is_set() or cursor < rb.total_written:
         data, start = rb.read_since(cursor)
-        expect = (np.arange(start, start + data.size) % 65536).astype(np.float32)
+        expect = (np.arange(start, start + data.size) % 65536 / 65536).astype(np.float32)
         if not np.array_equal(data, expect):
             bad.append(start)
         cursor = start + data.size
