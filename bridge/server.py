@@ -746,37 +746,41 @@ class OscBridge:
             self._send_all(pkt, subs)
 
     def _out_loop(self):
-        rate = self.engine.sample_rate
         while self._running:
-            ring = getattr(self.engine, "output", None)  # the dreamer's output ring, at the input rate
-            subs = [s for s in self._subs if s.audio != "none"]
-            if ring is None or not subs:
-                self._out_cursor = None
-                time.sleep(0.005)
-                continue
-            if self._out_cursor is None:
-                self._out_cursor = ring.total_written
-            if ring.total_written <= self._out_cursor:
-                time.sleep(0.002)
-                continue
-            data, start = ring.read_since(self._out_cursor)
-            if start > self._out_cursor:
-                self._count("audio_out_overruns")
-                self._count("audio_out_samples_lost", start - self._out_cursor)
-            self._out_cursor = start + data.size
-            for i in range(0, data.size, self.out_block):
-                chunk = data[i : i + self.out_block]
-                blob = f = None
-                for s in subs:
-                    if s.audio == "b":
-                        blob = blob or P.encode(A.AUDIO_OUT, self._out_seq, rate, 1, chunk.astype(">f4").tobytes())
-                        self._send(blob, s.addr)
-                    else:
-                        f = f or P.encode_floats(A.AUDIO_OUT_F, [self._out_seq], chunk)
-                        self._send(f, s.addr)
-                self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
-                self._count("audio_out_packets")
-                self._count("audio_out_samples", chunk.size)
+            self._out_once()
+
+    def _out_once(self):
+        """One turn of the audio-out thread: send what the dreamer wrote since the last turn."""
+        rate = self.engine.sample_rate
+        ring = getattr(self.engine, "output", None)  # the dreamer's output ring, at the input rate
+        subs = [s for s in self._subs if s.audio != "none"]
+        if ring is None or not subs:
+            self._out_cursor = None
+            time.sleep(0.005)
+            return
+        if self._out_cursor is None:
+            self._out_cursor = ring.total_written
+        if ring.total_written <= self._out_cursor:
+            time.sleep(0.002)
+            return
+        data, start = ring.read_since(self._out_cursor)
+        if start > self._out_cursor:
+            self._count("audio_out_overruns")
+            self._count("audio_out_samples_lost", start - self._out_cursor)
+        self._out_cursor = start + data.size
+        for i in range(0, data.size, self.out_block):
+            chunk = data[i : i + self.out_block]
+            blob = f = None
+            for s in subs:
+                if s.audio == "b":
+                    blob = blob or P.encode(A.AUDIO_OUT, self._out_seq, rate, 1, chunk.astype(">f4").tobytes())
+                    self._send(blob, s.addr)
+                else:
+                    f = f or P.encode_floats(A.AUDIO_OUT_F, [self._out_seq], chunk)
+                    self._send(f, s.addr)
+            self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
+            self._count("audio_out_packets")
+            self._count("audio_out_samples", chunk.size)
 
 
 def _dreamer_params(dreamer):

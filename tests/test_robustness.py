@@ -225,7 +225,7 @@ def test_long_fuzz_then_clean_audio_scores_every_hop(rig, capfd, caplog):
     while r.bridge.counters["packets"] < n + 1 and time.monotonic() < deadline:  # + the subscribe
         r.client.drain(0.01)
     st = r.client.status()
-    assert st["packets"] == n + 1 and st["packets"] == st["accepted"] + st["rejected"], st
+    assert st["packets"] == n + 2 and st["packets"] == st["accepted"] + st["rejected"], st  # + subscribe, status
     assert st["worker_errors"] == 0 and st["workers_down"] == "", st
     assert r.bridge.counters["rejected_internal"] == 0
     # A new stream of clean audio from a fresh sender: a result per hop.
@@ -249,3 +249,94 @@ def test_long_fuzz_then_clean_audio_scores_every_hop(rig, capfd, caplog):
     d = np.diff(after[:want])
     assert np.all((d > 0.5 * HOP * SR) & (d < 1.5 * HOP * SR)), after
     _no_traceback(capfd, caplog)
+
+
+# -- supervised workers ------------------------------------------------------------------------------
+
+
+def _raise_once(obj, attr, box):
+    """Make ``obj.attr`` raise on its next call only (a fault injected into a real worker)."""
+    real = getattr(obj, attr)
+
+    def failing(*a, **kw):
+        if not box:
+            box.append(1)
+            raise RuntimeError(f"injected fault in {attr}")
+        return real(*a, **kw)
+
+    setattr(obj, attr, failing)
+
+
+def _wait(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_fault_in_each_worker_is_logged_counted_reported_and_the_worker_restarted(model_files, caplog):
+    """Every worker in turn raises once: the engine keeps scoring, counts it, says so and restarts it."""
+    from engine.dream import Dreamer
+
+    r = Rig(model_files["geng"], dreamer=Dreamer(model_files["geng"], steps=1))
+    try:
+        r.client.subscribe("f")  # dreamed audio out too, so the audio-out worker has work
+        r.client.wait_for(A.ACK)
+        sup = r.engine.supervisor
+        e, b = r.engine, r.bridge
+        targets = [("frontend", e, "pump"), ("inference", e, "infer"), ("dream", e.dreamer, "process"),
+                   ("osc-recv", b, "route"), ("osc-audio", b, "_release_late"), ("osc-send", b, "_out_once")]
+        for k, (name, obj, attr) in enumerate(targets):
+            box = []
+            _raise_once(obj, attr, box)
+            before = sup.errors
+            r.feed(music(1.0, seed=k))
+            assert _wait(lambda: box and sup.errors > before), f"{name}: the fault never fired"
+            w = sup.workers[name]
+            assert _wait(lambda: w.state == "running" and (name == "dream" or w.restarts >= 1)), (name, w.state)
+            assert w.failures == 1 and "injected fault" in w.last_error
+            _, args = r.client.wait_for(A.ERROR, pred=lambda a: a[0] == "internal" and name in a[1])
+            assert "restarted" in args[1]
+            # the engine still scores: a result for a hop fed after the fault
+            n0 = e.counters["results"]
+            r.feed(music(1.0, seed=10 + k))
+            assert _wait(lambda: e.counters["results"] > n0), f"no result after {name} restarted"
+        st = r.client.status()
+        assert st["worker_errors"] == len(targets) and st["workers_down"] == "", st
+        assert all(st["worker_" + n] == "running" for n, _, _ in targets), st
+        assert e.counters["dream_errors"] == 1 and e.dreamer is not None
+        tracebacks = [rec for rec in caplog.records if rec.levelno == logging.ERROR and rec.exc_info]
+        assert len(tracebacks) == len(targets)  # each failure logged once, with its traceback
+    finally:
+        r.close()
+
+
+def test_a_worker_that_keeps_failing_is_disabled_and_said_loudly(model_files, caplog):
+    r = Rig(model_files["geng"])
+    try:
+        e = r.engine
+
+        def broken():
+            raise RuntimeError("front end broken for good")
+
+        e.pump = broken
+        w = e.supervisor.workers["frontend"]
+        assert _wait(lambda: w.state == "disabled"), w.state
+        _, args = r.client.wait_for(A.ERROR, pred=lambda a: a[0] == "worker_disabled")
+        assert "frontend" in args[1] and "front end broken" in args[1]
+        st = r.client.status()
+        assert st["worker_frontend"] == "disabled" and "frontend:disabled" in st["workers_down"], st
+        assert st["worker_errors"] == e.supervisor.max_failures
+        assert any(rec.levelno == logging.CRITICAL and "disabled" in rec.getMessage() for rec in caplog.records)
+        # logged with a traceback once, then one line per repeat
+        assert sum(1 for rec in caplog.records if rec.exc_info) == 1
+        from engine.io.sinks import summary
+
+        assert any("frontend DISABLED" in line for line in summary(e))
+        # the control plane still answers
+        r.client.send(A.PING, 7)
+        assert r.client.wait_for(A.PONG)[1] == [7]
+    finally:
+        r.close()

@@ -49,6 +49,13 @@ def summary(engine):
         lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
     if getattr(engine, "dreamer", None) is not None:
         lines.append(engine.dreamer.summary())
-    if st["nonfinite_repaired"] or st["input_overruns"]:
-        lines.append(f"input repairs: {st['nonfinite_repaired']} NaN/Inf samples zeroed, {st['input_overruns']} overruns")
+    if st["nonfinite_repaired"] or st["out_of_range_repaired"] or st["input_overruns"]:
+        lines.append(f"input repairs: {st['nonfinite_repaired']} NaN/Inf samples zeroed, "
+                     f"{st['out_of_range_repaired']} samples beyond +-32 full scale clipped, {st['input_overruns']} overruns")
+    if st["over_full_scale"]:
+        lines.append(f"input above 0 dBFS: {st['over_full_scale']} samples (kept; clipped only beyond +-32 full scale)")
+    sup = getattr(engine, "supervisor", None)
+    if sup is not None and sup.errors:
+        down = [f"{n} DISABLED ({w.last_error})" for n, w in sup.workers.items() if w.state == "disabled"]
+        lines.append(f"worker failures: {sup.errors}; " + ("; ".join(down) if down else "every worker restarted"))
     return lines

@@ -1,5 +1,7 @@
 """The live terminal view (rich): a bar per genre for each model, the top
-genre, latency p50/p99, xruns, skipped windows and the input level.
+genre, latency p50/p99, xruns, skipped windows and the input level; the
+seconds since the last result (red when results stop), each worker's health
+(a worker restarting or disabled shows in red) and the input repairs.
 
 The view reads the engine's last results and counters a few times a second
 on the main thread; it never blocks the workers.
@@ -35,7 +37,19 @@ def render(engine, extra=None, top_n=10):
         f"skipped {st['skipped_windows']}",
         f"xruns {extra.get('xruns', 0) if extra else 0}",
     )
-    panels = [head]
+    age = st.get("last_result_age_s")
+    workers = st.get("workers") or {}
+    down = [f"{n} {w}" for n, w in workers.items() if w not in ("running", "idle", "stopped")]
+    health = Table.grid(padding=(0, 2))
+    health.add_row(
+        f"last result [bold]{age:5.1f} s[/] ago" if age is not None and age < 2 * st["hop_s"] + 1 else
+        f"[bold red]last result {age:.1f} s ago[/]" if age is not None else "",
+        f"workers: [bold red]{', '.join(down)}[/]" if down else f"workers: {len(workers)} alive",
+        f"[yellow]worker failures {st['worker_errors']}[/]" if st.get("worker_errors") else "",
+        f"[yellow]repaired {st['nonfinite_repaired'] + st['out_of_range_repaired']} samples[/]"
+        if st.get("nonfinite_repaired") or st.get("out_of_range_repaired") else "",
+    )
+    panels = [head, health]
     for name, slot in engine.models.items():
         r = engine.last_results.get(name)
         t = Table(show_header=False, box=None, pad_edge=False)
