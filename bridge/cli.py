@@ -49,6 +49,9 @@ def add_osc_arguments(p):
     )
     g.add_argument("--osc-port", type=int, nargs="?", const=DEFAULT_PORT, default=None, metavar="N",
                    help=f"listen for OSC on UDP port N (default port {DEFAULT_PORT} when N is left out)")
+    g.add_argument("--osc-control-port", type=int, default=None, metavar="N",
+                   help="also listen on UDP port N for control only (status, ping, subscribe, models, dream): "
+                        "it answers even when the main port is flooded")
     g.add_argument("--osc-host", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 listens on every interface: an explicit choice)")
     g.add_argument("--osc-allow", nargs="+", metavar="HOST", help="use datagrams from these hosts only")
@@ -61,7 +64,8 @@ def _bridge(engine, args, audio_in):
     from bridge.server import OscBridge
 
     return OscBridge(engine, host=args.osc_host, port=args.osc_port, allow=args.osc_allow,
-                     reply=args.osc_reply or (), audio_in=audio_in)
+                     reply=args.osc_reply or (), audio_in=audio_in,
+                     control_port=getattr(args, "osc_control_port", None))
 
 
 def _summary_line(bridge):
@@ -70,6 +74,8 @@ def _summary_line(bridge):
         f"osc: {st['packets']} packets in ({st['accepted']} accepted, {st['rejected']} rejected), "
         f"audio {st['audio_packets']} packets: {st['lost']} lost, {st['reordered']} reordered, "
         f"{st['duplicates']} duplicates, {st['restarts']} restarts; {st['packets_out']} packets out"
+        + (f"; {st['overloaded']} audio packets dropped (overloaded)" if st["overloaded"] else "")
+        + (f"; WORKERS DOWN: {st['workers_down']}" if st["workers_down"] else "")
     )
 
 
@@ -121,7 +127,9 @@ def run_osc(args, err):
     engine.start()
     bridge.start()
     err.print(
-        f"listening for OSC on {args.osc_host}:{bridge.port}; engine at {rate} Hz; "
+        f"listening for OSC on {args.osc_host}:{bridge.port}"
+        + (f" (control also on {bridge.control_port})" if bridge.control_port else "")
+        + f"; engine at {rate} Hz; "
         f"models: {', '.join(engine.models) or 'none'}; Ctrl-C stops"
     )
 

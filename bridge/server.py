@@ -53,6 +53,7 @@ import ipaddress
 import math
 import queue
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -89,6 +90,11 @@ _AUDIO_PREFIX = A.AUDIO_IN.encode()
 #: large as the socket buffer held before the queue existed (2048 packets of
 #: 512 floats are 4 MB, 22 s at 48 kHz); only a sustained flood fills it.
 _AUDIO_QUEUE = 2048
+#: Audio is taken up to this many times real time (a sender catching up after a
+#: stall, or a file streamed fast), with a burst of 2 s; beyond, a flood of audio
+#: would only make the audio worker and the front end burn the CPU the receive
+#: thread needs to answer control, so it is rejected at once as ``overloaded``.
+AUDIO_SPEED = 4.0
 
 
 @dataclass(frozen=True)
@@ -138,16 +144,44 @@ class OscBridge:
     source_idle : float
         Seconds without audio after which another sender may take over the
         audio input (before that, its packets are refused as ``busy``).
+    rcvbuf : int
+        The socket's receive buffer (bytes; Linux doubles it). Small on
+        purpose: a control message that arrives on a flooded socket waits
+        behind everything buffered before it, so the buffer must drain in
+        well under 100 ms. 4 MB (the old value) held ~8000 small datagrams,
+        0.5 s at the rate the receive thread reads them under load; 128 KB
+        measured p99 25-75 ms. Audio bursts are absorbed by ``audio_queue``
+        instead, which the receive thread fills as fast as it reads.
+    audio_queue : int
+        Audio datagrams (and bundles) that may wait for the audio worker;
+        beyond, they are rejected as ``overloaded``.
+    audio_speed : float or None
+        Audio is taken up to this many times real time (burst: 2 s); the
+        rest is rejected as ``overloaded`` on arrival. None: no limit (the
+        message-rate benchmark measures the server's own capacity so).
+    control_port : int, optional
+        A second UDP port for control only (0: any free port; see
+        :attr:`control_port`). Its own thread reads it, and no audio is taken
+        there, so status and ping answer even when the main port is flooded
+        beyond what the receive thread can read (the kernel then drops
+        datagrams on the main port at random, control ones included).
+    switch_interval : float
+        Python's GIL switch interval while the bridge runs (seconds; the
+        smaller of this and the current one): how long a busy worker may
+        keep the receive thread waiting.
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0,
-                 audio_queue=_AUDIO_QUEUE):
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=128 << 10, source_idle=1.0,
+                 audio_queue=_AUDIO_QUEUE, switch_interval=0.0005, audio_speed=AUDIO_SPEED,
+                 control_port=None):
         if not (0 <= int(port) <= 65535):
             raise ValueError(f"port must be 0..65535, got {port}")
         if not (1 <= out_block <= P.MAX_FRAMES):
             raise ValueError(f"out_block must be 1..{P.MAX_FRAMES}, got {out_block}")
         self.engine = engine
+        self.switch_interval = float(switch_interval)
+        self._old_switch = None
         self.host = host
         self.audio_in = bool(audio_in)
         self.out_block = int(out_block)
@@ -156,6 +190,9 @@ class OscBridge:
         self._acct = threading.Lock()  # the accounting counters are updated by the receive and audio threads
         self._tls = threading.local()
         self._audio_q = queue.Queue(maxsize=int(audio_queue))
+        self.audio_speed = None if audio_speed is None else float(audio_speed)
+        self._ab_tokens = 1e12  # audio budget (see _audio_budget): starts full, capped at the first packet
+        self._ab_time = time.monotonic()
         self.supervisor = getattr(engine, "supervisor", None) or Supervisor()
         self.out_counters = collections.Counter()
         self._out_lock = threading.Lock()
@@ -184,6 +221,18 @@ class OscBridge:
         self._sock.bind((host, int(port)))
         self._sock.settimeout(0.005)
         self.port = self._sock.getsockname()[1]
+        self._csock = None
+        self.control_port = None
+        if control_port is not None:
+            self._csock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self._csock.bind((host, int(control_port)))
+            except OSError:
+                self._csock.close()
+                self._sock.close()
+                raise
+            self._csock.settimeout(0.05)
+            self.control_port = self._csock.getsockname()[1]
         self._running = False
         self._threads = []
         self._work = queue.Queue()
@@ -216,6 +265,13 @@ class OscBridge:
         if self._running:
             return self
         self._running = True
+        # The receive thread needs the GIL for every datagram: with Python's default
+        # 5 ms switch interval a busy worker (the front end on a flood of audio) holds
+        # it for 5 ms after each recvfrom, so only ~200 datagrams/s get through and
+        # control waits behind a full socket. 0.5 ms, as the audio device does
+        # (engine/io/device.py), restored by stop().
+        self._old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._old_switch, self.switch_interval))
         self.engine.sinks.append(self._on_result)
         self.supervisor.listeners.append(self._on_worker_error)
         sup = self.supervisor
@@ -225,6 +281,8 @@ class OscBridge:
             sup.spawn("osc-control", self._work_loop),
             sup.spawn("osc-send", self._out_loop, reset=self._reset_out),
         ]
+        if self._csock is not None:
+            self._threads.append(sup.spawn("osc-control-recv", self._control_recv_loop))
         return self
 
     def stop(self):
@@ -241,6 +299,11 @@ class OscBridge:
             except ValueError:
                 pass
         self._sock.close()
+        if self._csock is not None:
+            self._csock.close()
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
 
     def __enter__(self):
         return self.start()
@@ -264,17 +327,56 @@ class OscBridge:
                 continue
             self.route(data, addr)
 
+    def _audio_budget(self, nbytes):
+        """A token bucket on audio bytes (receive thread): True when this datagram fits."""
+        if self.audio_speed is None:
+            return True
+        now = time.monotonic()
+        fmt = self._last_fmt
+        rate, ch = (fmt[0], fmt[1]) if fmt else self.f_format
+        per_s = 4.0 * rate * ch * self.audio_speed  # float32 bytes; headers are a few % of a packet
+        self._ab_tokens = min(2.0 * per_s, self._ab_tokens + (now - self._ab_time) * per_s)
+        self._ab_time = now
+        if self._ab_tokens < nbytes:
+            return False
+        self._ab_tokens -= nbytes
+        return True
+
+    def _control_recv_loop(self):
+        sock = self._csock
+        while self._running:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                if not self._running:
+                    break
+                self.counters["recv_errors"] += 1
+                continue
+            if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
+                with self._acct:
+                    self.counters["packets"] += 1
+                    self.counters["rejected"] += 1
+                    self.counters["rejected_wrong_port"] += 1
+                self._error("wrong_port", "the control port takes control messages only: send audio and bundles to the main port")
+                continue
+            self.handle_datagram(data, addr)
+
     def route(self, data, addr):
         """The receive thread's work: queue audio and bundles, handle control at once."""
         if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
             try:
+                if not self._audio_budget(len(data)):
+                    raise queue.Full
                 self._audio_q.put_nowait((data, addr))
             except queue.Full:
                 with self._acct:
                     self.counters["packets"] += 1
                     self.counters["rejected"] += 1
                     self.counters["rejected_overloaded"] += 1
-                self._error("overloaded", "audio arrives faster than the server can handle it; packet dropped")
+                self._error("overloaded", f"audio arrives faster than {self.audio_speed or 0:g}x real time or than the server "
+                                          "can handle it; packet dropped")
             return
         self.handle_datagram(data, addr)
 

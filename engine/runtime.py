@@ -585,10 +585,14 @@ class Engine:
 
     def latency_stats(self, name=None):
         """{"p50": ms, "p99": ms, "n": count} over one model or all."""
-        vals = [v for k, d in self.latencies.items() if name in (None, k) for v in d if np.isfinite(v)]
-        if not vals:
+        # deque.copy() is atomic under the GIL; iterating the deque itself while the
+        # inference worker appends raised "deque mutated during iteration" (found by
+        # the flood benchmark: a /status request killed the OSC receive thread).
+        parts = [np.array(d.copy(), dtype=np.float64) for k, d in list(self.latencies.items()) if name in (None, k)]
+        a = np.concatenate(parts) if parts else np.zeros(0)
+        a = a[np.isfinite(a)]
+        if not a.size:
             return {"p50": float("nan"), "p99": float("nan"), "n": 0}
-        a = np.asarray(vals)
         return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
     def _repairs(self):
