@@ -406,6 +406,8 @@ class Engine:
     def _infer(self, job, torch):
         results = []
         for name, (slot, x, end, frames) in job.inputs.items():
+            if self.models.get(name) is not slot:
+                continue  # unloaded (or replaced) since the window was taken: no result for it
             meta = slot.loaded.meta
             arrived = self._arrival_time(end)
             common = dict(

@@ -340,3 +340,93 @@ def test_a_worker_that_keeps_failing_is_disabled_and_said_loudly(model_files, ca
         assert r.client.wait_for(A.PONG)[1] == [7]
     finally:
         r.close()
+
+
+# -- issue 16: clock, unload, resubscribe -------------------------------------------------------------
+
+
+def test_a_model_loaded_mid_stream_at_another_rate_runs_on_the_stream_clock(model_files):
+    """16.2: zheng (22.05 kHz) loaded 10 s into a 16 kHz stream scored by geng (8 kHz)."""
+    e = Engine(SR, hop=HOP)
+    e.load_model(model_files["geng"])
+    out = []
+    e.sinks.append(out.append)
+    y = music(13.0)
+    e.run_blocks([y[i : i + 512] for i in range(0, 10 * SR, 512)])
+    t_load = time.perf_counter()
+    name = e.load_model(model_files["zheng"])
+    e.run_blocks([y[i : i + 512] for i in range(10 * SR, y.size, 512)])
+    t_end = time.perf_counter()
+    geng = {r.seq: r for r in out if r.model != name}
+    zheng = [r for r in out if r.model == name]
+    assert len(zheng) >= 5 and not any(r.error for r in zheng)
+    hop = int(HOP * SR)
+    for r in zheng:
+        # the newest sample its window depends on, in input samples from the start of the stream
+        assert r.seq * hop - hop < r.end_index <= r.seq * hop, (r.seq, r.end_index)
+        # the same moment as geng's (each lags its hop boundary by under one of its mel hops: 64 ms at 8 kHz)
+        assert abs(r.end_index - geng[r.seq].end_index) < 0.1 * SR
+        assert abs(r.end_s - geng[r.seq].end_s) < 0.1
+        # its latency runs from the arrival of that sample, which came after the load
+        assert r.latency_ms < (t_end - t_load) * 1e3
+    lat = e.latency_stats(name)
+    assert lat["p99"] < (t_end - t_load) * 1e3
+
+
+def test_unloading_the_dream_model_stops_the_dream_and_says_so(model_files):
+    """16.3: no model left means no dream: status says so, and the unload's ack warns."""
+    from engine.dream import Dreamer
+
+    r = Rig(model_files["geng"], dreamer=Dreamer(model_files["geng"], steps=1))
+    try:
+        r.feed(music(1.0))
+        st = r.client.status()
+        assert st["dream"] == "test-geng" and st["models"] == "test-geng"
+        r.client.send(A.MODEL_UNLOAD, "test-geng")
+        _, args = r.client.wait_for(A.ACK, pred=lambda a: a[0] == A.MODEL_UNLOAD)
+        assert args[1] == "test-geng" and "dream stopped" in args[2], args
+        st = r.client.status()
+        assert st["dream"] == "" and st["models"] == "" and r.engine.dreamer is None, st
+        r.client.send(A.DREAM, 1)
+        assert r.client.wait_for(A.ERROR, pred=lambda a: a[0] == "unavailable")
+        n = r.engine.counters["results"]
+        time.sleep(0.5)
+        assert r.engine.counters["results"] == n  # windows queued before the unload are not scored for it
+        assert r.client.status()["last_result_age_s"] >= 0.5  # no results now: the age grows
+    finally:
+        r.close()
+
+
+def test_resubscribing_a_host_port_replaces_it_and_the_ack_warns(rig):
+    """16.4: one subscription per host:port, the newest wins; a change of audio format is warned about."""
+    r = rig()
+    c = r.client
+    c.subscribe("f")
+    _, args = c.wait_for(A.ACK)
+    assert args[3] == "f" and len(args) == 5 and "warning" in args[4] and "none" in args[4]  # none -> f
+    c.subscribe("none")
+    _, args = c.wait_for(A.ACK)
+    assert args[3] == "none" and "replaces" in args[4] and "audio f" in args[4], args
+    c.subscribe("none")
+    _, args = c.wait_for(A.ACK)
+    assert args == [A.SUBSCRIBE, "127.0.0.1", c.port, "none"]  # nothing changed: no warning
+    assert [s.audio for s in r.bridge.subscribers] == ["none"]
+
+
+def test_control_port_answers_control_and_refuses_audio(model_files):
+    e = Engine(SR)
+    b = OscBridge(e, port=0, control_port=0).start()
+    try:
+        with OscClient(b.control_port) as cc:
+            cc.send(A.PING, 3)
+            assert cc.wait_for(A.PONG)[1] == [3]
+            cc.subscribe()
+            cc.wait_for(A.ACK)
+            cc.send_audio_f(0, np.zeros(64, np.float32))
+            _, args = cc.wait_for(A.ERROR)
+            assert args[0] == "wrong_port"
+            st = cc.status()
+            assert st["rejected"] == 1 and st["packets"] == st["accepted"] + st["rejected"] == 4
+            assert e.ring.total_written == 0
+    finally:
+        b.stop()
