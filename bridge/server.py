@@ -145,13 +145,14 @@ class OscBridge:
         Seconds without audio after which another sender may take over the
         audio input (before that, its packets are refused as ``busy``).
     rcvbuf : int
-        The socket's receive buffer (bytes; Linux doubles it). Small on
-        purpose: a control message that arrives on a flooded socket waits
-        behind everything buffered before it, so the buffer must drain in
-        well under 100 ms. 4 MB (the old value) held ~8000 small datagrams,
-        0.5 s at the rate the receive thread reads them under load; 128 KB
-        measured p99 25-75 ms. Audio bursts are absorbed by ``audio_queue``
-        instead, which the receive thread fills as fast as it reads.
+        The socket's receive buffer (bytes; Linux doubles it). A compromise:
+        a control message that arrives on a flooded socket waits behind
+        everything buffered before it (4 MB, the old value, held ~8000 small
+        datagrams: 0.5 s at the rate the receive thread reads them under
+        load), while a burst of audio must fit while the receive thread is
+        descheduled (128 KB lost packets of a 2 s burst on a loaded machine).
+        1 MB holds ~5 s of 512-frame packets. Control that must answer under
+        any flood goes to ``control_port``.
     audio_queue : int
         Audio datagrams (and bundles) that may wait for the audio worker;
         beyond, they are rejected as ``overloaded``.
@@ -172,7 +173,7 @@ class OscBridge:
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=128 << 10, source_idle=1.0,
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=1 << 20, source_idle=1.0,
                  audio_queue=_AUDIO_QUEUE, switch_interval=0.0005, audio_speed=AUDIO_SPEED,
                  control_port=None):
         if not (0 <= int(port) <= 65535):

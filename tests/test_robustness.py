@@ -430,3 +430,23 @@ def test_control_port_answers_control_and_refuses_audio(model_files):
             assert e.ring.total_written == 0
     finally:
         b.stop()
+
+
+def test_the_live_view_shows_the_last_result_age_and_a_disabled_worker(model_files):
+    from rich.console import Console
+
+    from engine.io.view import render
+
+    e = Engine(SR, hop=HOP)
+    e.load_model(model_files["geng"])
+    e.run_blocks([music(1.0)])
+    console = Console(record=True, width=160)
+    console.print(render(e))
+    text = console.export_text()
+    assert "last result" in text and "workers: 0 alive" in text
+    g = e.supervisor.guard("dream")
+    for _ in range(e.supervisor.max_failures):
+        g.run(lambda: 1 / 0)
+    console.print(render(e))
+    text = console.export_text()
+    assert "dream disabled" in text and "worker failures 5" in text
