@@ -767,6 +767,8 @@ class OscBridge:
             "results": int(est.get("results", 0)),
             "skipped_windows": int(est.get("skipped_windows", 0)),
             "dream": str(dream.get("model") or ""),
+            # 1 while the dreamer changes the audio (attached and enabled); "dream" names its model either way
+            "dreaming": int(bool(dream) and bool(_dream_enabled(self.engine))),
             "dream_rtf_p50": _num(dream.get("rtf_p50")),
             "subscribers": len(self._subs),
             "packets_out": oc.get("packets_out", 0),
@@ -884,6 +886,16 @@ class OscBridge:
             self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
             self._count("audio_out_packets")
             self._count("audio_out_samples", chunk.size)
+
+
+def _dream_enabled(engine):
+    d = getattr(engine, "dreamer", None)
+    if d is None:
+        return False
+    try:
+        return bool(d.params().get("enabled", True))
+    except Exception:  # a dreamer without params(): attached means dreaming
+        return True
 
 
 def _dreamer_params(dreamer):

@@ -250,25 +250,26 @@ class Engine:
         return name
 
     def unload_model(self, name):
-        """Unload a model. Returns a warning sentence, or None.
+        """Unload a classifier. Returns a warning sentence, or None.
 
-        The dream belongs to its model: when no loaded model carries the
-        dreamer's model name any more, the dream stops too (the dreamer is
-        detached, status reports no dream, the audio out stops) and the
-        warning says so. Dreaming again needs a restart with ``--dream``.
+        The dream is not a classifier: the dreamer holds its own copy of its
+        model (loaded by ``--dream``), so unloading a classifier, even one of
+        the same name or the last one, never stops it. The warning says so
+        when that may surprise: the unloaded model was the dream's, or no
+        classifier is left while the dream runs. ``/genredream/dream 0`` (or
+        ``set_params(enabled=False)``) stops the dream.
         """
         with self._lock:
             if name not in self.models:
                 raise KeyError(f"no model {name!r} is loaded; loaded: {', '.join(self.models) or 'none'}")
-            del self.models[name]
-            warning = None
-            d = self.dreamer
-            if d is not None and not any(d.name in (n, s.loaded.name) for n, s in self.models.items()):
-                self.set_dreamer(None)
-                warning = f"dream stopped: its model {d.name} is no longer loaded (restart with --dream to dream again)"
-                self.errors.append(warning)
+            slot = self.models.pop(name)
             self._prune_frontends()
-        return warning
+            d = self.dreamer
+            if d is not None and (d.name in (name, slot.loaded.name) or not self.models):
+                return (f"the dream keeps running on its own copy of {d.name}"
+                        + ("; no classifier is loaded" if not self.models else "")
+                        + " (send /genredream/dream 0 to stop dreaming)")
+        return None
 
     def _prune_frontends(self):
         used = {(s.spec.sample_rate, s.spec.mel) for s in self.models.values()}

@@ -17,8 +17,10 @@ class JsonlSink:
 
     Every line has ``type`` ("scores" or "error"), ``model``, ``seq``,
     ``end_index`` (input samples), ``start_s``/``end_s`` (stream time),
-    ``latency_ms``, ``level_db``, ``low_energy``, ``scores`` {label: value},
-    ``top``, ``top_score`` and ``error``.
+    ``latency_ms``, ``level_db``, ``low_energy``, ``repaired`` (input samples
+    of this hop that were NaN/Inf or beyond +-32 full scale, repaired),
+    ``over_full_scale`` (input samples of this hop above 0 dBFS), ``scores``
+    {label: value}, ``top``, ``top_score`` and ``error``.
     """
 
     def __init__(self, path):
