@@ -415,7 +415,7 @@ class OscBridge:
     def handle_datagram(self, data, addr):
         """Handle one datagram now, on the calling thread (public for tests and benchmarks)."""
         c = self.counters
-        outcome = None
+        outcome = reply = None
         try:
             if self.allow is not None and addr[0] not in self.allow:
                 raise ProtocolError("not_allowed", f"sender {addr[0]} is not in --osc-allow")
@@ -438,17 +438,19 @@ class OscBridge:
         except ProtocolError as e:
             outcome = e.code
             if e.code != "not_allowed":  # a stranger gets no answer, and neither do the subscribers
-                self._error(e.code, e.message)
+                reply = (e.code, e.message)
         except Exception as e:  # a bug in a handler must not stop the server
             outcome = "internal"
-            self._error("internal", f"{type(e).__name__}: {e}")
-        with self._acct:  # counted once it is handled: packets == accepted + rejected at every quiet moment
+            reply = ("internal", f"{type(e).__name__}: {e}")
+        with self._acct:  # counted once handled (packets == accepted + rejected at every quiet moment), before any reply
             c["packets"] += 1
             if outcome is None:
                 c["accepted"] += 1
             else:
                 c["rejected"] += 1
                 c["rejected_" + outcome] += 1
+        if reply is not None:
+            self._error(*reply)
         if self._deferred:  # replies that report the counters, sent once this datagram is counted
             for fn in self._deferred:
                 fn()
