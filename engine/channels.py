@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["FrameRing", "read_channels", "to_frames"]
+__all__ = ["FrameRing", "FrameResampler", "read_channels", "to_frames"]
 
 
 @njit(cache=True)
@@ -122,6 +122,26 @@ class FrameRing:
         n = min(out.shape[0], end - start)
         _copy(self._buf, start, out[:n])
         return n
+
+
+class FrameResampler:
+    """Streaming soxr (HQ) resampling of ``[n, channels]`` frames, as engine.resample.StreamingResampler does for mono."""
+
+    def __init__(self, in_rate, out_rate, channels):
+        import soxr
+
+        self.in_rate, self.out_rate, self.channels = float(in_rate), float(out_rate), int(channels)
+        self.passthrough = self.in_rate == self.out_rate
+        self._stream = None if self.passthrough else soxr.ResampleStream(self.in_rate, self.out_rate, self.channels, dtype="float32", quality="HQ")
+
+    def process(self, frames):
+        x = np.ascontiguousarray(frames, np.float32).reshape(-1, self.channels)
+        return x.copy() if self.passthrough else self._stream.resample_chunk(x, last=False)
+
+    def flush(self):
+        if self.passthrough:
+            return np.zeros((0, self.channels), np.float32)
+        return self._stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
 
 
 def to_frames(x):
