@@ -380,3 +380,45 @@ def test_device_runner_plays_the_dreamed_channels_and_depth_zero_dry_after_the_l
     played, dry = out[first:n], y[first - lat : n - lat]
     assert np.sqrt(np.mean((played - dry) ** 2)) > 1e-3 and side_kept(played, dry)
     assert np.sqrt(np.mean((played[:, 0] - played[:, 1]) ** 2)) > 0.05
+
+
+def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
+    """The frame path of the duplex callback (engine.output_ch -> outdata) under tracemalloc, as
+    tests/test_realtime_jack.py checks the mono path: no block-sized temporary, nothing kept."""
+    import tracemalloc
+
+    from tests.test_realtime_jack import RATE, _device_module, jack_server
+
+    device = _device_module()
+    import sounddevice as sd
+
+    frames = 1024
+    with jack_server(256, str(tmp_path)):
+        engine = Engine(RATE)
+        runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
+    n = 2000
+    level = np.array([[0.25, -0.5]], np.float32)
+    # A dreamer far ahead: every block comes from the frame ring (a larger one, so it holds every block asked for).
+    from engine.channels import FrameRing
+
+    runner._out_ch = FrameRing((n + 100) * frames, 2)
+    for _ in range(n + 50):
+        runner._out_ch.write(np.repeat(level, frames, axis=0))
+    indata = np.zeros((frames, 2), np.float32)
+    outdata = np.zeros((frames, 2), np.float32)
+    status = sd.CallbackFlags()
+    cb = runner._duplex_callback
+    for _ in range(20):
+        cb(indata, outdata, frames, None, status)
+    tracemalloc.start(25)
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(n):
+            cb(indata, outdata, frames, None, status)
+        cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 768, f"the callback allocated up to {peak - base} bytes at once"
+    assert cur - base < 1024
+    np.testing.assert_array_equal(outdata, np.repeat(level, frames, axis=0))  # the channels, each its own
