@@ -729,7 +729,7 @@ class Dreamer:
         p = st["params"]
         return (
             f"dream ({self.name}, {st['objective']}, {p['steps']} steps/hop [{st['steps_source']}], step {p['step_size']:g}, mix {p['mix']:g}"
-            + ("" if p["depth"] is None else f", depth {p['depth']:g}")
+            + ("" if p["depth"] is None else f", depth {p['depth']:g}: {self._effective(p)[0]} steps/hop, gain {self._effective(p)[1]:g}")
             + "): "
             f"latency {st['latency_samples']} samples ({st['latency_samples'] / self._out_rate:.3f} s; dream {self.latency_s:g} s), "
             f"hops {self.counters['hops']}, RTF p50 {st['rtf_p50']:.2f} max {st['rtf_max']:.2f}, late samples {self.counters['late_samples']}"
