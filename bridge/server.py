@@ -584,6 +584,7 @@ class OscBridge:
             "skipped_windows": int(est.get("skipped_windows", 0)),
             "dream": str(dream.get("model") or ""),
             "dream_rtf_p50": _num(dream.get("rtf_p50")),
+            "dream_depth": _num((dream.get("params") or {}).get("depth")),  # -1: no depth set (steps and mix as given)
             "subscribers": len(self._subs),
             "packets_out": oc.get("packets_out", 0),
             "audio_out_packets": oc.get("audio_out_packets", 0),
