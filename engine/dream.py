@@ -37,6 +37,18 @@ next emission), one hop for the job to finish (the engine's own deadline)
 and a device block: an audio callback that plays ``engine.output[k -
 latency_samples]`` at its output sample ``k`` always finds the sample there.
 
+Channels and depth
+------------------
+The dream runs on the mid (the engine's mono ring: the mean of the input's
+channels). When the engine keeps the channels (:meth:`Engine.set_channels`,
+:mod:`engine.channels`), every hop's change is also added to each channel
+of the input, into ``engine.output_ch`` (same clock as ``engine.output``),
+and the output sinks get those frames. ``depth`` (0..1,
+:mod:`engine.dream_depth`) sets steps per hop and the share of the change
+heard from the next hop, and the dream latency when the dreamer is laid out;
+at an effective mix of 0 (depth 0, mix 0, or disabled) the output is the dry
+input, sample for sample, unclipped.
+
 Default steps per hop
 ---------------------
 Picked so that one hop's steps take at most half the hop (real-time factor
@@ -192,7 +204,8 @@ class Dreamer:
         after each hop's job (exact).
     output_sinks : list of callable(block, start_index)
         Called with every block written to ``engine.output`` (float32 [n],
-        input rate) and its absolute index: the wav writer, OSC audio out.
+        input rate; ``[n, channels]`` frames when the engine keeps the
+        input's channels) and its absolute index: the wav writer.
     history : deque of dict
         One entry per hop: seq, boundary, objective, steps, the objective
         before the first and last step, seconds, rtf, live samples.
