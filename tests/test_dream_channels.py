@@ -422,3 +422,28 @@ def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
     assert peak - base < 768, f"the callback allocated up to {peak - base} bytes at once"
     assert cur - base < 1024
     np.testing.assert_array_equal(outdata, np.repeat(level, frames, axis=0))  # the channels, each its own
+
+
+# -- the plot's difference panel ------------------------------------------------------------------------------------
+
+
+def test_difference_panel_shows_what_the_dream_added_where_it_added_it(tmp_path):
+    from engine.dream_cli import DIFF_RANGE_DB, _plot, difference_db, mel_db
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    dry = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    dreamed = dry + (0.1 * np.sin(2 * np.pi * 3000 * t) * (t >= 1.0)).astype(np.float32)  # a band, from 1 s on
+    before, after = mel_db(dry, sr), mel_db(dreamed, sr)
+    diff = difference_db(before, after)
+    band = int(np.argmax(mel_db(np.sin(2 * np.pi * 3000 * t).astype(np.float32), sr).mean(axis=1)))  # where 3 kHz sits
+    assert band > 20
+    frames = diff.shape[1]
+    # Away from the band's abrupt start (1 s) and the file's ends, where a cut sine leaks into every band.
+    late, early = slice(int(0.6 * frames), frames - 6), slice(2, int(0.4 * frames))
+    assert diff[band, late].mean() > 20  # added: tens of dB where the tone was not
+    assert np.abs(diff[band, early]).max() < 1e-3  # not before it started
+    assert np.abs(diff[: band - 8, late]).max() < 1.0  # nor in the bands below (the 300 Hz tone is unchanged)
+    png = tmp_path / "plot.png"
+    _plot(png, dry, 0.5 * dreamed, sr, None, None, "test", gain=0.5, title="test")
+    assert png.stat().st_size > 10_000 and DIFF_RANGE_DB > 0
