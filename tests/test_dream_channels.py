@@ -447,3 +447,38 @@ def test_difference_panel_shows_what_the_dream_added_where_it_added_it(tmp_path)
     png = tmp_path / "plot.png"
     _plot(png, dry, 0.5 * dreamed, sr, None, None, "test", gain=0.5, title="test")
     assert png.stat().st_size > 10_000 and DIFF_RANGE_DB > 0
+
+
+def test_separate_output_stream_plays_the_channels_then_the_dry_channels(tmp_path):
+    """The output-only callback (used when --output-device differs from the input): dreamed frames where
+    the frame ring has them, then the input's own channels (``dry_lag`` behind), never their mean."""
+    from tests.test_realtime_jack import RATE, _device_module, jack_server
+
+    device = _device_module()
+    import sounddevice as sd
+
+    from engine.channels import FrameRing
+
+    frames = 256
+    with jack_server(256, str(tmp_path)):
+        engine = Engine(RATE)
+        runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
+    status = sd.CallbackFlags()
+    y = stereo(0.2, RATE, seed=8)
+    for i in range(0, 8 * frames, frames):  # the input side: 8 blocks of two different channels
+        runner._input_callback(np.ascontiguousarray(y[i : i + frames]), frames, None, status)
+    runner._out_ch = FrameRing(16 * frames, 2)
+    dreamed = np.stack([np.full(frames * 4 + 100, 0.5), np.full(frames * 4 + 100, -0.5)], 1).astype(np.float32)
+    runner._out_ch.write(dreamed)  # dreamed audio up to frame 4 * 256 + 100
+    got = []
+    out = np.zeros((frames, 2), np.float32)
+    for _ in range(5):
+        runner._output_callback(out, frames, None, status)
+        got.append(out.copy())
+    got = np.concatenate(got)
+    n_ready = dreamed.shape[0]
+    assert np.array_equal(got[:n_ready], dreamed)
+    # Block 4: 100 dreamed frames, then the input's frames dry_lag behind the output clock, channel for channel.
+    k = np.arange(n_ready, 5 * frames)
+    assert np.array_equal(got[n_ready:], y[k - runner.dry_lag])
+    assert runner.stats()["late_blocks"] == 1
