@@ -14,6 +14,7 @@ Without jackd the benchmark skips locally and fails in CI
 
 import time
 
+import numpy as np
 import pytest
 
 from tests.test_realtime_jack import RATE, jack_server
@@ -68,4 +69,50 @@ def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
     print(
         f"\ncallback at {BLOCK} frames: p50 {st['callback_p50_s'] * 1e6:.0f} us, p99 {st['callback_p99_s'] * 1e6:.0f} us "
         f"= {st['callback_p99_fraction']:.1%} of the {BLOCK / RATE * 1e3:.2f} ms block; {st['callbacks']} callbacks, xruns {st['xruns']}"
+    )
+
+
+def _direct_runner(tmp_path):
+    """A duplex runner opened on a JACK dummy server, whose callback the benchmark calls directly (no real-time pacing)."""
+    from engine.channels import FrameRing
+    from engine.io import device
+    from engine.ringbuffer import RingBuffer
+    from engine.runtime import Engine
+
+    with jack_server(BLOCK, str(tmp_path)):
+        engine = Engine(RATE)
+        runner = device.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=BLOCK)
+    n = 20000
+    # A dreamer far ahead: every block is dreamed audio, mono ring or frame ring.
+    runner.engine_out = RingBuffer((n + 10) * BLOCK)
+    runner.engine_out.write(np.full((n + 10) * BLOCK, 0.25, np.float32))
+    frames = FrameRing((n + 10) * BLOCK, 2)
+    frames.write(np.full(((n + 10) * BLOCK, 2), 0.25, np.float32))
+    return runner, frames
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("path", ["stereo", "mono"])
+def test_callback_dreamed_stereo_against_mono(benchmark, tmp_path, path):
+    """The duplex callback playing dreamed audio: the input's two channels (engine.output_ch, the frame
+    path) against the dreamed mid fanned out (the mono path, the reference), 256-frame stereo blocks."""
+    import sounddevice as sd
+
+    runner, frames = _direct_runner(tmp_path)
+    runner._out_ch = frames if path == "stereo" else None
+    indata = np.zeros((BLOCK, 2), np.float32)
+    outdata = np.zeros((BLOCK, 2), np.float32)
+    status = sd.CallbackFlags()
+    cb = runner._duplex_callback
+
+    def block():
+        cb(indata, outdata, BLOCK, None, status)
+
+    benchmark.pedantic(block, rounds=2000, iterations=5, warmup_rounds=50)
+    assert np.all(outdata == 0.25) and runner.stats()["late_blocks"] == 0
+    benchmark.extra_info.update(
+        pair="audio callback: 256-frame duplex block playing dreamed audio, called directly",
+        role="ours" if path == "stereo" else "reference",
+        budget_s=BLOCK / RATE,
+        label="the input's channels (frame ring)" if path == "stereo" else "the mid, fanned out (mono ring)",
     )

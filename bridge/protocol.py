@@ -96,6 +96,7 @@ class A:
     DREAM_STEP_SIZE = PREFIX + "/dream/step_size"  # f
     DREAM_MIX = PREFIX + "/dream/mix"  # f 0..1
     DREAM_LATENCY = PREFIX + "/dream/latency"  # f ms
+    DREAM_DEPTH = PREFIX + "/dream/depth"  # f 0..1: the performer's control (engine/dream_depth.py)
     STATUS = PREFIX + "/status"  # (in: ask) (out: key value ...)
     PING = PREFIX + "/ping"  # -> /pong with the same arguments
     # out
@@ -106,7 +107,8 @@ class A:
     LATENCY = PREFIX + "/latency"  # model ms
     AVAILABLE = PREFIX + "/model/available"  # names...
     AUDIO_OUT = PREFIX + "/audio/out"  # ,iiib seq rate channels blob
-    AUDIO_OUT_F = PREFIX + "/audio/out/f"  # ,i f*  seq samples...
+    AUDIO_OUT_F = PREFIX + "/audio/out/f"  # ,i f*  seq samples... (mono: the channels' mean)
+    AUDIO_OUT_FN = PREFIX + "/audio/out/fn"  # ,ii f*  seq channels interleaved samples...
     PONG = PREFIX + "/pong"
 
 

@@ -16,15 +16,18 @@ Threads (none of them is the engine's audio path):
   bundles are unpacked at once, whatever their time tag (never a sleep).
   Audio samples are repaired (:mod:`engine.sanitize`: NaN/Inf zeroed, beyond
   +-32 clipped, counted) before anything else touches them, go through the
-  jitter buffer (:class:`bridge.jitter.JitterBuffer`), are averaged to mono,
-  resampled to the engine's rate (:class:`engine.resample.StreamingResampler`)
-  and handed to :meth:`Engine.write` (5 ms queue timeout, so a gap in the
+  jitter buffer (:class:`bridge.jitter.JitterBuffer`), are resampled to the
+  engine's rate (soxr; mono: :class:`engine.resample.StreamingResampler`,
+  more channels: :class:`engine.channels.FrameResampler`, and the engine
+  keeps them, :meth:`Engine.set_channels`) and handed to :meth:`Engine.write` (5 ms queue timeout, so a gap in the
   stream is released on time even when the sender pauses).
 * **control worker**: model load/unload/list and hop changes (loading
   validates a model: seconds), then their ack or error.
-* **audio out**: polls the dreamer's output ring (``engine.output``) and
-  sends ``/genredream/audio/out`` (blob) or ``/audio/out/f`` (floats) to each
-  subscriber that asked for audio.
+* **audio out**: polls the dreamer's output ring (``engine.output``, and
+  ``engine.output_ch`` when the input has channels) and sends
+  ``/genredream/audio/out`` (blob, every channel), ``/audio/out/f`` (floats,
+  mono: the channels' mean, for patches that read one signal) or
+  ``/audio/out/fn`` (floats, every channel) to each subscriber that asked for audio.
 * scores are sent from the engine's inference worker (a sink): one
   ``sendto`` per message and subscriber, no queue in between.
 
@@ -80,9 +83,10 @@ DREAM_PARAMS = {
     A.DREAM_STEP_SIZE: ("step_size", "float"),
     A.DREAM_MIX: ("mix", "float"),
     A.DREAM_LATENCY: ("latency_ms", "float"),
+    A.DREAM_DEPTH: ("depth", "float"),
 }
 
-_AUDIO_FORMATS = {"none": "none", "": "none", "0": "none", "b": "b", "blob": "b", "f": "f", "floats": "f", "float": "f"}
+_AUDIO_FORMATS = {"none": "none", "": "none", "0": "none", "b": "b", "blob": "b", "f": "f", "floats": "f", "float": "f", "fn": "fn"}
 _NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
 _MAX_SUBSCRIBERS = 32
 _AUDIO_PREFIX = A.AUDIO_IN.encode()
@@ -101,7 +105,7 @@ AUDIO_SPEED = 4.0
 class Subscriber:
     host: str
     port: int
-    audio: str = "none"  # "none", "b" (blob) or "f" (floats)
+    audio: str = "none"  # "none", "b" (blob, every channel), "f" (floats, mono) or "fn" (floats, every channel)
 
     @property
     def addr(self):
@@ -550,16 +554,20 @@ class OscBridge:
                 self._end_stream()
 
     def _feed(self, rate, ch, samples):
+        from engine.channels import FrameResampler
         from engine.resample import StreamingResampler
 
-        mono = samples if ch == 1 else samples.reshape(-1, ch).mean(axis=1, dtype=np.float32)
-        if self._rs is None or self._rs.in_rate != rate:
+        if self._rs is None or self._rs.in_rate != rate or getattr(self._rs, "channels", 1) != ch:
             if self._rs is not None:
                 self._write(self._rs.flush())
                 self.counters["format_changes"] += 1
-            self._rs = StreamingResampler(rate, self.engine.sample_rate)
-        self._write(self._rs.process(mono))
-        self.counters["frames_in"] += mono.size
+            # The engine keeps the sender's channels, so dreamed audio goes back with them (engine/channels.py).
+            set_channels = getattr(self.engine, "set_channels", None)
+            if set_channels is not None:
+                set_channels(ch)
+            self._rs = StreamingResampler(rate, self.engine.sample_rate) if ch == 1 else FrameResampler(rate, self.engine.sample_rate, ch)
+        self._write(self._rs.process(samples if ch == 1 else samples.reshape(-1, ch)))
+        self.counters["frames_in"] += samples.size // ch
 
     def _end_stream(self):
         if self._rs is not None:
@@ -568,7 +576,7 @@ class OscBridge:
         self._last_fmt = None
 
     def _write(self, y):
-        if y.size:
+        if y.shape[0]:
             self.engine.write(y)
 
     # -- control ---------------------------------------------------------------------
@@ -751,6 +759,7 @@ class OscBridge:
         return {
             "models": ",".join(self.engine.models),
             "sample_rate": self.engine.sample_rate,
+            "channels": int(getattr(self.engine, "channels", 1)),
             "window": float(self.engine.window),
             "hop": float(self.engine.hop),
             "latency_p50_ms": _num(lat.get("p50")),
@@ -772,6 +781,7 @@ class OscBridge:
             # 1 while the dreamer changes the audio (attached and enabled); "dream" names its model either way
             "dreaming": int(bool(dream) and bool(_dream_enabled(self.engine))),
             "dream_rtf_p50": _num(dream.get("rtf_p50")),
+            "dream_depth": _num((dream.get("params") or {}).get("depth")),  # -1: no depth set (steps and mix as given)
             "subscribers": len(self._subs),
             "packets_out": oc.get("packets_out", 0),
             "audio_out_packets": oc.get("audio_out_packets", 0),
@@ -867,37 +877,42 @@ class OscBridge:
             return
         if self._out_cursor is None:
             self._out_cursor = ring.total_written
-        if ring.total_written <= self._out_cursor:
+        # The input's channels (engine.output_ch), on the same clock, when the engine keeps them.
+        fr = getattr(self.engine, "output_ch", None)
+        end = ring.total_written
+        if fr is not None and fr.first <= self._out_cursor:
+            end = min(end, fr.total_written)  # the dreamer writes the mono ring first
+        if end <= self._out_cursor:
             time.sleep(0.002)
             return
-        data, start = ring.read_since(self._out_cursor)
+        data, start = ring.read_since(self._out_cursor, max_n=end - self._out_cursor)
         if start > self._out_cursor:
             self._count("audio_out_overruns")
             self._count("audio_out_samples_lost", start - self._out_cursor)
         self._out_cursor = start + data.size
-        for i in range(0, data.size, self.out_block):
-            chunk = data[i : i + self.out_block]
-            blob = f = None
+        frames = None
+        if fr is not None and fr.oldest_available <= start and fr.total_written >= start + data.size:
+            frames, _ = fr.read(start, data.size)
+        ch = 1 if frames is None else frames.shape[1]
+        # Every packet stays under 8192 bytes: 5 bytes a float sample (tag and value).
+        step = max(1, min(self.out_block, 1500 // ch))
+        for i in range(0, data.size, step):
+            chunk = data[i : i + step]
+            fch = chunk[:, None] if frames is None else frames[i : i + step]
+            blob = f = fn = None
             for s in subs:
                 if s.audio == "b":
-                    blob = blob or P.encode(A.AUDIO_OUT, self._out_seq, rate, 1, chunk.astype(">f4").tobytes())
+                    blob = blob or P.encode(A.AUDIO_OUT, self._out_seq, rate, ch, fch.astype(">f4").tobytes())
                     self._send(blob, s.addr)
+                elif s.audio == "fn":
+                    fn = fn or P.encode_floats(A.AUDIO_OUT_FN, [self._out_seq, ch], fch.ravel())
+                    self._send(fn, s.addr)
                 else:
-                    f = f or P.encode_floats(A.AUDIO_OUT_F, [self._out_seq], chunk)
+                    f = f or P.encode_floats(A.AUDIO_OUT_F, [self._out_seq], chunk)  # the dreamed mid: mono patches keep working
                     self._send(f, s.addr)
             self._out_seq = (self._out_seq + 1) & 0x7FFFFFFF
             self._count("audio_out_packets")
             self._count("audio_out_samples", chunk.size)
-
-
-def _dream_enabled(engine):
-    d = getattr(engine, "dreamer", None)
-    if d is None:
-        return False
-    try:
-        return bool(d.params().get("enabled", True))
-    except Exception:  # a dreamer without params(): attached means dreaming
-        return True
 
 
 def _dreamer_params(dreamer):

@@ -37,6 +37,18 @@ next emission), one hop for the job to finish (the engine's own deadline)
 and a device block: an audio callback that plays ``engine.output[k -
 latency_samples]`` at its output sample ``k`` always finds the sample there.
 
+Channels and depth
+------------------
+The dream runs on the mid (the engine's mono ring: the mean of the input's
+channels). When the engine keeps the channels (:meth:`Engine.set_channels`,
+:mod:`engine.channels`), every hop's change is also added to each channel
+of the input, into ``engine.output_ch`` (same clock as ``engine.output``),
+and the output sinks get those frames. ``depth`` (0..1,
+:mod:`engine.dream_depth`) sets steps per hop and the share of the change
+heard from the next hop, and the dream latency when the dreamer is laid out;
+at an effective mix of 0 (depth 0, mix 0, or disabled) the output is the dry
+input, sample for sample, unclipped.
+
 Default steps per hop
 ---------------------
 Picked so that one hop's steps take at most half the hop (real-time factor
@@ -78,6 +90,7 @@ from engine.dream_core import (
     make_objective,
     model_input,
 )
+from engine.dream_depth import depth_settings
 from engine.resample import StreamingResampler
 
 __all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
@@ -106,7 +119,7 @@ BLOCK_MARGIN = 1024
 #: rate in one shot (soxr HQ needs about 100; checked in tests/test_dream.py).
 BACK_EDGE = 256
 #: What :meth:`Dreamer.set_params` accepts.
-PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix")
+PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix", "depth")
 
 
 def _forward_lag(in_rate, model_rate, hop_in, seconds=6.0, blocks=(64, 1024)):
@@ -175,6 +188,11 @@ class Dreamer:
     headroom : float
         Share of a hop a job may take to finish, in the reported latency
         (1: the engine's own deadline).
+    depth : float, optional
+        0..1, the performer's control (:mod:`engine.dream_depth`): sets the
+        steps per hop (overriding ``steps``), the share of the change heard
+        (times ``mix``) and, unless ``latency`` is given, the dream latency.
+        None: ``steps``, ``mix`` and ``latency`` as given.
 
     Attributes
     ----------
@@ -186,7 +204,8 @@ class Dreamer:
         after each hop's job (exact).
     output_sinks : list of callable(block, start_index)
         Called with every block written to ``engine.output`` (float32 [n],
-        input rate) and its absolute index: the wav writer, OSC audio out.
+        input rate; ``[n, channels]`` frames when the engine keeps the
+        input's channels) and its absolute index: the wav writer.
     history : deque of dict
         One entry per hop: seq, boundary, objective, steps, the objective
         before the first and last step, seconds, rtf, live samples.
@@ -210,6 +229,7 @@ class Dreamer:
         dither=DEFAULT_DITHER,
         seed=0,
         headroom=1.0,
+        depth=None,
     ):
         self.model = load_dream_model(model)
         self.name = self.model.name
@@ -222,9 +242,10 @@ class Dreamer:
         self.headroom = float(headroom)
         self._plock = threading.Lock()
         self._pending = {}
-        self._params = {"enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0}
+        self._params = {"enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0, "depth": None}
         self._steps_given = steps is not None
-        self._params = self._checked({"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps})
+        self._params = self._checked({"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps, "depth": depth})
+        self._base_steps = self._params["steps"]  # the budget depth scales (the table's or timed default when not given)
         self.objective = self._objective_of(self._params)
         self.output_sinks = []
         self.history = collections.deque(maxlen=2000)
@@ -262,6 +283,11 @@ class Dreamer:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (lo <= float(v) <= hi):
                 raise DreamError(f"{key.replace('_', ' ')} must be a number from {lo:g} to {hi:g}, got {v!r}")
             p[key] = float(v)
+        if p["depth"] is not None:
+            try:
+                p["depth"] = depth_settings(p["depth"], 1).depth
+            except ValueError as e:
+                raise DreamError(str(e)) from None
         p["enabled"] = bool(p["enabled"])
         p["away"] = bool(p["away"])
         obj = self._objective_of(p)  # raises DreamError with the layers or labels
@@ -276,7 +302,9 @@ class Dreamer:
 
         Keys: ``enabled`` (bool; off: no steps, dry output), ``layer`` (name,
         index or ``"all"``; leaves target mode), ``target`` (label or None),
-        ``away`` (bool), ``steps`` (0-256), ``step_size`` (0-1), ``mix`` (0-1).
+        ``away`` (bool), ``steps`` (0-256), ``step_size`` (0-1), ``mix`` (0-1),
+        ``depth`` (0-1 or None; :mod:`engine.dream_depth`: steps and the
+        share heard from the next hop; the latency stays as laid out).
         Thread-safe. Checked at once: a bad value raises :class:`DreamError`
         (listing the layers or labels) and changes nothing.
 
@@ -292,6 +320,7 @@ class Dreamer:
             self._pending = p
             if "steps" in kw:
                 self._steps_given = True
+                self._base_steps = p["steps"]
         return dict(p)
 
     def params(self):
@@ -338,12 +367,18 @@ class Dreamer:
             raise DreamError(f"{self.name}: model window {self.model.window_seconds} s differs from the engine's {engine.window} s")
         sr, hop_s = self.sample_rate, engine.hop
         full = self.model.n_samples
+        depth = self.params()["depth"]
         lat = hop_s if self.latency_s is None else self.latency_s
         entry = DEFAULT_STEPS.get(self.name, {})
+        lat_from_depth = self.latency_s is None and depth is not None
+        if lat_from_depth:  # the depth's latency (engine/dream_depth.py), kept within the dream window below
+            lat = depth_settings(depth, 1).latency_hops * hop_s
         win_s = self._window_opt if self._window_opt is not None else entry.get("window")
         if win_s is None and self._accepts_any_length():
             win_s = lat + VARIABLE_CONTEXT_S
         win = full if win_s is None else min(full, int(round(win_s * sr)))
+        if lat_from_depth:
+            lat = max(hop_s, min(lat, win / sr))
         if win != full and not self._accepts_any_length():
             raise DreamError(f"{self.name} takes only its own {self.model.window_seconds} s window; drop the dream window option")
         if not (hop_s - 1e-9 <= lat <= win / sr + 1e-9):
@@ -404,6 +439,7 @@ class Dreamer:
                 self._params["steps"] = k
                 if self._pending:
                     self._pending["steps"] = k
+        self._base_steps = self.params()["steps"]
 
     def attach(self, engine):
         """Attach to ``engine`` (called by ``Engine.set_dreamer`` under the engine's lock).
@@ -462,10 +498,10 @@ class Dreamer:
         t0 = time.perf_counter()
         p = self._params
         self._ingest(end_m)
-        k = p["steps"] if p["enabled"] else 0
+        k, mix = self._effective(p)
         objs, live = self._steps(k)
         self._emit(max(self._emitted, self._avail - self._keep_m))
-        self._write(engine, job.boundary - self.lag_samples, p)
+        self._write(engine, job.boundary - self.lag_samples, mix)
         dt = time.perf_counter() - t0
         entry = {
             "seq": job.seq,
@@ -479,7 +515,8 @@ class Dreamer:
             "seconds": dt,
             "rtf": dt / engine.hop,
             "live_samples": live,
-            "mix": p["mix"],
+            "mix": mix,  # in effect: --mix times the depth's gain
+            "depth": p["depth"],
             "emitted_to": self._emitted,  # model-rate index: the frozen boundary after this hop
             "emitted_to_input": self._in_off + self._emitted * self._q / self._p,  # the same, in input samples
             "output_to": engine.output.total_written,
@@ -500,13 +537,23 @@ class Dreamer:
         self._apply_pending()
         p = self._params
         self._ingest(self._rate.ring.total_written)
-        self._steps(p["steps"] if p["enabled"] else 0)
+        k, mix = self._effective(p)
+        self._steps(k)
         self._emit(self._avail)
         self._final = True
-        self._write(engine, engine.ring.total_written, p, final=True)
+        self._write(engine, engine.ring.total_written, mix, final=True)
         self._finished = True
 
     # -- inside a hop ------------------------------------------------------------------
+
+    def _effective(self, p):
+        """Steps this hop and the share of the change heard: ``steps``/``mix``, or what ``depth`` makes of them."""
+        if not p["enabled"]:
+            return 0, 0.0
+        if p["depth"] is None:
+            return p["steps"], p["mix"]
+        d = depth_settings(p["depth"], self._base_steps)
+        return d.steps, p["mix"] * d.gain
 
     def _ingest(self, end_m):
         n = end_m - self._m_read
@@ -608,7 +655,7 @@ class Dreamer:
             out[lo - o : hi - o] = seg[lo - base : hi - base]
         return out, max(0, end - max(lo, ready))
 
-    def _write(self, engine, end, p, final=False):
+    def _write(self, engine, end, mix, final=False):
         out_ring = engine.output
         o = out_ring.total_written
         n = end - o
@@ -622,9 +669,14 @@ class Dreamer:
         dream, late = self._dream_at_input(o, end)
         if late > 0:  # at the end of a file, the few samples the resampler still held pass dry
             self.counters["tail_dry_samples" if final else "late_samples"] += late
-        mix = p["mix"] if p["enabled"] else 0.0
-        out = np.clip(dry + np.float32(mix) * dream, -1.0, 1.0).astype(np.float32)
+        if mix == 0.0:  # dry, sample for sample (no clipping either: depth 0 and mix 0 are bypasses)
+            change = None
+            out = dry.astype(np.float32, copy=True)
+        else:
+            change = np.float32(mix) * dream
+            out = np.clip(dry + change, -1.0, 1.0).astype(np.float32)
         out_ring.write(out)
+        frames = self._write_channels(engine, o, n, change, dry)
         # Forget the model-rate dream the next write no longer needs.
         keep_from = int(math.floor((self._model_index(end) - 2 * BACK_EDGE) / self._p)) * self._p
         if self._h_start < keep_from <= self._emitted:  # stays on the grid
@@ -633,10 +685,33 @@ class Dreamer:
             self._h_start += cut
         for sink in self.output_sinks:
             try:
-                sink(out, o)
+                sink(out if frames is None else frames, o)
             except Exception as e:  # a full disk must not stop the dream
                 self.counters["sink_errors"] += 1
                 engine.errors.append(f"dream output sink {sink!r}: {type(e).__name__}: {e}")
+
+    def _write_channels(self, engine, o, n, change, mid):
+        """The input's channels with the mid's change added to each (engine/channels.py), into ``engine.output_ch``.
+
+        Returns the frames written (float32 ``[n, channels]``), or None for a
+        mono engine. Input frames from before the engine kept channels (or
+        already gone) are the mid on every channel.
+        """
+        ring, out_ring = getattr(engine, "ring_ch", None), getattr(engine, "output_ch", None)
+        if ring is None or out_ring is None:
+            return None
+        dry, missing = ring.read(o, n)
+        if missing:
+            dry[:missing] = mid[:missing, None]
+            self.counters["channel_frames_from_mid"] += missing
+        frames = dry if change is None else np.clip(dry + change[:, None], -1.0, 1.0).astype(np.float32)
+        if out_ring.total_written < o:  # something else wrote engine.output meanwhile: silence there, counted
+            self.counters["channel_frames_silent"] += o - out_ring.total_written
+            out_ring.write(np.zeros((o - out_ring.total_written, 1), np.float32))
+        skip = out_ring.total_written - o
+        if skip < n:
+            out_ring.write(frames[skip:])
+        return frames
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -651,7 +726,7 @@ class Dreamer:
             "latency_s": self.latency_s,
             "latency_samples": self.latency_samples,
             "lag_samples": self.lag_samples,
-            "steps_per_sample": None if self.latency_s is None else self.params()["steps"] * round(self._d_m / self._hop_m, 3),
+            "steps_per_sample": None if self.latency_s is None else self._effective(self.params())[0] * round(self._d_m / self._hop_m, 3),
             "steps_source": self.steps_source,
             "step_seconds_at_load": self.step_seconds,
             "dream_window_s": None if self._prepared_for is None else self._win_m / self.sample_rate,
@@ -666,7 +741,9 @@ class Dreamer:
         st = self.status()
         p = st["params"]
         return (
-            f"dream ({self.name}, {st['objective']}, {p['steps']} steps/hop [{st['steps_source']}], step {p['step_size']:g}, mix {p['mix']:g}): "
+            f"dream ({self.name}, {st['objective']}, {p['steps']} steps/hop [{st['steps_source']}], step {p['step_size']:g}, mix {p['mix']:g}"
+            + ("" if p["depth"] is None else f", depth {p['depth']:g}: {self._effective(p)[0]} steps/hop, gain {self._effective(p)[1]:g}")
+            + "): "
             f"latency {st['latency_samples']} samples ({st['latency_samples'] / self._out_rate:.3f} s; dream {self.latency_s:g} s), "
             f"hops {self.counters['hops']}, RTF p50 {st['rtf_p50']:.2f} max {st['rtf_max']:.2f}, late samples {self.counters['late_samples']}"
         )
@@ -680,26 +757,46 @@ class DreamWavWriter:
     """An output sink writing the dreamed stream to a 16-bit PCM WAV at the input rate.
 
     The file starts at the stream's sample 0 (``engine.output`` index 0), so
-    it lines up sample for sample with the input file.
+    it lines up sample for sample with the input file. It has the channels
+    of the first block it gets (``[n]`` mono, ``[n, channels]`` frames: the
+    dreamer sends the input's channels when the engine keeps them), or
+    ``channels`` when given; a later block with another channel count is
+    folded to its mean on every channel.
     """
 
-    def __init__(self, path, sample_rate):
+    def __init__(self, path, sample_rate, channels=None):
+        self.path = str(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = None if channels is None else int(channels)
+        self._f = None
+        self.frames = 0
+        if self.channels is not None:
+            self._open()
+
+    def _open(self):
         import soundfile as sf
 
-        self.path = str(path)
-        self._f = sf.SoundFile(self.path, "w", samplerate=int(sample_rate), channels=1, subtype="PCM_16", format="WAV")
-        self.frames = 0
+        self._f = sf.SoundFile(self.path, "w", samplerate=self.sample_rate, channels=self.channels, subtype="PCM_16", format="WAV")
 
     def __call__(self, block, start):
+        x = block.reshape(-1, 1) if block.ndim == 1 else block
+        if self._f is None:
+            self.channels = x.shape[1]
+            self._open()
+        if x.shape[1] != self.channels:
+            x = np.repeat(x.mean(axis=1, keepdims=True, dtype=np.float32), self.channels, axis=1)
         if start > self.frames:  # a gap (dreamer attached mid-run): silence
-            self._f.write(np.zeros(start - self.frames, np.float32))
+            self._f.write(np.zeros((start - self.frames, self.channels), np.float32))
             self.frames = start
         skip = self.frames - start
-        if skip < block.size:
-            self._f.write(block[skip:])
-            self.frames += block.size - skip
+        if skip < x.shape[0]:
+            self._f.write(x[skip:])
+            self.frames += x.shape[0] - skip
 
     def close(self):
+        if self._f is None:  # nothing was written: an empty mono file, so the path exists as promised
+            self.channels = 1
+            self._open()
         self._f.close()
 
 

@@ -1,14 +1,17 @@
 """`genredream dream IN OUT`: deep-dream an audio file offline (Geng, Ren & Ogihara 2017).
 
-The file is decoded (mono), resampled to the model's rate, dreamed there by
+The file is decoded (its channels kept; the mid, their mean, is what is
+dreamed: engine/channels.py says why), resampled to the model's rate, dreamed there by
 gradient ascent (:func:`engine.dream_core.dream_offline`: objective,
 normalised steps, [-1, 1], spectral mask; see that module), and the change
-the dream made is resampled back to the file's rate and added to the
-original (``--mix`` of it: the file's content above the model's Nyquist is
-kept). The result is peak-normalised to -1 dBFS, as the paper normalised
+the dream made is resampled back to the file's rate and added to every
+channel of the original (``--mix`` of it: the file's content above the
+model's Nyquist is kept). The result is peak-normalised to -1 dBFS, as the paper normalised
 its clips, and written as 16-bit PCM WAV at the input's sample rate, as
-long as the input. ``--plot`` writes a PNG: the mel spectrogram before and
-after, and the objective per step.
+long as the input, with its channels. ``--plot`` writes a PNG: the mel
+spectrogram before and after, their difference in dB, and the objective per
+step. ``--depth`` is the live control's mapping (engine/dream_depth.py) made
+offline: steps per sample and the share of the change heard.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_arguments", "main", "dream_file", "PEAK_DBFS"]
+__all__ = ["add_arguments", "main", "dream_file", "mel_db", "difference_db", "PEAK_DBFS"]
 
 #: Peak level of the written file (the paper normalised each clip).
 PEAK_DBFS = -1.0
@@ -51,10 +54,17 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--steps", type=int, default=20, help="gradient steps (default 20)")
     p.add_argument("--step-size", type=float, default=None, help="RMS change per step, full scale 1 (default 0.003)")
     p.add_argument("--mix", type=float, default=1.0, help="0 = dry, 1 = full dream (default 1)")
+    p.add_argument(
+        "--depth",
+        type=float,
+        default=None,
+        metavar="D",
+        help="0..1, as in `run --depth`: 0 = the input (normalised), 0.5 = --steps at full strength, 1 = three times the steps; scales --mix below 0.5",
+    )
     p.add_argument("--mask-range", type=float, default=None, metavar="DB", help="spectral mask range in dB, 0 = no mask (default 60)")
     p.add_argument("--jitter", action="store_true", help="move the window tiling randomly every step (fewer grid traces, less gain)")
     p.add_argument("--seed", type=int, default=0, help="seed of the dither (and jitter): same seed, same output (default 0)")
-    p.add_argument("--plot", nargs="?", const=True, default=None, metavar="PNG", help="write a PNG (default: OUT with .png) of the mel before/after and the objective per step")
+    p.add_argument("--plot", nargs="?", const=True, default=None, metavar="PNG", help="write a PNG (default: OUT with .png) of the mel before/after, their difference (dB) and the objective per step")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -74,20 +84,25 @@ def dream_file(
     seed=0,
     plot=None,
     progress=None,
+    depth=None,
 ):
     """Dream a file and write the result; returns a dict of what was done.
 
     Parameters are the command's options (``model`` a name, path or
     LoadedModel; default :func:`models.classify.default_model`). ``plot``:
-    None, True (OUT with ``.png``) or a path.
+    None, True (OUT with ``.png``) or a path. ``depth`` (0..1, optional):
+    :func:`engine.dream_depth.depth_settings` with ``steps`` as the budget;
+    the streaming latency becomes steps (``steps x latency_hops``), the gain
+    multiplies ``mix``.
 
     Returns
     -------
     dict
         ``model``, ``objective`` (description), ``before``/``after`` (the
         objective of the original and the dreamed signal at the model rate),
-        ``per_step``, ``sample_rate``, ``samples``, ``gain`` (the
-        normalisation gain applied), ``output``, ``plot`` (path or None).
+        ``per_step``, ``sample_rate``, ``samples``, ``channels``, ``gain`` (the
+        normalisation gain applied), ``steps`` and ``mix`` (in effect),
+        ``output``, ``plot`` (path or None).
 
     Raises
     ------
@@ -99,8 +114,10 @@ def dream_file(
     import soundfile as sf
     import soxr
 
+    from engine.channels import read_channels
     from engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
-    from models.data import AudioFileError, load_audio
+    from engine.dream_depth import depth_settings
+    from models.data import AudioFileError
 
     if not (0.0 <= float(mix) <= 1.0):
         raise DreamError(f"--mix must be from 0 to 1, got {mix!r}")
@@ -110,19 +127,22 @@ def dream_file(
     if not (math.isfinite(step_size) and 0 <= step_size <= 1):
         raise DreamError(f"--step-size must be from 0 to 1, got {step_size!r}")
     mask_range = DEFAULT_MASK_RANGE_DB if mask_range is None else float(mask_range)
+    if depth is not None:
+        try:
+            d = depth_settings(depth, steps)
+        except ValueError as e:
+            raise DreamError(f"--{e}") from None
+        steps, mix = int(round(d.steps * d.latency_hops)), float(mix) * d.gain
     if model is None:
         from models.classify import default_model
 
         model = default_model()
     lm = load_dream_model(model)
     objective = make_objective(lm, layer=layer, target=target, away=away)
-    try:
-        sr_in = int(sf.info(str(input_path)).samplerate)
-    except Exception:
-        sr_in = 44100  # not for libsndfile: the loader's fallback decodes at this rate
-    audio = load_audio(input_path, sr_in)
-    if audio.size == 0:
+    frames, sr_in = read_channels(input_path)  # [n, channels]
+    if frames.size == 0:
         raise AudioFileError(f"{input_path}: no samples")
+    audio = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]  # the mid, dreamed
     sr_m = lm.sample_rate
     dry_m = audio if sr_m == sr_in else soxr.resample(audio, sr_in, sr_m, quality="HQ").astype(np.float32)
     res = dream_offline(lm, dry_m, objective, steps=int(steps), step_size=step_size, seed=seed, mask_range=mask_range, jitter=jitter, progress=progress)
@@ -130,16 +150,16 @@ def dream_file(
     if sr_m != sr_in:
         change = soxr.resample(change, sr_m, sr_in, quality="HQ").astype(np.float32)
     change = _fit(change, audio.size)
-    out = audio + np.float32(mix) * change
+    out = frames + np.float32(mix) * change[:, None]  # the mid's change on every channel
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     gain = 10 ** (PEAK_DBFS / 20) / peak if peak > 1e-9 else 1.0
     out = np.clip(out * gain, -1.0, 1.0).astype(np.float32)
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(output_path), out, sr_in, subtype="PCM_16", format="WAV")
+    sf.write(str(output_path), out if out.shape[1] > 1 else out[:, 0], sr_in, subtype="PCM_16", format="WAV")
     png = None
     if plot:
         png = Path(output_path).with_suffix(".png") if plot is True else Path(plot)
-        _plot(png, audio, out, sr_in, res, objective, lm.name)
+        _plot(png, audio, out.mean(axis=1, dtype=np.float32), sr_in, res, objective, lm.name, gain=gain)
     return {
         "model": lm.name,
         "objective": objective.describe(),
@@ -147,8 +167,11 @@ def dream_file(
         "after": res.after,
         "per_step": res.objective_per_step,
         "sample_rate": sr_in,
-        "samples": int(out.size),
+        "samples": int(out.shape[0]),
+        "channels": int(out.shape[1]),
         "gain": gain,
+        "steps": int(steps),
+        "mix": float(mix),
         "output": str(output_path),
         "plot": None if png is None else str(png),
     }
@@ -160,35 +183,61 @@ def _fit(x, n):
     return np.concatenate([x, np.zeros(n - x.size, np.float32)])
 
 
-def _plot(png, before, after, sr, res, objective, model_name):
+#: Colour range of the difference panel (dB either way).
+DIFF_RANGE_DB = 20.0
+
+
+def mel_db(y, sr, n_mels=96):
+    """The mel power spectrogram of ``y`` in dB (46 ms frames, hop a quarter), as the plot draws it."""
+    from engine.mel import MelConfig, power_to_db
+
+    n_fft = int(2 ** round(math.log2(0.046 * sr)))
+    cfg = MelConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 4, n_mels=n_mels, scaling="power")
+    return power_to_db(cfg.melspectrogram(np.ascontiguousarray(y, np.float32)))
+
+
+def difference_db(before_db, after_db, floor_db=80.0):
+    """Dreamed minus dry per mel bin and frame (dB); 0 where both are more than ``floor_db`` below the loudest bin (nothing to compare)."""
+    top = max(float(before_db.max()), float(after_db.max()))
+    lo = top - floor_db
+    diff = np.maximum(after_db, lo) - np.maximum(before_db, lo)
+    return diff
+
+
+def _plot(png, before, after, sr, res, objective, model_name, gain=1.0, title=None):
+    """Before, after (normalised), after minus before in dB (the normalisation gain taken out), and the objective per step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine.mel import MelConfig, power_to_db
-
-    n_fft = int(2 ** round(math.log2(0.046 * sr)))
-    cfg = MelConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 4, n_mels=96, scaling="power")
-    mels = [power_to_db(cfg.melspectrogram(y)) for y in (before, after)]
+    mels = [mel_db(y, sr) for y in (before, after)]
     lo = max(min(float(m.min()) for m in mels), max(float(m.max()) for m in mels) - 80)
     hi = max(float(m.max()) for m in mels)
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), gridspec_kw={"height_ratios": [3, 3, 2]}, layout="constrained")
-    extent = [0, before.size / sr, 0, cfg.n_mels]
-    for ax, m, title in zip(axes[:2], mels, ("before", "after (normalised)")):
+    diff = difference_db(mels[0], mels[1] - 20 * math.log10(max(gain, 1e-12)))
+    n_mels = mels[0].shape[0]
+    fig, axes = plt.subplots(4, 1, figsize=(10, 11), gridspec_kw={"height_ratios": [3, 3, 3, 2]}, layout="constrained")
+    extent = [0, before.size / sr, 0, n_mels]
+    for ax, m, t in zip(axes[:2], mels, ("before", "after (normalised)")):
         im = ax.imshow(m, origin="lower", aspect="auto", extent=extent, vmin=lo, vmax=hi, cmap="magma")
-        ax.set_title(f"mel spectrogram, {title}")
+        ax.set_title(f"mel spectrogram, {t}")
         ax.set_ylabel("mel band")
-    axes[1].set_xlabel("time (s)")
     fig.colorbar(im, ax=axes[:2], label="dB")
     ax = axes[2]
-    ax.plot(range(1, len(res.objective_per_step) + 1), res.objective_per_step, marker=".", label="at each step (its windows, file edges included)")
-    ax.axhline(res.before, color="grey", ls="--", lw=1, label=f"original {res.before:.4g}")
-    ax.axhline(res.after, color="C1", ls="--", lw=1, label=f"dreamed {res.after:.4g}")
+    im = ax.imshow(diff, origin="lower", aspect="auto", extent=extent, vmin=-DIFF_RANGE_DB, vmax=DIFF_RANGE_DB, cmap="RdBu_r")
+    ax.set_title(f"dreamed minus dry (dB, the normalisation gain of {20 * math.log10(max(gain, 1e-12)):+.1f} dB taken out): red added, blue removed", fontsize=9)
+    ax.set_ylabel("mel band")
+    ax.set_xlabel("time (s)")
+    fig.colorbar(im, ax=axes[2], label="dB")
+    ax = axes[3]
+    if res is not None:
+        ax.plot(range(1, len(res.objective_per_step) + 1), res.objective_per_step, marker=".", label="at each step (its windows, file edges included)")
+        ax.axhline(res.before, color="grey", ls="--", lw=1, label=f"original {res.before:.4g}")
+        ax.axhline(res.after, color="C1", ls="--", lw=1, label=f"dreamed {res.after:.4g}")
+        ax.legend(fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel("objective")
-    ax.set_title(f"{model_name}: {objective.describe()}", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(title or f"{model_name}: {objective.describe()}", fontsize=9)
     fig.savefig(png, dpi=90)
     plt.close(fig)
 
@@ -208,7 +257,7 @@ def main(args) -> int:
 
     def progress(k, value):
         if not args.quiet:
-            err.print(f"step {k + 1}/{args.steps}: objective {value:.6g}", highlight=False)
+            err.print(f"step {k + 1}: objective {value:.6g}", highlight=False)
 
     try:
         info = dream_file(
@@ -226,13 +275,14 @@ def main(args) -> int:
             seed=args.seed,
             plot=args.plot,
             progress=progress,
+            depth=args.depth,
         )
     except (DreamError, AudioFileError, ModelFileError) as e:
         err.print(f"[red]genredream dream:[/] {e}", highlight=False, soft_wrap=True)
         return 2
     out = Console()
     out.print(
-        f"{info['output']}: {info['samples']} samples at {info['sample_rate']} Hz, 16-bit PCM; "
+        f"{info['output']}: {info['samples']} samples x {info['channels']} channel(s) at {info['sample_rate']} Hz, 16-bit PCM; "
         f"{info['model']}, {info['objective']}: {info['before']:.6g} -> {info['after']:.6g}",
         highlight=False,
     )

@@ -64,6 +64,14 @@ def add_arguments(p: argparse.ArgumentParser):
     d.add_argument("--steps", type=int, default=None, metavar="K", help="gradient steps per hop (default: per model, so a hop's steps take <= half the hop)")
     d.add_argument("--step-size", type=float, default=None, metavar="X", help="RMS change per step, full scale 1 (default 0.003)")
     d.add_argument("--mix", type=float, default=1.0, metavar="M", help="0 = dry, 1 = the full dream (default 1)")
+    d.add_argument(
+        "--depth",
+        type=float,
+        default=None,
+        metavar="D",
+        help="0..1, the performer's control (implies --dream): 0 = the dry input, up to 0.5 more steps and more of the change heard, "
+        "above 0.5 more dream latency (more steps per sample); sets --steps and scales --mix; live: /genredream/dream/depth (docs/dream.md)",
+    )
     d.add_argument("--dream-latency", type=float, default=None, metavar="S", help="seconds a sample stays being dreamed, from one hop to the window: more latency, more steps per sample (default: one hop)")
     d.add_argument("--dream-model", metavar="NAME_OR_PATH", help="model to dream with (default: the first --model)")
     d.add_argument("--dream-out", metavar="FILE.wav", help="write the dreamed stream (16-bit PCM at the input rate, aligned with the input)")
@@ -90,7 +98,7 @@ def build_engine(sample_rate, model_names, window, hop, threads=1):
 
 def dream_requested(args):
     """True when the run's options ask for dreaming (--dream, --target or --dream-out)."""
-    return any(getattr(args, k, None) for k in ("dream", "target", "dream_out"))
+    return any(getattr(args, k, None) for k in ("dream", "target", "dream_out")) or getattr(args, "depth", None) is not None
 
 
 def attach_dreamer(engine, args, writers=None):
@@ -120,6 +128,7 @@ def attach_dreamer(engine, args, writers=None):
         step_size=0.003 if args.step_size is None else args.step_size,
         mix=args.mix,
         latency=args.dream_latency,
+        depth=getattr(args, "depth", None),
     )
     engine.set_dreamer(dreamer)
     if args.dream_out:
@@ -186,6 +195,7 @@ def main(args) -> int:
         # Nothing runs beside a file analysed as fast as possible: all cores may work on it.
         threads = args.threads or (1 if args.realtime else os.cpu_count() or 1)
         engine = build_engine(src.sample_rate, args.model, args.window, args.hop, threads)
+        engine.set_channels(src.channels)  # a stereo file comes back stereo from the dreamer (engine/channels.py)
         if args.jsonl:
             jsonl = JsonlSink(args.jsonl)
             engine.sinks.append(jsonl)

@@ -197,12 +197,40 @@ class Engine:
         self._repairs_seen = (0, 0)
         self._started = time.monotonic()
         self.last_result_time = None  # time.monotonic() of the newest result
+        # Channels (engine/channels.py): the input frames as they came, and the
+        # dreamed frames (the mid's change added to each channel), on the same
+        # clock; None while the source is mono (set_channels).
+        self.channels = 1
+        self.ring_ch = None
+        self.output_ch = None
 
     # -- producer side (audio thread) ---------------------------------------
+
+    def set_channels(self, channels):
+        """Keep the source's ``channels`` (> 1) beside the mono mid the models see, so dreamed output has them too.
+
+        Call it from the producer's thread (or before the source starts):
+        the frame rings start at the current input index. 1 goes back to mono.
+        """
+        from engine.channels import FrameRing
+
+        channels = int(channels)
+        if channels == self.channels:
+            return
+        if channels <= 1:
+            self.ring_ch = self.output_ch = None
+            self.channels = 1
+            return
+        start = self.ring.total_written
+        out = FrameRing(self.output.capacity, channels, start=self.output.total_written)
+        ring = FrameRing(self.ring.capacity, channels, start=start)
+        self.output_ch, self.ring_ch, self.channels = out, ring, channels
 
     def write(self, block):
         """Feed a block from the source. Audio-thread safe: copies and timestamps only."""
         self.ring.write(block)
+        if self.ring_ch is not None:
+            self.ring_ch.write(block)
         i = self._n_arrivals % _ARRIVALS
         self._arrivals[i, 0] = self.ring.total_written
         self._arrivals[i, 1] = time.perf_counter()

@@ -8,7 +8,10 @@ flow"). What it does, per block of ``frames``:
    into the engine's input ring and timestamped;
 2. ``outdata`` is filled from the output ring :attr:`DuplexRunner.engine_out`
    (float32 mono, written by a dreamer) at absolute index
-   ``frames_out - output_delay``. Output sample ``k`` is thus
+   ``frames_out - output_delay``; with more than one input channel, from
+   the engine's frame ring ``engine.output_ch`` instead (the input's
+   channels, each with the dream's change: engine/channels.py), channel for
+   channel (the mean for a mono output, cycled for more outputs than inputs). Output sample ``k`` is thus
    ``engine_out[k - output_delay]``: the output clock is the input clock.
    Where that ring has nothing yet (no dreamer, or before its first hop),
    the block is *dry* (the input copied through; averaged to mono and fanned
@@ -301,6 +304,48 @@ def _render_duplex(indata, outdata, mono, n_ready, dry):
 
 
 @njit(cache=True)
+def _put_frames(outdata, frames_buf, n_ready):
+    """outdata[:n_ready] from frames: channel for channel, their mean on a mono output, cycled on more outputs."""
+    co = outdata.shape[1]
+    cf = frames_buf.shape[1]
+    for i in range(n_ready):
+        if co == 1 and cf > 1:
+            acc = np.float32(0.0)
+            for c in range(cf):
+                acc += frames_buf[i, c]
+            outdata[i, 0] = acc / np.float32(cf)
+        else:
+            for c in range(co):
+                outdata[i, c] = frames_buf[i, c % cf]
+
+
+@njit(cache=True)
+def _render_duplex_frames(indata, outdata, frames_buf, n_ready, dry):
+    """As _render_duplex, the ready part from the engine's frame ring (the input's channels, dreamed)."""
+    frames, co = outdata.shape
+    _put_frames(outdata, frames_buf, n_ready)
+    if dry:
+        _put_frames(outdata[n_ready:], indata[n_ready:], frames - n_ready)
+    else:
+        for i in range(n_ready, frames):
+            for c in range(co):
+                outdata[i, c] = 0.0
+
+
+@njit(cache=True)
+def _render_out_frames(outdata, frames_buf, n_ready, dry_buf, n_dry):
+    """Output-only stream with channels: dreamed frames first, then dry frames (the input's, from its frame ring) or silence."""
+    frames, co = outdata.shape
+    _put_frames(outdata, frames_buf, n_ready)
+    m = max(n_ready, n_dry)
+    if n_dry > n_ready:
+        _put_frames(outdata[n_ready:m], dry_buf[n_ready:m], m - n_ready)
+    for i in range(m, frames):
+        for c in range(co):
+            outdata[i, c] = 0.0
+
+
+@njit(cache=True)
 def _render_mono(outdata, mono, n_ready, dry, n_dry):
     """Output-only stream: dreamed samples first, then dry (from the input ring) or silence."""
     frames, co = outdata.shape
@@ -435,6 +480,15 @@ class DuplexRunner:
             engine_out = getattr(engine, "output", None)
         self.engine_out = engine_out if engine_out is not None else RingBuffer(10 * self.samplerate)
         self.dry_lag = 2 * self.blocksize
+        # Stereo in, stereo out (engine/channels.py): the engine keeps the
+        # input's channels and a dreamer gives them back in engine.output_ch.
+        if self.channels > 1 and getattr(engine, "set_channels", None) is not None and engine_out is getattr(engine, "output", None):
+            engine.set_channels(self.channels)
+        self._out_ch = getattr(engine, "output_ch", None) if engine_out is getattr(engine, "output", None) else None
+        self._in_ch = getattr(engine, "ring_ch", None) if self._out_ch is not None else None
+        n_ch = self._out_ch.channels if self._out_ch is not None else 1
+        self._frames_buf = np.zeros((self.blocksize, n_ch), dtype=np.float32)
+        self._dry_frames = np.zeros((self.blocksize, n_ch), dtype=np.float32)
         # Everything the callback touches, allocated once.
         self.counters = np.zeros(_N_COUNTERS, dtype=np.int64)
         self.durations = np.zeros(_DURATIONS, dtype=np.float64)
@@ -457,6 +511,13 @@ class DuplexRunner:
             return
         n = 0
         pos = self.counters[_FRAMES_OUT] - self.output_delay
+        if self._out_ch is not None and pos >= 0:
+            n = self._out_ch.read_into(pos, self._frames_buf[:frames])
+            if n:  # the input's channels, dreamed
+                _render_duplex_frames(indata, outdata, self._frames_buf, n, self._dry)
+                _account(self.counters, _flags(status), frames, frames, n < frames)
+                _record(self.durations, self.counters, t0, time.perf_counter())
+                return
         if pos >= 0:
             pos, n = self.engine_out.read_into(pos, self._mono[:frames])
         _render_duplex(indata, outdata, self._mono, n, self._dry)
@@ -478,6 +539,17 @@ class DuplexRunner:
             return
         n = 0
         pos = self.counters[_FRAMES_OUT] - self.output_delay
+        if self._out_ch is not None and pos >= 0:
+            n = self._out_ch.read_into(pos, self._frames_buf[:frames])
+            if n:  # the input's channels, dreamed; dry from the input's frame ring
+                n_dry = 0
+                dpos = self.counters[_FRAMES_OUT] - self.dry_lag
+                if self._dry and n < frames and dpos >= 0:
+                    n_dry = self._in_ch.read_into(dpos, self._dry_frames[:frames])
+                _render_out_frames(outdata, self._frames_buf, n, self._dry_frames, n_dry)
+                _account(self.counters, _flags(status), 0, frames, n < frames)
+                _record(self.durations, self.counters, t0, time.perf_counter())
+                return
         if pos >= 0:
             pos, n = self.engine_out.read_into(pos, self._mono[:frames])
         n_dry = 0
@@ -516,6 +588,25 @@ class DuplexRunner:
                 _render_duplex(x, out, self._mono, 0, False)
         _render_mono(out, self._mono, 0, self._dry_buf, 0)
         scratch.read_into(0, self._mono)
+        for ind in (np.zeros((self.blocksize, self.channels), np.float32),):
+            ro = ind.copy()
+            ro.flags.writeable = False
+            for x in (ind, ro):
+                for n in (0, self.blocksize // 2, self.blocksize):
+                    _render_duplex_frames(x, out, self._frames_buf, n, True)
+                    _render_duplex_frames(x, out, self._frames_buf, n, False)
+        for n in (0, self.blocksize // 2, self.blocksize):
+            _render_out_frames(out, self._frames_buf, n, self._dry_frames, self.blocksize)
+        if self._out_ch is not None:
+            from engine.channels import FrameRing
+
+            fr = FrameRing(4 * self.blocksize, self._out_ch.channels)
+            a = np.zeros((self.blocksize, self.channels), np.float32)
+            ro = a.copy()
+            ro.flags.writeable = False
+            fr.write(a)
+            fr.write(ro)  # engine.write's frame ring, for both array types the callback may see
+            fr.read_into(0, self._frames_buf)
         c = np.zeros_like(self.counters)
         _account(c, 0, 1, 1, False)
         _record(np.zeros(4), c, 0.0, 1.0)

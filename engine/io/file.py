@@ -33,21 +33,17 @@ class FileSource:
     """
 
     def __init__(self, path, block=1024, loop=False):
-        import soundfile as sf
-
-        from models.data import AudioFileError, load_audio
+        from engine.channels import read_channels
 
         if int(block) != block or block < 1:
             raise ValueError(f"block must be a positive number of frames, got {block!r}")
-        try:
-            sr = sf.info(str(path)).samplerate
-        except Exception:
-            sr = None  # not for libsndfile: let the loader's fallback decide, at 44.1 kHz
         self.path = str(path)
-        self.sample_rate = int(sr or 44100)
-        self.audio = load_audio(path, self.sample_rate)
-        if self.audio.size == 0:
-            raise AudioFileError(f"{path}: no samples")
+        # The file's channels are kept (engine/channels.py): the engine scores
+        # their mean and a dreamer gives every channel back.
+        frames, self.sample_rate = read_channels(path)
+        self.channels = frames.shape[1]
+        self.frames = frames if self.channels > 1 else None
+        self.audio = frames[:, 0].copy() if self.channels == 1 else frames.mean(axis=1, dtype=np.float32)
         self.block = int(block)
         self.loop = bool(loop)
 
@@ -56,11 +52,12 @@ class FileSource:
         return self.audio.size / self.sample_rate
 
     def blocks(self):
-        """Yield float32 mono blocks (the last one may be shorter)."""
+        """Yield float32 blocks, mono ``[n]`` or ``[n, channels]`` frames (the last one may be shorter)."""
+        x = self.audio if self.frames is None else self.frames
         passes = itertools.count() if self.loop else range(1)
         for _ in passes:
-            for i in range(0, self.audio.size, self.block):
-                yield self.audio[i : i + self.block]
+            for i in range(0, x.shape[0], self.block):
+                yield x[i : i + self.block]
 
 
 def silence_blocks(sample_rate, seconds, block=1024):
