@@ -915,6 +915,16 @@ class OscBridge:
             self._count("audio_out_samples", chunk.size)
 
 
+def _dream_enabled(engine):
+    d = getattr(engine, "dreamer", None)
+    if d is None:
+        return False
+    try:
+        return bool(d.params().get("enabled", True))
+    except Exception:  # a dreamer without params(): attached means dreaming
+        return True
+
+
 def _dreamer_params(dreamer):
     """The keywords ``dreamer.set_params`` accepts (``engine.dream.PARAMS``, or the dreamer's own ``PARAMS``)."""
     own = getattr(dreamer, "PARAMS", None)
