@@ -49,6 +49,16 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--samplerate", type=int, default=None, help="device sample rate (default: the device's)")
     p.add_argument("--output-device", metavar="NAME_OR_INDEX", help="where dreamed audio goes (default: the input device, duplex)")
     p.add_argument("--when-late", choices=["dry", "silence"], default="dry", help="device output when no dreamed audio is ready (default dry)")
+    p.add_argument(
+        "--ring-lead",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of output kept ready ahead of the device (0.02-2, default 0.3): absorbs a stall of Python "
+        "(a model loading, the garbage collector) that long, and delays the device output by as much",
+    )
+    # Benchmark-only: the previous Python audio callback, kept to measure against (BENCHMARKS.md).
+    p.add_argument("--audio-callback", choices=["c", "python"], default="c", help=argparse.SUPPRESS)
     p.add_argument("--jsonl", metavar="PATH", help="write every result as a JSON line ('-' for stdout)")
     p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
     p.add_argument(

@@ -694,7 +694,15 @@ def run_device(args, err):
     except (ModelLoadError, ModelFileError, ValueError) as e:
         return fail(str(e))
     try:
-        runner = DuplexRunner(
+        kw = {}
+        cls = DuplexRunner
+        if getattr(args, "audio_callback", "c") == "c":
+            # The C callback (rtmixer): no Python on the audio thread.
+            from engine.io.cring import DEFAULT_LEAD_S, CRingRunner
+
+            cls = CRingRunner
+            kw["lead_s"] = DEFAULT_LEAD_S if getattr(args, "ring_lead", None) is None else args.ring_lead
+        runner = cls(
             engine,
             device=index,
             output_device=args.output_device,
@@ -705,6 +713,7 @@ def run_device(args, err):
             # The dreamer writes its output that many samples behind the input
             # clock; delaying playback by as much makes every block dreamed.
             output_delay=engine.dreamer.latency_samples if getattr(engine, "dreamer", None) is not None else 0,
+            **kw,
         )
         runner.open()
     except (DeviceError, ValueError) as e:
