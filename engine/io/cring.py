@@ -36,8 +36,8 @@ input by about a hop (0.5 s), so a dreamed output goes from ~0.6 s to
 pump must write, it writes the input itself, delayed by the same
 ``output_delay`` (so dry and dreamed stay aligned), or silence. With a
 dreamer attached the pump first waits for the dream while the ring still
-holds more than a low-water mark (a quarter of the lead, at least four
-blocks), so a dream that is briefly late after a stall still arrives in
+holds more than a low-water mark (half the lead, at least four
+blocks: the other half still absorbs a stall then), so a dream that is briefly late after a stall still arrives in
 time; only below that mark does it write the fallback, counted in
 ``late_blocks`` (and in ``dream_late_blocks`` once the dream had begun).
 
@@ -123,7 +123,7 @@ class CRingRunner(DuplexRunner):
         super().__init__(engine, *args, **kw)
         b = self.blocksize
         self.lead = int(-(-round(lead_s * self.samplerate) // b) * b)  # whole blocks
-        self.low_water = max(4 * b, self.lead // 4)
+        self.low_water = max(4 * b, self.lead // 2)
         self.dream_delay = self.output_delay
         self.output_delay = self.dream_delay + self.lead
         rt = self._rt
