@@ -129,6 +129,7 @@ def run_osc(args, err):
         while limit is None or engine.ring.total_written < limit:
             time.sleep(0.05)
 
+    interrupted = None
     try:
         if not args.no_view and args.jsonl != "-":
             from engine.io.view import LiveView
@@ -137,7 +138,11 @@ def run_osc(args, err):
                 wait()
         else:
             wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
+        from engine import interrupt
+
+        interrupt.calm()
+        interrupted = e
         err.print("stopped")
     finally:
         engine.stop(drain=True)  # first: the last windows' scores and dreamed audio still go out over OSC
@@ -151,4 +156,8 @@ def run_osc(args, err):
     if engine.dreamer is not None:
         out.print(engine.dreamer.summary(), highlight=False)
     out.print(_summary_line(bridge))
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

@@ -85,11 +85,30 @@ def add_arguments(p: argparse.ArgumentParser):
     add_osc_arguments(p)
 
 
+def fast_jit():
+    """Run TorchScript models without the profiling executor's graph optimisation.
+
+    With it, the first two calls of musicnn's step each spent 1-10 s
+    compiling (measured here: 8.3 and 8.4 s on the loaded 2-core VM, against
+    0.7 and 0.1 s without), at every start and at every hot load during a
+    set, for a steady state within measurement noise of the unoptimised one
+    (112-127 ms against 126-131 ms per musicnn step on the same loaded VM;
+    conv layers are already one native op each). GENREDREAM_JIT_OPTIMIZE=1
+    keeps torch's default.
+    """
+    if os.environ.get("GENREDREAM_JIT_OPTIMIZE") == "1":
+        return
+    import torch
+
+    torch._C._set_graph_executor_optimize(False)
+
+
 def build_engine(sample_rate, model_names, window, hop, threads=1):
     """An Engine with the requested models loaded (raises ModelLoadError with the reason)."""
     from engine.runtime import Engine
     from models.classify import default_model
 
+    fast_jit()
     engine = Engine(sample_rate, window=window, hop=hop, torch_threads=threads)
     for m in model_names or [str(default_model())]:
         engine.load_model(m)
@@ -172,7 +191,8 @@ def main(args) -> int:
     if args.loop and not args.duration and not args.realtime:
         err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
         return 2
-    jsonl = osc = None
+    jsonl = osc = engine = None
+    interrupted = None  # the KeyboardInterrupt (Ctrl-C) or interrupt.Terminated (SIGTERM) that stopped the run
     osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
     if getattr(args, "osc_port", None) is not None and not osc_in:
         from bridge.cli import OscAttachment
@@ -212,18 +232,29 @@ def main(args) -> int:
     except (AudioFileError, ModelLoadError, ModelFileError, ValueError) as e:
         err.print(f"[red]genredream run:[/] {e}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from engine import interrupt
+
+        interrupt.calm()  # a second Ctrl-C must not cut the clean-up below short
+        interrupted = e
         err.print("stopped")
     finally:
         if jsonl:
             jsonl.close()
         if osc:
             osc.close()
-        if dream_hook is not None:
+        if dream_hook is not None and dream_hook in ENGINE_HOOKS:
             ENGINE_HOOKS.remove(dream_hook)
         for w in writers:
             w.close()
     out = Console(stderr=args.jsonl == "-")
-    for line in summary(engine):
-        out.print(line, highlight=False)
+    if engine is None:  # stopped while starting (device and OSC runs print their own summary)
+        out.print("stopped during start-up (loading models): no audio was processed", highlight=False)
+    else:
+        for line in summary(engine):
+            out.print(line, highlight=False)
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

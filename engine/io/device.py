@@ -693,6 +693,7 @@ def run_device(args, err):
         engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
     except (ModelLoadError, ModelFileError, ValueError) as e:
         return fail(str(e))
+    runner = None
     try:
         kw = {}
         cls = DuplexRunner
@@ -718,13 +719,17 @@ def run_device(args, err):
         runner.open()
     except (DeviceError, ValueError) as e:
         return fail(str(e))
+    except KeyboardInterrupt:  # stopped while opening: let go of the device, then stop as at start-up
+        if runner is not None:
+            runner.close()
+        raise
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl:
         engine.sinks.append(jsonl)
     extra = {"xruns": 0}
     limit = None if args.duration is None else int(round(args.duration * rate))
     view_on = not args.no_view and args.jsonl != "-"
-    stopped_by = None
+    stopped_by = interrupted = None
     engine.start()
     try:
         runner.start()
@@ -747,7 +752,11 @@ def run_device(args, err):
                 stopped_by = wait()
         else:
             stopped_by = wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
+        from engine import interrupt
+
+        interrupt.calm()
+        interrupted = e
         err.print("stopped")
     finally:
         runner.stop()
@@ -760,6 +769,10 @@ def run_device(args, err):
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine) + runner.summary_lines():
         out.print(line, highlight=False)
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     if stopped_by == "stream":
         return 1
     return 0 if not engine.counters["model_errors"] else 1
