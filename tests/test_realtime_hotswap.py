@@ -116,3 +116,21 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
     if ours_bad and (report["jackd_driver_late"] or report["canary_late"] or never_started):
         pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
     assert not ours_bad, why
+
+
+def test_run_on_jack_with_the_c_callback_and_a_chosen_lead(tmp_path):
+    """`genredream run --device JACK --ring-lead 0.1`: the C callback runs, the summary says so; a lead out of range is refused."""
+    import subprocess
+    import sys
+
+    from tests.conftest import make_model_file
+
+    model = make_model_file("geng", tmp_path)
+    with jack_server(256, str(tmp_path)) as srv:
+        base = [sys.executable, "-m", "engine.cli", "run", "--device", "JACK", "--channels", "2", "--model", str(model), "--no-view", "--threads", "1"]
+        ok = subprocess.run(base + ["--duration", "3", "--ring-lead", "0.1"], env=srv.env, capture_output=True, text=True, timeout=180)
+        bad = subprocess.run(base + ["--duration", "1", "--ring-lead", "5"], env=srv.env, capture_output=True, text=True, timeout=180)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "audio (C callback)" in ok.stdout and "output lead 101 ms" in ok.stdout, ok.stdout  # 0.1 s rounded up to whole 256-frame blocks
+    assert "samples in" in ok.stdout and "Traceback" not in ok.stderr
+    assert bad.returncode == 2 and "ring lead must be between 0.02 and 2 s" in bad.stderr, bad.stderr[-2000:]

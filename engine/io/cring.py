@@ -319,8 +319,8 @@ class CRingRunner(DuplexRunner):
                 break
             src = p - self.output_delay
             k = 0
+            end = self.engine_out.total_written
             if src >= 0:
-                end = self.engine_out.total_written
                 k = max(0, min(n, end - src))
                 if k:
                     start, k = self.engine_out.read_into(src, wet[:k])
@@ -331,7 +331,10 @@ class CRingRunner(DuplexRunner):
             if k < n:
                 # The dream has nothing for p+k: wait for it while the ring
                 # holds more than the low-water mark, else play the fallback.
-                wait = not force and dreaming and src + k >= 0
+                # A dream more than a lead behind is not catching up in time
+                # (e.g. a dreamer started mid-set, with a longer latency than
+                # this stream's delay): fall back at once, keeping the ring full.
+                wait = not force and dreaming and src + k >= 0 and end >= src + k - self.lead
                 if wait:
                     limit = played + self.low_water
                     m = min(n, limit - p) - k
