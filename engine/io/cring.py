@@ -57,6 +57,7 @@ ALSA, CoreAudio, WASAPI, ASIO).
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 
@@ -85,6 +86,8 @@ DEFAULT_LEAD_S = 0.3
 #: empties the ring; over 2 s the performer hears the change too late.
 MIN_LEAD_S, MAX_LEAD_S = 0.02, 2.0
 _STATS_EVERY_S = 0.1
+#: SCHED_FIFO priority of the pump thread where allowed (JACK's clients run at 10 and up with jackd -R).
+PUMP_RT_PRIORITY = 5
 
 
 def _pow2(n):
@@ -150,6 +153,7 @@ class CRingRunner(DuplexRunner):
         self._pump_thread = None
         self._stop_pump = threading.Event()
         self._pump_error = None
+        self._pump_rt = None
 
     # -- streams ---------------------------------------------------------------
 
@@ -248,8 +252,24 @@ class CRingRunner(DuplexRunner):
 
     # -- the pump (a Python thread; the callback never waits for it) ----------------
 
+    def _realtime_pump(self):
+        """Ask the OS to run the pump before ordinary threads (Linux, when allowed).
+
+        SCHED_FIFO at priority :data:`PUMP_RT_PRIORITY`, below JACK's audio
+        threads (jackd -R: 10 and up): on a busy machine a sleeping pump then
+        wakes on time. It still takes the GIL like any Python thread (the
+        lead absorbs that). Without the right (rtprio limit or
+        CAP_SYS_NICE) the pump runs as an ordinary thread; stats say which.
+        """
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PUMP_RT_PRIORITY))  # 0: this thread (Linux)
+            self._pump_rt = True
+        except (AttributeError, OSError):
+            self._pump_rt = False
+
     def _pump_loop(self):
         poll = max(0.002, min(0.005, self.blocksize / self.samplerate))
+        self._realtime_pump()
         try:
             while not self._stop_pump.is_set():
                 self._pump_once()
@@ -412,7 +432,7 @@ class CRingRunner(DuplexRunner):
     def stats(self):
         st = super().stats()
         st.update(self.extra)
-        st.update(callback="c", lead_frames=self.lead, lead_s=self.lead / self.samplerate, output_delay=self.output_delay, low_water_frames=self.low_water, pump_error=self._pump_error)
+        st.update(callback="c", lead_frames=self.lead, lead_s=self.lead / self.samplerate, output_delay=self.output_delay, low_water_frames=self.low_water, pump_error=self._pump_error, pump_realtime=self._pump_rt)
         if st["min_output_fill"] is None:
             st["min_output_fill"] = self.lead
         return st
