@@ -94,4 +94,4 @@ def test_signals_on_a_jack_device(model, tmp_path):
             code, so, se, out = _interrupt(args, at, signal.SIGINT, tmp_path, env=srv.env)
             _check(code, so, se, out, signal.SIGINT, f"device, SIGINT at {at} s")
         code, so, se, out = _interrupt(args, 5.0, signal.SIGTERM, tmp_path, env=srv.env)
-        _check(code, so, se, out, signal.SIGTERM, f"device, SIGTERM at 5 s")
+        _check(code, so, se, out, signal.SIGTERM, "device, SIGTERM at 5 s")
