@@ -57,11 +57,11 @@ def add_osc_arguments(p):
                         "Max's [udpsend] cannot receive, so give Max's [udpreceive] port here")
 
 
-def _bridge(engine, args, audio_in):
+def _bridge(engine, args, audio_in, sock=None):
     from bridge.server import OscBridge
 
     return OscBridge(engine, host=args.osc_host, port=args.osc_port, allow=args.osc_allow,
-                     reply=args.osc_reply or (), audio_in=audio_in)
+                     reply=args.osc_reply or (), audio_in=audio_in, sock=sock)
 
 
 def _summary_line(bridge):
@@ -98,8 +98,12 @@ class OscAttachment:
             self.err.print(_summary_line(self.bridge))
 
 
-def run_osc(args, err):
-    """`genredream run --osc-port N` with OSC audio in. Returns the exit code."""
+def run_osc(args, err, early=None):
+    """`genredream run --osc-port N` with OSC audio in. Returns the exit code.
+
+    ``early``: a :class:`bridge.early.EarlyPort` bound before the models
+    loaded; its socket and the datagrams it kept go to the bridge.
+    """
     import time
 
     from rich.console import Console
@@ -109,11 +113,20 @@ def run_osc(args, err):
 
     rate = args.samplerate or DEFAULT_OSC_RATE
     engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
+    kept = []
     try:
-        bridge = _bridge(engine, args, audio_in=True)
+        if early is not None:
+            sock, kept = early.handover()
+            bridge = _bridge(engine, args, audio_in=True, sock=sock)
+        else:
+            bridge = _bridge(engine, args, audio_in=True)
     except OSError as e:
         err.print(f"[red]genredream run:[/] cannot listen on {args.osc_host}:{args.osc_port}: {e}")
         return 2
+    for data, addr in kept:  # what arrived while loading, in order, before anything newer
+        bridge.handle_datagram(data, addr)
+    if early is not None and (kept or early.counters["dropped"]):
+        err.print(f"kept {len(kept)} OSC packets that arrived while loading" + (f" ({early.counters['dropped']} beyond the limit dropped)" if early.counters["dropped"] else ""))
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl:
         engine.sinks.append(jsonl)

@@ -157,6 +157,25 @@ def attach_dreamer(engine, args, writers=None):
 
 
 def main(args) -> int:
+    early = None
+    if getattr(args, "osc_port", None) is not None and args.input is None and args.device is None:
+        # Audio in over OSC: bind the port before anything heavy is imported or
+        # loaded; it answers /status "loading" and keeps what arrives (bridge/early.py).
+        from bridge.early import EarlyPort
+
+        try:
+            early = EarlyPort(args.osc_host, args.osc_port)
+        except OSError as e:
+            print(f"genredream run: cannot listen on {args.osc_host}:{args.osc_port}: {e}", file=sys.stderr)
+            return 2
+    try:
+        return _main(args, early)
+    finally:
+        if early is not None and early._running:  # never handed over (stopped or failed while loading)
+            early.close()
+
+
+def _main(args, early) -> int:
     from rich.console import Console
 
     from engine.io.sinks import JsonlSink, summary
@@ -202,7 +221,7 @@ def main(args) -> int:
         if osc_in:
             from bridge.cli import run_osc
 
-            return run_osc(args, err)  # audio in over OSC (inside the try: the finally closes --dream-out files)
+            return run_osc(args, err, early)  # audio in over OSC (inside the try: the finally closes --dream-out files)
         if args.device is not None or args.input is None:
             try:
                 from engine.io import device
