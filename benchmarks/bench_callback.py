@@ -116,3 +116,167 @@ def test_callback_dreamed_stereo_against_mono(benchmark, tmp_path, path):
         budget_s=BLOCK / RATE,
         label="the input's channels (frame ring)" if path == "stereo" else "the mid, fanned out (mono ring)",
     )
+# -- Python callback against the C callback (issue 14) -------------------------------------
+
+CALLS = 20000
+SIDE_BY_SIDE_S = 15
+SWAPS = ["zheng", "lidy1", "smith", "doyle"]
+
+
+def _time_python_callback(frames, calls):
+    """The old Python duplex callback, called directly (it needs a real device to be built)."""
+    import numpy as np
+    import sounddevice as sd
+
+    from engine.io import device
+    from engine.runtime import Engine
+
+    runner = device.DuplexRunner(Engine(RATE), device="JACK", channels=2, blocksize=frames)
+    ind = (0.1 * np.random.default_rng(0).standard_normal((frames, 2))).astype(np.float32)
+    outd = np.zeros((frames, 2), np.float32)
+    status = sd.CallbackFlags()
+    cb = runner._duplex_callback
+    ts = np.zeros(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        cb(ind, outd, frames, None, status)
+        ts[i] = time.perf_counter() - t0
+    return ts
+
+
+def _time_c_callback(frames, calls):
+    """rtmixer's C callback, called directly through CFFI with both ring actions running.
+
+    The time includes the CFFI call from Python (about a microsecond), which
+    the real audio thread does not pay: an upper bound of the C callback.
+    """
+    import numpy as np
+    import rtmixer
+    from _rtmixer import ffi, lib
+
+    ch = 2
+    q, rq = (rtmixer.RingBuffer(ffi.sizeof("struct action*"), 16) for _ in range(2))
+    state = ffi.new("struct state*", dict(input_channels=ch, output_channels=ch, samplerate=RATE, action_q=q._ptr, result_q=rq._ptr, actions=ffi.NULL))
+    rin, rout = rtmixer.RingBuffer(4 * ch, 1 << 16), rtmixer.RingBuffer(4 * ch, 1 << 16)
+    ptr = ffi.new("struct action**")
+    acts = []
+    for kind, ring in ((rtmixer.RECORD_RINGBUFFER, rin), (rtmixer.PLAY_RINGBUFFER, rout)):
+        a = ffi.new("struct action*", dict(type=kind, actual_time=-1.0, requested_time=0, ringbuffer=ring._ptr, total_frames=rtmixer.ULONG_MAX, channels=ch, mapping=[1, 2]))
+        acts.append(a)
+        ptr[0] = a
+        assert q.write(ptr) == 1
+    ti = ffi.cast("PaStreamCallbackTimeInfo*", ffi.new("double[3]"))
+    ind = (0.1 * np.random.default_rng(0).standard_normal((frames, ch))).astype(np.float32)
+    outd = np.zeros((frames, ch), np.float32)
+    pin, pout = ffi.from_buffer(ind), ffi.from_buffer(outd)
+    sink = np.zeros((1 << 16, ch), np.float32)
+    blk = np.full((frames, ch), 0.25, np.float32)
+    rout.write(np.zeros((4 * frames, ch), np.float32))
+    ts = np.zeros(calls)
+    for i in range(calls):
+        rout.write(blk)  # the pump's work, not timed
+        t0 = time.perf_counter()
+        lib.callback(pin, pout, frames, ti, 0, state)
+        ts[i] = time.perf_counter() - t0
+        rin.readinto(sink)
+    assert rq.read_available == 0, "a ring action ended: the rings ran empty or full"
+    np.testing.assert_array_equal(outd, 0.25)  # it played the ring
+    return ts
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_callback_python_vs_c_called_directly(benchmark, tmp_path, kind):
+    import numpy as np
+
+    frames = 64
+    with jack_server(256, str(tmp_path)):
+        fn = _time_python_callback if kind == "python" else _time_c_callback
+        fn(frames, 200)  # warm
+        out = {}
+
+        def run():
+            out["ts"] = fn(frames, CALLS)
+
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    ts = out["ts"]
+    p50, p99, mx = (float(np.percentile(ts, q)) for q in (50, 99, 100))
+    benchmark.extra_info.update(
+        pair="audio callback: one 64-frame duplex block (2 ch), called directly",
+        role="reference" if kind == "python" else "ours",
+        label="Python callback (sounddevice, before)" if kind == "python" else "C callback (rtmixer, after)",
+        callback_p50_us=round(p50 * 1e6, 2),
+        callback_p99_us=round(p99 * 1e6, 2),
+        callback_max_us=round(mx * 1e6, 1),
+        figure_s=p99,
+        figure_label="p99 callback duration",
+        calls=CALLS,
+    )
+    print(f"\n{kind} callback, 64 frames: p50 {p50 * 1e6:.2f} us, p99 {p99 * 1e6:.2f} us, max {mx * 1e6:.0f} us over {CALLS} calls")
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
+    """The same run set for both callbacks: JACK at 64 frames, geng dreaming, 4 hot loads/unloads in 15 s.
+
+    Reported, not asserted (tests/test_realtime_hotswap.py asserts the C
+    callback's zero): xruns by PortAudio's flags, jackd's blames on our
+    client, jackd's driver and jack_metro late (the machine's share), and
+    output blocks without dreamed audio after the dream had started.
+    """
+    import torch
+
+    from engine.dream import Dreamer
+    from engine.io import device
+    from engine.io.cring import CRingRunner
+    from engine.run import build_engine
+    from tests.test_realtime_jack import _metronome
+
+    torch.set_num_threads(1)
+    res = {}
+    with jack_server(64, str(tmp_path)) as srv:
+        engine = build_engine(RATE, ["geng"], 5.0, 0.5)
+        dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
+        engine.set_dreamer(dreamer)
+        cls = device.DuplexRunner if kind == "python" else CRingRunner
+        runner = cls(engine, device="JACK", channels=2, samplerate=RATE, blocksize=64, when_late="dry", output_delay=dreamer.latency_samples)
+        before = len(srv.xrun_lines())
+
+        def run():
+            engine.start()
+            with _metronome(srv) as metro:
+                runner.start()
+                try:
+                    metro.connector.wait(timeout=15)
+                    gap = SIDE_BY_SIDE_S * RATE // (len(SWAPS) + 1)
+                    for i, m in enumerate(SWAPS):
+                        while runner.frames_in < (i + 1) * gap:
+                            time.sleep(0.02)
+                        engine.unload_model(engine.load_model(m, name=f"hot{i}"))
+                    while runner.frames_in < SIDE_BY_SIDE_S * RATE:
+                        time.sleep(0.05)
+                finally:
+                    runner.stop()
+                    engine.stop(drain=True)
+
+        benchmark.pedantic(run, rounds=1, iterations=1)
+        lines = srv.xrun_lines()[before:]
+    st = runner.stats()
+    res = dict(
+        xruns=st["xruns"],
+        jackd_blames_us=sum("client = PortAudio" in ln for ln in lines),
+        jackd_driver_late=sum("JackTimedDriver::Process XRun" in ln for ln in lines),
+        jack_metro_late=sum("client = metro was not finished" in ln for ln in lines),
+        late_blocks=st["late_blocks"],
+        output_ring_empty=st.get("output_ring_empty", "-"),
+        dream_late_blocks=st.get("dream_late_blocks", "-"),
+        callbacks=st["callbacks"],
+    )
+    benchmark.extra_info.update(
+        # Counts, not times: each callback is its own row (a ratio of the runs' lengths would mean nothing);
+        # the counts stand side by side in the notes under the table.
+        pair=f"xruns: 15 s dreaming at 64 frames under JACK with 4 hot model loads, {'Python callback (before)' if kind == 'python' else 'C callback (after)'}",
+        **res,
+    )
+    print(f"\n{kind} callback, 64 frames, dreaming + 4 hot loads: {res}")

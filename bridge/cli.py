@@ -60,12 +60,12 @@ def add_osc_arguments(p):
                         "Max's [udpsend] cannot receive, so give Max's [udpreceive] port here")
 
 
-def _bridge(engine, args, audio_in):
+def _bridge(engine, args, audio_in, sock=None):
     from bridge.server import OscBridge
 
     return OscBridge(engine, host=args.osc_host, port=args.osc_port, allow=args.osc_allow,
                      reply=args.osc_reply or (), audio_in=audio_in,
-                     control_port=getattr(args, "osc_control_port", None))
+                     control_port=getattr(args, "osc_control_port", None), sock=sock)
 
 
 def _summary_line(bridge):
@@ -104,8 +104,12 @@ class OscAttachment:
             self.err.print(_summary_line(self.bridge))
 
 
-def run_osc(args, err):
-    """`genredream run --osc-port N` with OSC audio in. Returns the exit code."""
+def run_osc(args, err, early=None):
+    """`genredream run --osc-port N` with OSC audio in. Returns the exit code.
+
+    ``early``: a :class:`bridge.early.EarlyPort` bound before the models
+    loaded; its socket and the datagrams it kept go to the bridge.
+    """
     import time
 
     from rich.console import Console
@@ -115,11 +119,20 @@ def run_osc(args, err):
 
     rate = args.samplerate or DEFAULT_OSC_RATE
     engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
+    kept = []
     try:
-        bridge = _bridge(engine, args, audio_in=True)
+        if early is not None:
+            sock, kept = early.handover()
+            bridge = _bridge(engine, args, audio_in=True, sock=sock)
+        else:
+            bridge = _bridge(engine, args, audio_in=True)
     except OSError as e:
         err.print(f"[red]genredream run:[/] cannot listen on {args.osc_host}:{args.osc_port}: {e}")
         return 2
+    for data, addr in kept:  # what arrived while loading, in order, before anything newer
+        bridge.handle_datagram(data, addr)
+    if early is not None and (kept or early.counters["dropped"]):
+        err.print(f"kept {len(kept)} OSC packets that arrived while loading" + (f" ({early.counters['dropped']} beyond the limit dropped)" if early.counters["dropped"] else ""))
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl:
         engine.sinks.append(jsonl)
@@ -137,6 +150,7 @@ def run_osc(args, err):
         while limit is None or engine.ring.total_written < limit:
             time.sleep(0.05)
 
+    interrupted = None
     try:
         if not args.no_view and args.jsonl != "-":
             from engine.io.view import LiveView
@@ -145,7 +159,11 @@ def run_osc(args, err):
                 wait()
         else:
             wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
+        from engine import interrupt
+
+        interrupt.calm()
+        interrupted = e
         err.print("stopped")
     finally:
         engine.stop(drain=True)  # first: the last windows' scores and dreamed audio still go out over OSC
@@ -159,4 +177,8 @@ def run_osc(args, err):
     if engine.dreamer is not None:
         out.print(engine.dreamer.summary(), highlight=False)
     out.print(_summary_line(bridge))
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

@@ -177,9 +177,9 @@ class OscBridge:
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=1 << 20, source_idle=1.0,
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0,
                  audio_queue=_AUDIO_QUEUE, switch_interval=0.0005, audio_speed=AUDIO_SPEED,
-                 control_port=None):
+                 control_port=None, sock=None):
         if not (0 <= int(port) <= 65535):
             raise ValueError(f"port must be 0..65535, got {port}")
         if not (1 <= out_block <= P.MAX_FRAMES):
@@ -217,13 +217,14 @@ class OscBridge:
         self._err_rate = float(error_rate)
         self._err_tokens = float(error_rate)
         self._err_time = time.monotonic()
-        # socket
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf))
-        except OSError:
-            pass
-        self._sock.bind((host, int(port)))
+        # socket (``sock``: one already bound, e.g. by bridge.early.EarlyPort while the models loaded)
+        self._sock = sock if sock is not None else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if sock is None:
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf))
+            except OSError:
+                pass
+            self._sock.bind((host, int(port)))
         self._sock.settimeout(0.005)
         self.port = self._sock.getsockname()[1]
         self._csock = None

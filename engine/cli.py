@@ -9,13 +9,33 @@ when called, instead of failing in some other way.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
-import sys
-from dataclasses import dataclass
+import os as _os
+import signal as _signal
+
+
+def _stopped_while_importing(signum, frame):
+    # A signal while this module's imports run: nothing has started, nothing
+    # to flush; say so and leave without a traceback (128 + the signal).
+    _os.write(2, b"interrupted\n")
+    _os._exit(128 + signum)
+
+
+_OLD_HANDLERS = {}
+for _s in (_signal.SIGINT, _signal.SIGTERM):
+    if _signal.getsignal(_s) in (_signal.default_int_handler, _signal.SIG_DFL):
+        _OLD_HANDLERS[_s] = _signal.signal(_s, _stopped_while_importing)
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
+
+# Imported: from here main() handles signals (engine/interrupt.py); the process's own handlers come back.
+for _s, _h in _OLD_HANDLERS.items():
+    _signal.signal(_s, _h)
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,18 @@ def _version():
 
 
 def main(argv=None):
+    from engine import interrupt
+
+    with interrupt.handling():  # SIGTERM stops like Ctrl-C (exit 143)
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as e:  # before a command's own clean stop took over (imports, parsing)
+            interrupt.calm()
+            print("interrupted", file=sys.stderr)
+            return interrupt.exit_code(e)
+
+
+def _main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, sub = build_parser()
     if not argv:
@@ -117,11 +149,7 @@ def main(argv=None):
         return 2
     mod = importlib.import_module(cmd.module)
     runner = getattr(mod, f"{cmd.name.replace('-', '_')}_main", None) or mod.main
-    try:
-        return int(runner(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return int(runner(args) or 0)
 
 
 if __name__ == "__main__":

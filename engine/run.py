@@ -49,6 +49,16 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--samplerate", type=int, default=None, help="device sample rate (default: the device's)")
     p.add_argument("--output-device", metavar="NAME_OR_INDEX", help="where dreamed audio goes (default: the input device, duplex)")
     p.add_argument("--when-late", choices=["dry", "silence"], default="dry", help="device output when no dreamed audio is ready (default dry)")
+    p.add_argument(
+        "--ring-lead",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of output kept ready ahead of the device (0.02-2, default 0.3): absorbs a stall of Python "
+        "(a model loading, the garbage collector) that long, and delays the device output by as much",
+    )
+    # Benchmark-only: the previous Python audio callback, kept to measure against (BENCHMARKS.md).
+    p.add_argument("--audio-callback", choices=["c", "python"], default="c", help=argparse.SUPPRESS)
     p.add_argument("--jsonl", metavar="PATH", help="write every result as a JSON line ('-' for stdout)")
     p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
     p.add_argument(
@@ -83,11 +93,30 @@ def add_arguments(p: argparse.ArgumentParser):
     add_osc_arguments(p)
 
 
+def fast_jit():
+    """Run TorchScript models without the profiling executor's graph optimisation.
+
+    With it, the first two calls of musicnn's step each spent 1-10 s
+    compiling (measured here: 8.3 and 8.4 s on the loaded 2-core VM, against
+    0.7 and 0.1 s without), at every start and at every hot load during a
+    set, for a steady state within measurement noise of the unoptimised one
+    (112-127 ms against 126-131 ms per musicnn step on the same loaded VM;
+    conv layers are already one native op each). GENREDREAM_JIT_OPTIMIZE=1
+    keeps torch's default.
+    """
+    if os.environ.get("GENREDREAM_JIT_OPTIMIZE") == "1":
+        return
+    import torch
+
+    torch._C._set_graph_executor_optimize(False)
+
+
 def build_engine(sample_rate, model_names, window, hop, threads=1):
     """An Engine with the requested models loaded (raises ModelLoadError with the reason)."""
     from engine.runtime import Engine
     from models.classify import default_model
 
+    fast_jit()
     engine = Engine(sample_rate, window=window, hop=hop, torch_threads=threads)
     for m in model_names or [str(default_model())]:
         engine.load_model(m)
@@ -137,6 +166,25 @@ def attach_dreamer(engine, args, writers=None):
 
 
 def main(args) -> int:
+    early = None
+    if getattr(args, "osc_port", None) is not None and args.input is None and args.device is None:
+        # Audio in over OSC: bind the port before anything heavy is imported or
+        # loaded; it answers /status "loading" and keeps what arrives (bridge/early.py).
+        from bridge.early import EarlyPort
+
+        try:
+            early = EarlyPort(args.osc_host, args.osc_port)
+        except OSError as e:
+            print(f"genredream run: cannot listen on {args.osc_host}:{args.osc_port}: {e}", file=sys.stderr)
+            return 2
+    try:
+        return _main(args, early)
+    finally:
+        if early is not None and early._running:  # never handed over (stopped or failed while loading)
+            early.close()
+
+
+def _main(args, early) -> int:
     from rich.console import Console
 
     from engine.io.sinks import JsonlSink, summary
@@ -171,7 +219,8 @@ def main(args) -> int:
     if args.loop and not args.duration and not args.realtime:
         err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
         return 2
-    jsonl = osc = None
+    jsonl = osc = engine = None
+    interrupted = None  # the KeyboardInterrupt (Ctrl-C) or interrupt.Terminated (SIGTERM) that stopped the run
     osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
     if getattr(args, "osc_port", None) is not None and not osc_in:
         from bridge.cli import OscAttachment
@@ -181,7 +230,7 @@ def main(args) -> int:
         if osc_in:
             from bridge.cli import run_osc
 
-            return run_osc(args, err)  # audio in over OSC (inside the try: the finally closes --dream-out files)
+            return run_osc(args, err, early)  # audio in over OSC (inside the try: the finally closes --dream-out files)
         if args.device is not None or args.input is None:
             try:
                 from engine.io import device
@@ -212,18 +261,29 @@ def main(args) -> int:
     except (AudioFileError, ModelLoadError, ModelFileError, ValueError) as e:
         err.print(f"[red]genredream run:[/] {e}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from engine import interrupt
+
+        interrupt.calm()  # a second Ctrl-C must not cut the clean-up below short
+        interrupted = e
         err.print("stopped")
     finally:
         if jsonl:
             jsonl.close()
         if osc:
             osc.close()
-        if dream_hook is not None:
+        if dream_hook is not None and dream_hook in ENGINE_HOOKS:
             ENGINE_HOOKS.remove(dream_hook)
         for w in writers:
             w.close()
     out = Console(stderr=args.jsonl == "-")
-    for line in summary(engine):
-        out.print(line, highlight=False)
+    if engine is None:  # stopped while starting (device and OSC runs print their own summary)
+        out.print("stopped during start-up (loading models): no audio was processed", highlight=False)
+    else:
+        for line in summary(engine):
+            out.print(line, highlight=False)
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

@@ -246,12 +246,13 @@ class Engine:
         :class:`ModelLoadError` says why; the error is also recorded.
         """
         from engine.incremental import FrameBranchRunner, supports_streaming
-        from models.contract import ModelFileError, resolve_model, validate
+        from models.contract import ModelFileError, resolve_model
         from models.inputs import InputSpec
+        from models.validated import validate_once
 
         try:
             path = resolve_model(name_or_path)
-            loaded = validate(path)
+            loaded, _ = validate_once(path)  # runs the checks once per file content (models/validated.py)
             spec = InputSpec(loaded.meta)
         except (ModelFileError, ValueError, KeyError) as e:
             self.errors.append(str(e))

@@ -57,21 +57,29 @@ def add_validate_arguments(p: argparse.ArgumentParser):
         "on noise and silence."
     )
     p.add_argument("file", nargs="+", help="model file(s) (.pt)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run the checks even for a file that passed before (passes are remembered by the file's SHA-256, "
+        "in ~/.genredream/validated.json; see models/validated.py)",
+    )
 
 
 def validate_main(args) -> int:
     from rich.console import Console
 
-    from models.contract import ModelFileError, validate
+    from models.contract import ModelFileError
+    from models.validated import validate_once
 
     con = Console()
     bad = 0
     for f in args.file:
         try:
-            m = validate(f)
+            m, ran = validate_once(f, force=getattr(args, "force", False))
         except ModelFileError as e:
             con.print(f"[red]FAIL[/] {e}")
             bad += 1
         else:
-            con.print(f"[green]ok[/]   {f}: {m.name}, {len(m.labels)} labels, {m.input} input at {m.sample_rate} Hz, layers {', '.join(m.layers)}")
+            how = "" if ran else " (these exact bytes passed before; --force checks again)"
+            con.print(f"[green]ok[/]   {f}: {m.name}, {len(m.labels)} labels, {m.input} input at {m.sample_rate} Hz, layers {', '.join(m.layers)}{how}")
     return 1 if bad else 0

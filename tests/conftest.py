@@ -50,3 +50,16 @@ def make_model_file(arch, directory, labels=("a", "b", "c"), seed=0):
     path = Path(directory) / f"{arch}.pt"
     save(m.eval(), meta, path)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _validation_cache(tmp_path_factory):
+    """Passed model validations are remembered per session here, never in the user's ~/.genredream."""
+    if "GENREDREAM_VALIDATION_CACHE" in os.environ:
+        yield
+        return
+    os.environ["GENREDREAM_VALIDATION_CACHE"] = str(tmp_path_factory.mktemp("validation") / "validated.json")
+    try:
+        yield
+    finally:
+        os.environ.pop("GENREDREAM_VALIDATION_CACHE", None)

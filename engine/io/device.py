@@ -784,8 +784,17 @@ def run_device(args, err):
         engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
     except (ModelLoadError, ModelFileError, ValueError) as e:
         return fail(str(e))
+    runner = None
     try:
-        runner = DuplexRunner(
+        kw = {}
+        cls = DuplexRunner
+        if getattr(args, "audio_callback", "c") == "c":
+            # The C callback (rtmixer): no Python on the audio thread.
+            from engine.io.cring import DEFAULT_LEAD_S, CRingRunner
+
+            cls = CRingRunner
+            kw["lead_s"] = DEFAULT_LEAD_S if getattr(args, "ring_lead", None) is None else args.ring_lead
+        runner = cls(
             engine,
             device=index,
             output_device=args.output_device,
@@ -796,17 +805,22 @@ def run_device(args, err):
             # The dreamer writes its output that many samples behind the input
             # clock; delaying playback by as much makes every block dreamed.
             output_delay=engine.dreamer.latency_samples if getattr(engine, "dreamer", None) is not None else 0,
+            **kw,
         )
         runner.open()
     except (DeviceError, ValueError) as e:
         return fail(str(e))
+    except KeyboardInterrupt:  # stopped while opening: let go of the device, then stop as at start-up
+        if runner is not None:
+            runner.close()
+        raise
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl:
         engine.sinks.append(jsonl)
     extra = {"xruns": 0}
     limit = None if args.duration is None else int(round(args.duration * rate))
     view_on = not args.no_view and args.jsonl != "-"
-    stopped_by = None
+    stopped_by = interrupted = None
     engine.start()
     try:
         runner.start()
@@ -829,7 +843,11 @@ def run_device(args, err):
                 stopped_by = wait()
         else:
             stopped_by = wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
+        from engine import interrupt
+
+        interrupt.calm()
+        interrupted = e
         err.print("stopped")
     finally:
         runner.stop()
@@ -842,6 +860,10 @@ def run_device(args, err):
     out = Console(stderr=args.jsonl == "-")
     for line in summary(engine) + runner.summary_lines():
         out.print(line, highlight=False)
+    if interrupted is not None:
+        from engine import interrupt
+
+        return interrupt.exit_code(interrupted)
     if stopped_by == "stream":
         return 1
     return 0 if not engine.counters["model_errors"] else 1

@@ -1,0 +1,136 @@
+"""Hot swap during a live set, on a real JACK server at 64 frames (issue 14).
+
+The engine runs duplex on a jackd2 dummy-driver server (48 kHz, 64-frame
+periods = 1.3 ms) with the C audio callback (engine/io/cring.py), dreaming
+with the geng model, while ``jack_metro`` (a C client) clicks into its
+input. For 30 s of stream time, 8 different shipped models are loaded and
+unloaded through the engine's API (what the OSC /load and /unload handlers
+call), on this test's thread: each load holds Python's lock for tens of
+milliseconds at a time (``torch.jit.load``, the contract's check), which
+stalled the old Python callback into xruns.
+
+Asserted: an exact sample clock (frames into the engine == frames played ==
+callbacks x 64), zero xruns on our client (PortAudio's flags and jackd's
+log), the C rings never ran empty or full, and no output block fell back
+to dry because the dream was late (``dream_late_blocks``; the blocks before
+the dream's first output are the start, not a dropout, and are reported).
+As in tests/test_realtime_jack.py, when jackd's own driver or jack_metro
+also missed deadlines in the run, the machine stalled (other processes on
+a shared 2-vCPU VM), and the test reports an expected failure with jackd's
+words instead of passing or failing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.test_realtime_jack import RATE, _metronome, jack_server
+
+pytestmark = pytest.mark.realtime
+
+PERIOD = 64
+SECONDS = 30
+SWAP_MODELS = ["zheng", "lidy1", "smith", "doyle"] * 2  # 8 loads of 4 different models, each unloaded again
+
+
+def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
+    import torch
+
+    from engine.dream import Dreamer
+    from engine.io.cring import CRingRunner
+    from engine.run import build_engine
+
+    torch.set_num_threads(1)
+    with jack_server(PERIOD, str(tmp_path)) as srv:
+        engine = build_engine(RATE, ["geng"], 5.0, 0.5)
+        # Two steps per hop: a cheap dream, so that on a shared 2-core VM it
+        # keeps up with real time; what is tested is the audio path around it.
+        dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
+        engine.set_dreamer(dreamer)
+        log_before = len(srv.xrun_lines())
+        runner = CRingRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=PERIOD, when_late="dry", output_delay=dreamer.latency_samples)
+        assert runner.duplex
+        swaps = []
+        engine.start()
+        with _metronome(srv) as metro:
+            runner.start()
+            try:
+                assert metro.connector.wait(timeout=15) == 0, "jack_connect could not connect jack_metro to our input"
+                gap = SECONDS * RATE // (len(SWAP_MODELS) + 1)
+                for i, m in enumerate(SWAP_MODELS):
+                    while runner.frames_in < (i + 1) * gap:
+                        assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
+                        time.sleep(0.02)
+                    t0 = time.perf_counter()
+                    name = engine.load_model(m, name=f"hot{i}-{m}")
+                    t1 = time.perf_counter()
+                    time.sleep(1.0)
+                    engine.unload_model(name)
+                    swaps.append({"model": m, "load_s": round(t1 - t0, 3), "unload_s": round(time.perf_counter() - t1 - 1.0, 4)})
+                while runner.frames_in < SECONDS * RATE:
+                    assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
+                    time.sleep(0.05)
+            finally:
+                runner.stop()
+                engine.stop(drain=True)
+        lines = srv.xrun_lines()[log_before:]
+    st = runner.stats()
+    report = {
+        **st,
+        "swaps": swaps,
+        "dream": engine.dreamer.status() if engine.dreamer else None,
+        "jackd_xrun_lines": lines,
+        "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
+        "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
+        "canary_late": sum("client = metro was not finished" in ln for ln in lines),
+    }
+    (tmp_path / "hotswap.json").write_text(json.dumps(report, indent=2, default=str))
+    print(
+        f"\nhot swap at {PERIOD} frames, {len(swaps)} loads+unloads: xruns {st['xruns']}, jackd blamed us {report['jackd_blames_us']}, "
+        f"driver late {report['jackd_driver_late']}, jack_metro late {report['canary_late']}; output ring empty {st['output_ring_empty']}, "
+        f"input ring full {st['input_ring_full']}, dream late blocks {st['dream_late_blocks']}, start-up fallback blocks {st['late_blocks']}, "
+        f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s"
+    )
+    # The work was done: every swap, and the exact clock through the C rings.
+    assert len(swaps) == len(SWAP_MODELS) and list(engine.models) == ["geng"]
+    assert engine.ring.total_written == runner.frames_in == st["callbacks"] * PERIOD
+    if not st["output_ring_empty"]:  # after the ring ran dry, the silence C played is not in frames_out
+        assert runner.frames_out == runner.frames_in
+    assert runner.frames_in >= SECONDS * RATE
+    assert engine.counters["model_errors"] == 0 and engine.counters["dream_errors"] == 0, list(engine.errors)[:3]
+    assert engine.output.total_written > 10 * RATE, "the dream wrote (almost) nothing"
+    why = (
+        f"{st['xruns']} xruns, jackd blamed our client {report['jackd_blames_us']} times; output ring empty {st['output_ring_empty']}, "
+        f"input ring full {st['input_ring_full']}, dream-late blocks {st['dream_late_blocks']}; jackd's dummy driver itself woke late "
+        f"{report['jackd_driver_late']} times, jack_metro (a C client) missed {report['canary_late']} deadlines; jackd says: {lines[:6]}"
+    )
+    ours_bad = st["xruns"] or report["jackd_blames_us"] or st["output_ring_empty"] or st["input_ring_full"] or st["dream_late_blocks"]
+    ours = [ln for ln in lines if "client = PortAudio" in ln]
+    # A C callback doing a few memcpy's that jackd finds "Triggered" (never
+    # started its cycle) was not scheduled: a descheduled vCPU, as in
+    # tests/test_realtime_jack.py.
+    never_started = bool(ours) and all("state = Triggered" in ln for ln in ours)
+    if ours_bad and (report["jackd_driver_late"] or report["canary_late"] or never_started):
+        pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
+    assert not ours_bad, why
+
+
+def test_run_on_jack_with_the_c_callback_and_a_chosen_lead(tmp_path):
+    """`genredream run --device JACK --ring-lead 0.1`: the C callback runs, the summary says so; a lead out of range is refused."""
+    import subprocess
+    import sys
+
+    from tests.conftest import make_model_file
+
+    model = make_model_file("geng", tmp_path)
+    with jack_server(256, str(tmp_path)) as srv:
+        base = [sys.executable, "-m", "engine.cli", "run", "--device", "JACK", "--channels", "2", "--model", str(model), "--no-view", "--threads", "1"]
+        ok = subprocess.run(base + ["--duration", "3", "--ring-lead", "0.1"], env=srv.env, capture_output=True, text=True, timeout=180)
+        bad = subprocess.run(base + ["--duration", "1", "--ring-lead", "5"], env=srv.env, capture_output=True, text=True, timeout=180)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "audio (C callback)" in ok.stdout and "output lead 101 ms" in ok.stdout, ok.stdout  # 0.1 s rounded up to whole 256-frame blocks
+    assert "samples in" in ok.stdout and "Traceback" not in ok.stderr
+    assert bad.returncode == 2 and "ring lead must be between 0.02 and 2 s" in bad.stderr, bad.stderr[-2000:]
