@@ -100,7 +100,7 @@ def dream_file(
     import soxr
 
     from engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
-    from models.data import AudioFileError, load_audio
+    from models.data import check_length, load_audio
 
     if not (0.0 <= float(mix) <= 1.0):
         raise DreamError(f"--mix must be from 0 to 1, got {mix!r}")
@@ -121,8 +121,7 @@ def dream_file(
     except Exception:
         sr_in = 44100  # not for libsndfile: the loader's fallback decodes at this rate
     audio = load_audio(input_path, sr_in)
-    if audio.size == 0:
-        raise AudioFileError(f"{input_path}: no samples")
+    check_length(audio.size, sr_in, input_path)  # the same minimum as run, classify and generate
     sr_m = lm.sample_rate
     dry_m = audio if sr_m == sr_in else soxr.resample(audio, sr_in, sr_m, quality="HQ").astype(np.float32)
     res = dream_offline(lm, dry_m, objective, steps=int(steps), step_size=step_size, seed=seed, mask_range=mask_range, jitter=jitter, progress=progress)

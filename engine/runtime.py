@@ -70,6 +70,9 @@ class Result:
     low_energy: bool
     seq: int  # hop number since the engine started
     error: str | None = None
+    # The window reaches back before the stream's first sample: part of what the model saw is the
+    # ring's initial silence, so these scores describe less than a window of music.
+    partial: bool = False
 
     @property
     def top(self):
@@ -93,6 +96,7 @@ class Result:
             "latency_ms": round(float(self.latency_ms), 3) if np.isfinite(self.latency_ms) else None,
             "level_db": round(float(self.level_db), 2),
             "low_energy": bool(self.low_energy),
+            "partial": bool(self.partial),
             "activation": self.activation,
             "scores": {k: float(v) for k, v in zip(self.labels, self.scores)},
             "top": top,
@@ -381,6 +385,7 @@ class Engine:
                 level_db=job.level_db,
                 low_energy=bool(job.level_db < self.low_energy_db),
                 seq=job.seq,
+                partial=bool(end < self.window_samples),
             )
             try:
                 with torch.no_grad():

@@ -532,4 +532,5 @@ def test_genredream_run_with_osc_port_runs_on_osc_audio_and_dreams(geng_file, tm
                 proc.wait()
     assert proc.returncode == 0, err
     assert "osc: " in out and "lost" in out
+    assert out.count("dream (test-geng") == 1, out  # the dreamer's summary once (issue 16, item 16)
     assert len(jsonl.read_text().splitlines()) == 2

@@ -17,7 +17,8 @@ class JsonlSink:
 
     Every line has ``type`` ("scores" or "error"), ``model``, ``seq``,
     ``end_index`` (input samples), ``start_s``/``end_s`` (stream time),
-    ``latency_ms``, ``level_db``, ``low_energy``, ``scores`` {label: value},
+    ``latency_ms``, ``level_db``, ``low_energy``, ``partial`` (the window still
+    reaches back before the stream's first sample), ``scores`` {label: value},
     ``top``, ``top_score`` and ``error``.
     """
 
@@ -27,6 +28,10 @@ class JsonlSink:
 
     def __call__(self, result):
         self._f.write(json.dumps(result.to_dict()) + "\n")
+
+    def write(self, record):
+        """Another JSON line (a dict with its own ``type``), e.g. the input file's summary."""
+        self._f.write(json.dumps(record) + "\n")
 
     def close(self):
         if self._f is not sys.stdout:
@@ -45,7 +50,10 @@ def summary(engine):
     for name in engine.models:
         ls = engine.latency_stats(name)
         last = engine.last_results.get(name)
-        top = f"; last top genre {last.top[0]} ({last.top[1]:.0%})" if last is not None and not last.error else ""
+        # The tag's own probability (sigmoid) or the class probability (softmax): the live view shows
+        # sigmoid tags renormalised to shares, so it names its figure too.
+        kind = "tag probability" if last is not None and last.activation == "sigmoid" else "probability"
+        top = f"; last top genre {last.top[0]} ({kind} {last.top[1]:.0%})" if last is not None and not last.error else ""
         lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
     if getattr(engine, "dreamer", None) is not None:
         lines.append(engine.dreamer.summary())
