@@ -205,3 +205,26 @@ def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, 
     sf.write(f, music(6.0), SR)
     rc, out, err = run(capfd, "run", "--input", f, "--model", geng, "--no-view", "--progress", "0")
     assert rc == 0 and seen == [1], (seen, err)
+
+
+# -- item 14: results of a resampled waveform model are exactly a hop apart -------------------------
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_windows_of_a_resampled_model_end_exactly_one_hop_apart(geng, rate):
+    """geng runs at 8 kHz; soxr releases its output in chunks, which made the spacing alternate
+    (0.436 / 0.581 s at 48 kHz and a 0.5 s hop) when each window ended at the newest resampled sample."""
+    from engine.runtime import Engine
+
+    e = Engine(rate, hop=0.5)
+    e.load_model(geng)
+    got = []
+    e.sinks.append(got.append)
+    y = music(8.0, rate)
+    e.run_blocks(y[i : i + 1024] for i in range(0, y.size, 1024))
+    ends = np.array([r.end_index for r in got])
+    assert len(ends) == 16
+    assert set(np.diff(ends).tolist()) == {e.hop_samples}, np.diff(ends) / rate
+    # each end is still a real sample the model saw: behind the input, by a constant lag under 0.2 s
+    lag = np.arange(1, 17) * e.hop_samples - ends
+    assert np.all(lag == lag[0]) and 0 <= lag[0] < 0.2 * rate
