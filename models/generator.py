@@ -821,6 +821,8 @@ def add_generate_arguments(p: argparse.ArgumentParser):
     p.add_argument("--seed", type=int, default=0, help="random seed for --noise (default 0)")
     p.add_argument("--level", choices=["match", "raw"], default="match", help="match each chunk to the seed's RMS (default) or keep the network's level")
     p.add_argument("--no-declick", action="store_true", help="leave the 0.1 s junctions as the network predicts them")
+    p.add_argument("--progress", type=float, default=PROGRESS_EVERY, metavar="S",
+                   help=f"a progress line on stderr every S seconds (default {PROGRESS_EVERY:g}; 0: none); Ctrl-C writes what is done")
 
 
 def generate_main(args) -> int:
@@ -837,7 +839,7 @@ def generate_main(args) -> int:
 
     def progress(done, total):
         now = time.monotonic()
-        if now - clock["last"] >= PROGRESS_EVERY:  # a line every few seconds, on stderr
+        if args.progress and now - clock["last"] >= args.progress:  # a line every few seconds, on stderr
             clock["last"] = now
             sr_ = g.sample_rate
             print(f"generate: {done / sr_:.1f} s of {total / sr_:g} s ({done / total:.0%}), "

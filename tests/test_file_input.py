@@ -228,3 +228,41 @@ def test_windows_of_a_resampled_model_end_exactly_one_hop_apart(geng, rate):
     # each end is still a real sample the model saw: behind the input, by a constant lag under 0.2 s
     lag = np.arange(1, 17) * e.hop_samples - ends
     assert np.all(lag == lag[0]) and 0 <= lag[0] < 0.2 * rate
+
+
+# -- item 11: generate shows progress and keeps what it made when interrupted ----------------------
+
+
+def test_generate_shows_progress_and_writes_what_it_has_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import time
+
+    seed = tmp_path / "seed.wav"
+    sf.write(seed, music(2.0, 10000), 10000)
+    out = tmp_path / "long.wav"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "generate", "--genre", "jazz", "--seed-audio", str(seed), "--seconds", "100000",
+         "--out", str(out), "--progress", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while len(lines) < 2 and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "generate ended early"
+            if line.startswith("generate: "):
+                lines.append(line)
+        assert len(lines) == 2 and "of 100000 s" in lines[-1], lines
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted: wrote" in err and "Traceback" not in err, err
+    info = sf.info(out)
+    assert info.frames > 0 and info.samplerate == 10000

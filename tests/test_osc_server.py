@@ -195,6 +195,7 @@ def test_scores_reach_a_subscriber_equal_to_what_the_engine_computed(served, gen
         assert per[0] == pytest.approx(r.scores[1], abs=1e-6)
         assert top[:2] == ["test-geng", r.top[0]]
         assert win[:2] == ["test-geng", r.seq] and P.join_index(win[2], win[3]) == r.end_index
+        assert r.partial and win[7] == 1  # 1.5 s of stream: the window still reaches back before its start
         assert lat[1] == pytest.approx(r.latency_ms, abs=1e-3)
     assert e.ring.total_written == y.size
 
