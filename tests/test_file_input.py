@@ -151,7 +151,7 @@ def test_a_cut_off_file_is_reported_damaged_with_what_was_decoded(tmp_path, geng
     cut = tmp_path / f"cut.{fmt}"
     cut.write_bytes(data[: len(data) // 2])
     jsonl = tmp_path / "r.jsonl"
-    rc, out, err = run(capfd, "run", "--input", cut, "--model", geng, "--no-view", "--jsonl", jsonl, "--progress", "0")
+    rc, out, err = run(capfd, "run", "--input", cut, "--model", geng, "--no-view", "--jsonl", jsonl)
     assert rc == 0, err
     assert "is damaged" in err and "decoded" in err, err
     rec = [json.loads(x) for x in jsonl.read_text().splitlines()][-1]
@@ -203,7 +203,7 @@ def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, 
     monkeypatch.setattr(run_mod, "build_engine", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k.get("threads")) or real(*a, **k))
     f = tmp_path / "a.wav"
     sf.write(f, music(6.0), SR)
-    rc, out, err = run(capfd, "run", "--input", f, "--model", geng, "--no-view", "--progress", "0")
+    rc, out, err = run(capfd, "run", "--input", f, "--model", geng, "--no-view")
     assert rc == 0 and seen == [1], (seen, err)
 
 
