@@ -95,6 +95,8 @@ def classify_file(path, model, batch_size=16):
         "activation": meta["activation"],
         "genre_labels": meta.get("genre_labels") or labels,
         "duration_s": round(duration, 3),
+        # shorter than a window: repeated to fill it (the scores describe a loop of the file)
+        "looped_to_window": duration < float(meta["window_seconds"]),
         # a cut-off file is scored up to the damage; this says so (None for a sound file)
         "damaged": file_damage(path, duration),
         "windows": windows,
@@ -130,6 +132,9 @@ def main(args) -> int:
     if d is not None:
         whole = f" of {d['declared_s']:.1f} s" if d["declared_s"] else ""
         err.print(f"[yellow]warning:[/] {args.file} is damaged: {d['reason']}; scored the {d['decoded_s']:.1f} s{whole} that could be decoded", highlight=False)
+    if result["looped_to_window"]:
+        err.print(f"note: {args.file} is {result['duration_s']:.1f} s, shorter than the model's {model.meta['window_seconds']:g} s window: "
+                  "it was repeated to fill it", highlight=False)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()

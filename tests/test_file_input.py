@@ -63,6 +63,13 @@ def test_short_files_are_refused_with_the_same_message_by_every_command(tmp_path
         assert "100%" not in out and "100 %" not in out, (name, out)
 
 
+def test_a_file_between_1_s_and_a_window_is_classified_and_flagged_as_looped(tmp_path, geng, capfd):
+    f = tmp_path / "two.wav"
+    sf.write(f, music(2.0), SR)
+    rc, out, err = run(capfd, "classify", f, "--model", geng, "--json")
+    assert rc == 0 and json.loads(out)["looped_to_window"] is True and "repeated to fill it" in err
+
+
 # -- item 15: file errors say what is wrong ---------------------------------------------------------
 
 
@@ -162,6 +169,7 @@ def test_a_cut_off_file_is_reported_damaged_with_what_was_decoded(tmp_path, geng
     # and a sound file is not
     rc, out, err = run(capfd, "classify", whole, "--model", geng, "--json")
     assert rc == 0 and json.loads(out)["damaged"] is None and "damaged" not in err
+    assert json.loads(out)["looped_to_window"] is False
 
 
 # -- item 9: the file is decoded as it plays ---------------------------------------------------------
