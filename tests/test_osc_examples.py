@@ -156,6 +156,31 @@ def test_pd_example_streams_every_sample_in_order_and_shows_the_scores(pd_run):
     assert "error" not in out.lower(), out  # Pd printed no error (its [print genredream] shows /genredream/error too)
 
 
+def _segments(newest, dreamed, probe=256):
+    """Split the unrolled ring, newest first, into runs that are contiguous in the dreamed stream.
+
+    Returns [(ring_start, ring_end, stream_end)] newest first, or None where a run is not in
+    the stream at all (a sample the server never sent: stale or corrupt).
+    """
+    out = []
+    hi = newest.size
+    bound = dreamed.size  # a run must lie before the newer run in the stream
+    while hi > 0:
+        m = min(probe, hi)
+        tail = newest[hi - m : hi]
+        ks = [k for k in range(m, bound + 1) if dreamed[k - 1] == tail[-1] and np.array_equal(dreamed[k - m : k], tail)]
+        if not ks:
+            return None
+        k = ks[-1]
+        n = m
+        while n < hi and k - n - 1 >= 0 and dreamed[k - n - 1] == newest[hi - n - 1]:
+            n += 1
+        out.append((hi - n, hi, k))
+        hi -= n
+        bound = k - n
+    return out
+
+
 def test_pd_example_plays_dreamed_audio_from_a_ring_without_stale_samples(pd_run):
     _, received, dreamed, out, bridge, _, dump = pd_run
     st = bridge.status()
@@ -168,8 +193,15 @@ def test_pd_example_plays_dreamed_audio_from_a_ring_without_stale_samples(pd_run
     # Unrolled at its write position, the ring is the RING samples the server sent last before the dump:
     # every sample fresh, in order, none left over from an earlier pass.
     newest = np.roll(ring, -pos)
-    matches = [k for k in range(RING, dreamed.size + 1) if dreamed[k - 1] == newest[-1] and np.array_equal(dreamed[k - RING : k], newest)]
-    assert matches, "the playback ring is not the last samples the server sent"
+    segs = _segments(newest, dreamed)
+    assert segs is not None, f"the playback ring holds samples the server never sent; server: {st}"
+    # Newest first, each run older in the stream than the one after it: nothing left over from an
+    # earlier pass of the ring. A break between runs is a datagram Pd's socket dropped (a hop's
+    # dreamed audio arrives as one burst, and this machine is shared): the write position does not
+    # advance for it, so the ring stays in order, with a gap.
+    gaps = [segs[i][2] - (segs[i][1] - segs[i][0]) - segs[i + 1][2] for i in range(len(segs) - 1)]
+    assert all(g > 0 for g in gaps) and len(segs) <= 4, (segs, gaps)
+    assert segs[0][1] - segs[0][0] > RING // 2, segs  # mostly one run
     assert np.any(newest), "the ring holds only silence"
 
 
