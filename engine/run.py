@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser):
     src.add_argument("--device", metavar="NAME_OR_INDEX", help="audio input device (see `genredream devices`)")
     p.add_argument("--model", action="append", metavar="NAME_OR_PATH", help="model to run; repeat for several (default: musicnn-msd if installed, else the first shipped model)")
     p.add_argument("--window", type=float, default=5.0, help="seconds each model sees (default 5; must match the models)")
-    p.add_argument("--hop", type=float, default=0.5, help="seconds between results (default 0.5)")
+    p.add_argument("--hop", type=float, default=0.5, help="seconds between results (default 0.5; from 0.05 to the window)")
     p.add_argument("--duration", type=float, help="stop after this many seconds of stream time")
     p.add_argument("--realtime", action="store_true", help="play a file at real-time pace (default: as fast as possible)")
     p.add_argument("--loop", action="store_true", help="loop the file (use with --duration or stop with Ctrl-C)")
