@@ -18,7 +18,7 @@ import argparse
 
 from bridge.protocol import DEFAULT_PORT
 
-__all__ = ["add_osc_arguments", "parse_reply", "run_osc", "OscAttachment", "DEFAULT_OSC_RATE"]
+__all__ = ["add_osc_arguments", "parse_reply", "port_problem", "run_osc", "OscAttachment", "DEFAULT_OSC_RATE"]
 
 #: Engine sample rate for OSC audio in when --samplerate is not given.
 DEFAULT_OSC_RATE = 48000
@@ -58,6 +58,20 @@ def add_osc_arguments(p):
     g.add_argument("--osc-reply", action="append", type=parse_reply, metavar="HOST:PORT[:AUDIO]",
                    help="a default subscriber for scores (AUDIO: none, b or f for dreamed audio); repeatable. "
                         "Max's [udpsend] cannot receive, so give Max's [udpreceive] port here")
+
+
+def port_problem(host, port):
+    """Why OSC cannot listen on host:port (the OSError's text), or None: checked before any model loads."""
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        s.close()
+    return None
 
 
 def _bridge(engine, args, audio_in, sock=None):
@@ -172,10 +186,8 @@ def run_osc(args, err, early=None):
         if jsonl:
             jsonl.close()
     out = Console(stderr=args.jsonl == "-")
-    for line in summary(engine):
-        out.print(line)
-    if engine.dreamer is not None:
-        out.print(engine.dreamer.summary(), highlight=False)
+    for line in summary(engine):  # includes the dreamer's line
+        out.print(line, highlight=False)
     out.print(_summary_line(bridge))
     if interrupted is not None:
         from engine import interrupt

@@ -852,7 +852,8 @@ class OscBridge:
         top, top_score = res.top
         pkts.append(P.encode(A.TOP, model, top, float(top_score)))
         hi, lo = P.split_index(res.end_index)
-        pkts.append(P.encode(A.WINDOW + "/end", model, res.seq, hi, lo, float(res.end_s), float(res.level_db), int(res.low_energy)))
+        pkts.append(P.encode(A.WINDOW + "/end", model, res.seq, hi, lo, float(res.end_s), float(res.level_db), int(res.low_energy),
+                             int(getattr(res, "partial", False))))
         pkts.append(P.encode(A.LATENCY, model, _num(res.latency_ms)))
         return pkts
 

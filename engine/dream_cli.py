@@ -117,7 +117,7 @@ def dream_file(
     from engine.channels import read_channels
     from engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
     from engine.dream_depth import depth_settings
-    from models.data import AudioFileError
+    from models.data import AudioFileError, check_length
 
     if not (0.0 <= float(mix) <= 1.0):
         raise DreamError(f"--mix must be from 0 to 1, got {mix!r}")
@@ -143,6 +143,7 @@ def dream_file(
     if frames.size == 0:
         raise AudioFileError(f"{input_path}: no samples")
     audio = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]  # the mid, dreamed
+    check_length(frames.shape[0], sr_in, input_path)  # the same minimum as run, classify and generate
     sr_m = lm.sample_rate
     dry_m = audio if sr_m == sr_in else soxr.resample(audio, sr_in, sr_m, quality="HQ").astype(np.float32)
     res = dream_offline(lm, dry_m, objective, steps=int(steps), step_size=step_size, seed=seed, mask_range=mask_range, jitter=jitter, progress=progress)

@@ -9,10 +9,16 @@ summary at the end (results emitted, latency p50/p99, skipped windows).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 __all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS", "attach_dreamer", "dream_requested"]
+
+#: Seconds between progress lines on stderr when the live view is off.
+PROGRESS_EVERY = 5.0
+
+#: The shortest --hop: 20 results a second per model. Below it the engine spends its time starting
+#: windows (0.0001 s asked for 60 000 windows of a 6 s file and printed nothing).
+MIN_HOP = 0.05
 
 #: Callables run on every engine build_engine makes (the OSC bridge attaches itself this way
 #: to the engine a device or file run builds).
@@ -40,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser):
     src.add_argument("--device", metavar="NAME_OR_INDEX", help="audio input device (see `genredream devices`)")
     p.add_argument("--model", action="append", metavar="NAME_OR_PATH", help="model to run; repeat for several (default: musicnn-msd if installed, else the first shipped model)")
     p.add_argument("--window", type=float, default=5.0, help="seconds each model sees (default 5; must match the models)")
-    p.add_argument("--hop", type=float, default=0.5, help="seconds between results (default 0.5)")
+    p.add_argument("--hop", type=float, default=0.5, help="seconds between results (default 0.5; from 0.05 to the window)")
     p.add_argument("--duration", type=float, help="stop after this many seconds of stream time")
     p.add_argument("--realtime", action="store_true", help="play a file at real-time pace (default: as fast as possible)")
     p.add_argument("--loop", action="store_true", help="loop the file (use with --duration or stop with Ctrl-C)")
@@ -60,12 +66,15 @@ def add_arguments(p: argparse.ArgumentParser):
     # Benchmark-only: the previous Python audio callback, kept to measure against (BENCHMARKS.md).
     p.add_argument("--audio-callback", choices=["c", "python"], default="c", help=argparse.SUPPRESS)
     p.add_argument("--jsonl", metavar="PATH", help="write every result as a JSON line ('-' for stdout)")
-    p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs)")
+    p.add_argument("--no-view", action="store_true", help="no live view (for scripts and logs; also off when stdout is not a terminal)")
+    p.add_argument("--progress", type=float, default=PROGRESS_EVERY, metavar="S",
+                   help=f"without the live view, a progress line on stderr every S seconds (default {PROGRESS_EVERY:g}; 0: none)")
     p.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="torch threads for inference (default: 1 for devices, OSC and --realtime, which keeps a core for audio; every core for a file analysed as fast as possible)",
+        help="torch threads for inference (default 1: the engine's other thread decodes and computes the front end, "
+             "and one inference thread keeps its speed when another job shares the cores; more helps only on an idle machine)",
     )
     d = p.add_argument_group("dreaming (engine/dream.py; docs/dream.md)")
     d.add_argument("--dream", nargs="?", const="all", default=None, metavar="LAYER|all", help="dream while running: ascend this layer's mean activation, or all layers' (the default)")
@@ -193,9 +202,23 @@ def _main(args, early) -> int:
     from models.data import AudioFileError
 
     err = Console(stderr=True)
+    if not (MIN_HOP <= args.hop <= args.window):
+        err.print(f"[red]genredream run:[/] --hop must be from {MIN_HOP:g} s to the window ({args.window:g} s), got {args.hop:g}")
+        return 2
+    if args.threads is not None and args.threads < 1:
+        err.print(f"[red]genredream run:[/] --threads must be at least 1, got {args.threads}")
+        return 2
     if args.away and not args.target:
         err.print("[red]genredream run:[/] --away needs --target LABEL")
         return 2
+    if getattr(args, "osc_port", None) is not None:
+        from bridge.cli import port_problem
+
+        problem = port_problem(args.osc_host, args.osc_port)  # before the models load (seconds), not after
+        if problem:
+            err.print(f"[red]genredream run:[/] cannot listen for OSC on {args.osc_host}:{args.osc_port}: {problem} "
+                      "(another genredream, or another program, uses the port: choose another with --osc-port N)")
+            return 2
     writers = []  # --dream-out files, closed at the end
     dream_hook = None
     from engine.continuation import attach_continuer, continue_requested
@@ -241,23 +264,37 @@ def _main(args, early) -> int:
         from engine.io.file import FileSource
 
         src = FileSource(args.input, block=args.block or 1024, loop=args.loop)
-        # Nothing runs beside a file analysed as fast as possible: all cores may work on it.
-        threads = args.threads or (1 if args.realtime else os.cpu_count() or 1)
+        if src.damage is not None:
+            err.print(f"[yellow]warning:[/] {src.damage_text()}; analysing what can be decoded")
+        # One inference thread by default, even for a file analysed as fast as possible: the engine's
+        # front-end thread needs the other core, and with another job running, N torch threads on N
+        # cores collapse (issue 16: 42.5 s against 16.5 s for a 30 s file).
+        threads = args.threads or 1
         engine = build_engine(src.sample_rate, args.model, args.window, args.hop, threads)
         engine.set_channels(src.channels)  # a stereo file comes back stereo from the dreamer (engine/channels.py)
         if args.jsonl:
             jsonl = JsonlSink(args.jsonl)
             engine.sinks.append(jsonl)
-        view_on = not args.no_view and not (args.jsonl == "-")
+        view_on = not args.no_view and args.jsonl != "-" and sys.stdout.isatty()
         if view_on:
             from engine.io.view import LiveView
 
             with LiveView(engine):
                 engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
         else:
-            engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
+            blocks = src.blocks()
+            if args.progress and args.progress > 0:
+                from engine.io.progress import file_progress
+
+                blocks = file_progress(blocks, engine, src, args, err)
+            engine.run_blocks(blocks, realtime=args.realtime, duration=args.duration)
         if engine.dreamer is not None:
             engine.dreamer.finish(engine)  # the file's end: emit what is still being dreamed
+        if src.damage is not None:
+            err.print(f"[yellow]warning:[/] {src.damage_text()}")
+        if jsonl:
+            jsonl.write({"type": "input", "path": src.path, "sample_rate": src.sample_rate,
+                         "decoded_s": round(src.decoded_frames / src.sample_rate, 3), "damaged": src.damage})
     except (AudioFileError, ModelLoadError, ModelFileError, ValueError) as e:
         err.print(f"[red]genredream run:[/] {e}")
         return 2

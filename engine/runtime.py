@@ -73,6 +73,9 @@ class Result:
     error: str | None = None
     repaired: int = 0  # input samples repaired (NaN/Inf zeroed, beyond +-32 clipped) during this hop
     over_full_scale: int = 0  # input samples above 0 dBFS during this hop
+    # The window reaches back before the stream's first sample: part of what the model saw is the
+    # ring's initial silence, so these scores describe less than a window of music.
+    partial: bool = False
 
     @property
     def top(self):
@@ -98,6 +101,7 @@ class Result:
             "low_energy": bool(self.low_energy),
             "repaired": int(self.repaired),
             "over_full_scale": int(self.over_full_scale),
+            "partial": bool(self.partial),
             "activation": self.activation,
             "scores": {k: float(v) for k, v in zip(self.labels, self.scores)},
             "top": top,
@@ -397,7 +401,7 @@ class Engine:
                 end = slot.rate.input_index(end_model)
                 frames = slot.mel.frames_out
             else:
-                x, end = slot.rate.waveform_window(slot.spec.length)
+                x, end = slot.rate.waveform_window_at(self._cursor, slot.spec.length)  # evenly spaced ends
             job.inputs[name] = (slot, x, min(end, self._cursor), frames)
         if self.dreamer is not None:
             job.dream = self.dreamer.snapshot()
@@ -453,6 +457,7 @@ class Engine:
                 seq=job.seq,
                 repaired=job.repaired,
                 over_full_scale=job.over_full_scale,
+                partial=bool(end < self.window_samples),
             )
             try:
                 with torch.no_grad():

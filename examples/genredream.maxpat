@@ -49,7 +49,7 @@
       700.0,
       22.0
      ],
-     "text": "genredream for Max: start `genredream run --device <your interface> --osc-port 9137 --osc-reply 127.0.0.1:9138` (audio via the sound card), or run it with OSC audio in from another client."
+     "text": "genredream for Max: start `genredream run --device <your interface> --osc-port 9137 --osc-reply 127.0.0.1:9138 --dream` (audio via the sound card; --dream lets the dream toggle work, without it the engine answers `unavailable`). This patch has never been opened in Max: it mirrors examples/genredream.pd, whose messages are tested by running it."
     }
    },
    {
@@ -130,43 +130,7 @@
       420.0,
       22.0
      ],
-     "text": "control (each is acknowledged on /genredream/ack or answered on /genredream/error)"
-    }
-   },
-   {
-    "box": {
-     "id": "m0",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      20.0,
-      180.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/model/load musicnn-msd"
-    }
-   },
-   {
-    "box": {
-     "id": "m1",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      260.0,
-      180.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/model/list"
+     "text": "control: the same messages as examples/genredream.pd sends (tested there by running it); each is acknowledged on /genredream/ack or answered on /genredream/error"
     }
    },
    {
@@ -185,114 +149,6 @@
       ""
      ],
      "text": "/genredream/status"
-    }
-   },
-   {
-    "box": {
-     "id": "m3",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      20.0,
-      210.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/hop 0.5"
-    }
-   },
-   {
-    "box": {
-     "id": "m4",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      260.0,
-      210.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/dream/layer all"
-    }
-   },
-   {
-    "box": {
-     "id": "m5",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      500.0,
-      210.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/dream/target rock"
-    }
-   },
-   {
-    "box": {
-     "id": "m6",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      20.0,
-      240.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/dream/steps 4"
-    }
-   },
-   {
-    "box": {
-     "id": "m7",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      260.0,
-      240.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/dream/step_size 0.01"
-    }
-   },
-   {
-    "box": {
-     "id": "m8",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      500.0,
-      240.0,
-      230.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "/genredream/unsubscribe 127.0.0.1 9138"
     }
    },
    {
@@ -398,58 +254,6 @@
       ""
      ],
      "text": "prepend /genredream/dream/mix"
-    }
-   },
-   {
-    "box": {
-     "id": "lat",
-     "maxclass": "number",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      400.0,
-      280.0,
-      60.0,
-      22.0
-     ],
-     "outlettype": [
-      "",
-      ""
-     ],
-     "minimum": 0
-    }
-   },
-   {
-    "box": {
-     "id": "c-lat",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "patching_rect": [
-      465.0,
-      280.0,
-      140.0,
-      22.0
-     ],
-     "text": "dream latency ms"
-    }
-   },
-   {
-    "box": {
-     "id": "p-lat",
-     "maxclass": "newobj",
-     "numinlets": 1,
-     "numoutlets": 1,
-     "patching_rect": [
-      400.0,
-      310.0,
-      180.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend /genredream/dream/latency"
     }
    },
    {
@@ -756,103 +560,7 @@
    {
     "patchline": {
      "source": [
-      "m0",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m1",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "m2",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m3",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m4",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m5",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m6",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m7",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "m8",
       0
      ],
      "destination": [
@@ -901,30 +609,6 @@
     "patchline": {
      "source": [
       "p-mix",
-      0
-     ],
-     "destination": [
-      "send",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "lat",
-      0
-     ],
-     "destination": [
-      "p-lat",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "p-lat",
       0
      ],
      "destination": [

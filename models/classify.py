@@ -3,7 +3,8 @@
 The file is decoded at the model's rate and cut into consecutive 5-second
 windows (the last one aligned to the file's end), each scored exactly as the
 engine scores its window (:class:`models.inputs.InputSpec`). The mean over
-windows is the file's score. Files shorter than a window are repeat-padded.
+windows is the file's score. Files shorter than :data:`models.data.MIN_SECONDS`
+(1 s) are refused; files between that and a window are repeat-padded.
 
 For tag models (musicnn) the display shows the genre tags only, renormalised
 to sum to 1 so they read as shares; the JSON keeps the raw sigmoid values and
@@ -61,12 +62,13 @@ def classify_file(path, model, batch_size=16):
     """
     import torch
 
-    from models.data import consecutive_starts, fit_length, load_audio
+    from models.data import check_length, consecutive_starts, file_damage, fit_length, load_audio
     from models.inputs import InputSpec
 
     meta = model.meta
     spec = InputSpec(meta)
     audio = load_audio(path, spec.sample_rate)
+    check_length(audio.size, spec.sample_rate, path)  # under MIN_SECONDS: refused, never looped into a confident score
     duration = audio.size / spec.sample_rate
     audio, _ = fit_length(audio, spec.window_samples)
     feats = spec.song_features(audio)
@@ -93,6 +95,10 @@ def classify_file(path, model, batch_size=16):
         "activation": meta["activation"],
         "genre_labels": meta.get("genre_labels") or labels,
         "duration_s": round(duration, 3),
+        # shorter than a window: repeated to fill it (the scores describe a loop of the file)
+        "looped_to_window": duration < float(meta["window_seconds"]),
+        # a cut-off file is scored up to the damage; this says so (None for a sound file)
+        "damaged": file_damage(path, duration),
         "windows": windows,
         "mean": dict(zip(labels, probs.mean(axis=0).tolist())),
     }
@@ -122,6 +128,13 @@ def main(args) -> int:
     except (ModelFileError, AudioFileError) as e:
         err.print(f"[red]genredream classify:[/] {e}")
         return 2
+    d = result["damaged"]
+    if d is not None:
+        whole = f" of {d['declared_s']:.1f} s" if d["declared_s"] else ""
+        err.print(f"[yellow]warning:[/] {args.file} is damaged: {d['reason']}; scored the {d['decoded_s']:.1f} s{whole} that could be decoded", highlight=False)
+    if result["looped_to_window"]:
+        err.print(f"note: {args.file} is {result['duration_s']:.1f} s, shorter than the model's {model.meta['window_seconds']:g} s window: "
+                  "it was repeated to fill it", highlight=False)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()

@@ -21,6 +21,7 @@ than two genres, is a clear error at the start.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ __all__ = [
     "Collection",
     "Song",
     "load_audio",
+    "check_path",
+    "check_length",
+    "file_damage",
+    "header_damage",
+    "MIN_SECONDS",
     "scan",
     "split_songs",
     "read_split_files",
@@ -139,6 +145,73 @@ def scan(root, genres=None):
     return Collection(root=root, genres=found, songs=songs, ignored=ignored)
 
 
+#: The shortest audio file genredream analyses, dreams or continues. A shorter file says nothing
+#: about genre: looped to a model's window it would be scored as confidently as a song.
+MIN_SECONDS = 1.0
+
+
+def check_path(path):
+    """Raise AudioFileError when ``path`` does not exist or is a folder (before any decoder's message)."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioFileError(f"{path}: is a folder, not an audio file")
+
+
+def check_length(n_samples, sr, path, minimum=MIN_SECONDS):
+    """Refuse audio shorter than ``minimum`` seconds (the same rule in run, classify, dream and generate)."""
+    if n_samples < minimum * sr:
+        raise AudioFileError(
+            f"{path}: {n_samples / sr:.3g} s of audio ({n_samples} samples); genredream needs at least {minimum:g} s"
+        )
+
+
+def header_damage(sf_file):
+    """What libsndfile's log says is wrong with an open ``soundfile.SoundFile``, or None.
+
+    Returns ``{"reason", "declared_frames"}`` (declared_frames None when the
+    file does not say): a WAV/AIFF whose data chunk is shorter than its header
+    says (cut off), an Ogg whose last page lacks its end-of-stream bit (cut off).
+    """
+    log = getattr(sf_file, "extra_info", "") or ""
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.M)
+    if m and int(m.group(1)) > int(m.group(2)):
+        said, has = int(m.group(1)), int(m.group(2))
+        return {"reason": f"the header says {said} bytes of audio, the file holds {has} (cut off)",
+                "declared_frames": int(round(sf_file.frames * said / max(has, 1)))}
+    if "lacks an end-of-stream bit" in log:
+        return {"reason": "the Ogg stream has no end-of-stream mark (cut off)", "declared_frames": None}
+    return None
+
+
+def file_damage(path, decoded_seconds):
+    """``{"reason", "decoded_s", "declared_s"}`` when ``path`` is damaged (cut off), else None.
+
+    ``decoded_seconds`` is what the decoder returned; a file is damaged when
+    libsndfile's log says so (:func:`header_damage`) or when it declares more
+    audio than was decoded.
+    """
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            hd, frames, sr = header_damage(f), f.frames, f.samplerate
+    except Exception:
+        return None  # not libsndfile's: nothing to compare with
+    if hd is None and frames / sr <= decoded_seconds + 1e-3:
+        return None
+    declared = hd["declared_frames"] if hd is not None else frames
+    reason = hd["reason"] if hd is not None else f"it declares {frames / sr:.1f} s, {decoded_seconds:.1f} s could be decoded"
+    return {"reason": reason, "decoded_s": round(decoded_seconds, 3), "declared_s": None if declared is None else round(declared / sr, 3)}
+
+
+def _reason(e):
+    """A decoder's exception as text that is never empty (audioread's NoBackendError has no message)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def load_audio(path, sr):
     """Decode a file to float32 mono at ``sr`` Hz.
 
@@ -157,10 +230,15 @@ def load_audio(path, sr):
     import soundfile as sf
 
     path = Path(path)
+    check_path(path)
     try:
         y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
         y = y.mean(axis=1)
     except Exception as first:
+        salvaged = _read_until_damage(path)  # a file cut off part way: what decodes before the damage
+        if salvaged is not None:
+            y, file_sr = salvaged
+            return _finish(path, y, file_sr, sr)
         try:
             import librosa
 
@@ -168,7 +246,11 @@ def load_audio(path, sr):
                 warnings.simplefilter("ignore")
                 y, file_sr = librosa.load(str(path), sr=None, mono=True)
         except Exception as second:
-            raise AudioFileError(f"{path}: cannot decode ({type(first).__name__}: {first}; fallback: {second})") from second
+            raise AudioFileError(f"{path}: cannot decode ({_reason(first)}; fallback decoder: {_reason(second)})") from second
+    return _finish(path, y, file_sr, sr)
+
+
+def _finish(path, y, file_sr, sr):
     if y.size == 0:
         raise AudioFileError(f"{path}: decodes to no samples")
     if not np.all(np.isfinite(y)):
@@ -178,6 +260,29 @@ def load_audio(path, sr):
 
         y = soxr.resample(y, file_sr, sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _read_until_damage(path, block=65536):
+    """(mono float32, rate) of what libsndfile decodes before an error, or None (nothing decoded).
+
+    :func:`file_damage` then reports the file as damaged (it declares more than this).
+    """
+    import soundfile as sf
+
+    parts = []
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            try:
+                for b in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                    parts.append(b.mean(axis=1))
+            except Exception:
+                pass
+    except Exception:
+        return None
+    if not parts:
+        return None
+    return np.concatenate(parts), rate
 
 
 def split_songs(songs, valid=0.1, test=0.2, seed=0):

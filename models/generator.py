@@ -668,7 +668,12 @@ class Stepper:
         return y
 
 
-def generate(gen, seed_audio, seconds=5.0, noise=0.0, seed=0, level="match", declick=True, return_info=False):
+#: Seconds between `generate` progress lines on stderr.
+PROGRESS_EVERY = 5.0
+
+
+def generate(gen, seed_audio, seconds=5.0, noise=0.0, seed=0, level="match", declick=True, return_info=False,
+             progress=None, chunks=None):
     """Continue ``seed_audio`` for ``seconds``, 0.1 s at a time (autoregressive).
 
     Parameters
@@ -689,6 +694,11 @@ def generate(gen, seed_audio, seconds=5.0, noise=0.0, seed=0, level="match", dec
     declick : bool
         Make each chunk start where the previous one's slope points
         (a 5 ms correction), against clicks at the 0.1 s junctions.
+    progress : callable(done_samples, total_samples), optional
+        Called after every chunk (cheap: the caller decides when to print).
+    chunks : list, optional
+        Each 0.1 s chunk is appended here as it is made, so a caller that is
+        interrupted can still write what was generated.
 
     Returns
     -------
@@ -704,7 +714,14 @@ def generate(gen, seed_audio, seconds=5.0, noise=0.0, seed=0, level="match", dec
         raise ValueError(f"seconds must be a positive number, got {seconds!r}")
     st = Stepper(seed_audio, C, P, noise=noise, seed=seed, level=level, declick=declick)
     n = int(round(seconds * sr))
-    out = np.concatenate([st.step(module) for _ in range(-(-n // P))])[:n]
+    chunks = [] if chunks is None else chunks
+    done = 0
+    for _ in range(-(-n // P)):
+        chunks.append(st.step(module))
+        done += P
+        if progress is not None:
+            progress(min(done, n), n)
+    out = np.concatenate(chunks)[:n]
     if return_info:
         return out, {"chunk_raw_rms_db": st.raw_db, "chunk_gain": st.gains, "seed_rms_db": 20 * math.log10(max(st.target, 1e-10))}
     return out
@@ -804,24 +821,47 @@ def add_generate_arguments(p: argparse.ArgumentParser):
     p.add_argument("--seed", type=int, default=0, help="random seed for --noise (default 0)")
     p.add_argument("--level", choices=["match", "raw"], default="match", help="match each chunk to the seed's RMS (default) or keep the network's level")
     p.add_argument("--no-declick", action="store_true", help="leave the 0.1 s junctions as the network predicts them")
+    p.add_argument("--progress", type=float, default=PROGRESS_EVERY, metavar="S",
+                   help=f"a progress line on stderr every S seconds (default {PROGRESS_EVERY:g}; 0: none); Ctrl-C writes what is done")
 
 
 def generate_main(args) -> int:
     import soundfile as sf
 
     from models.contract import ModelFileError
-    from models.data import AudioFileError, load_audio
+    from models.data import AudioFileError, check_length, load_audio
+
+    import sys
+
+    chunks = []
+    interrupted = False
+    clock = {"t0": time.monotonic(), "last": time.monotonic()}
+
+    def progress(done, total):
+        now = time.monotonic()
+        if args.progress and now - clock["last"] >= args.progress:  # a line every few seconds, on stderr
+            clock["last"] = now
+            sr_ = g.sample_rate
+            print(f"generate: {done / sr_:.1f} s of {total / sr_:g} s ({done / total:.0%}), "
+                  f"{done / sr_ / (now - clock['t0']):.1f}x real time; Ctrl-C writes what is done", file=sys.stderr, flush=True)
 
     try:
         g = validate_generator(find_generator(args.genre, args.generator))
         audio = load_audio(args.seed_audio, g.sample_rate)
+        check_length(audio.size, g.sample_rate, args.seed_audio)  # the same minimum as run, classify and dream
         a = int(round(args.offset * g.sample_rate))
         seed_audio = audio[a : a + g.context]
         if seed_audio.size < g.context:
             raise ValueError(f"{args.seed_audio}: needs {g.context / g.sample_rate:g} s from {args.offset:g} s; it is {audio.size / g.sample_rate:.2f} s long")
-        y, info = generate(g, seed_audio, args.seconds, noise=args.noise, seed=args.seed, level=args.level, declick=not args.no_declick, return_info=True)
+        try:
+            y, info = generate(g, seed_audio, args.seconds, noise=args.noise, seed=args.seed, level=args.level,
+                               declick=not args.no_declick, return_info=True, progress=progress, chunks=chunks)
+        except KeyboardInterrupt:  # write what was generated
+            interrupted = True
+            y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            info = None
     except (ModelFileError, AudioFileError, ValueError) as e:
-        print(f"genredream generate: {e}")
+        print(f"genredream generate: {e}", file=sys.stderr)
         return 2
     if args.include_seed:
         y = np.concatenate([seed_audio, y])
@@ -833,6 +873,9 @@ def generate_main(args) -> int:
         sr = args.samplerate
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sf.write(args.out, np.clip(y, -1, 1), sr, subtype="PCM_16")
+    if interrupted:
+        print(f"interrupted: wrote {args.out}: {y.size / sr:.1f} s of the {args.seconds:g} s asked for", file=sys.stderr)
+        return 130
     print(
         f"wrote {args.out}: {args.seconds:g} s of {g.genre} from {args.seed_audio} at {args.offset:g} s; "
         f"seed {info['seed_rms_db']:.1f} dBFS, output {rms_db(y):.1f} dBFS (network's own level {np.mean(info['chunk_raw_rms_db']):.1f} dBFS, level {args.level})"

@@ -195,6 +195,7 @@ def test_scores_reach_a_subscriber_equal_to_what_the_engine_computed(served, gen
         assert per[0] == pytest.approx(r.scores[1], abs=1e-6)
         assert top[:2] == ["test-geng", r.top[0]]
         assert win[:2] == ["test-geng", r.seq] and P.join_index(win[2], win[3]) == r.end_index
+        assert r.partial and win[7] == 1  # 1.5 s of stream: the window still reaches back before its start
         assert lat[1] == pytest.approx(r.latency_ms, abs=1e-3)
     assert e.ring.total_written == y.size
 
@@ -534,4 +535,5 @@ def test_genredream_run_with_osc_port_runs_on_osc_audio_and_dreams(geng_file, tm
                 proc.wait()
     assert proc.returncode == 0, err
     assert "osc: " in out and "lost" in out
+    assert out.count("dream (test-geng") == 1, out  # the dreamer's summary once (issue 16, item 16)
     assert len(jsonl.read_text().splitlines()) == 2

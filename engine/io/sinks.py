@@ -19,8 +19,9 @@ class JsonlSink:
     ``end_index`` (input samples), ``start_s``/``end_s`` (stream time),
     ``latency_ms``, ``level_db``, ``low_energy``, ``repaired`` (input samples
     of this hop that were NaN/Inf or beyond +-32 full scale, repaired),
-    ``over_full_scale`` (input samples of this hop above 0 dBFS), ``scores``
-    {label: value}, ``top``, ``top_score`` and ``error``.
+    ``over_full_scale`` (input samples of this hop above 0 dBFS), ``partial``
+    (the window still reaches back before the stream's first sample),
+    ``scores`` {label: value}, ``top``, ``top_score`` and ``error``.
     """
 
     def __init__(self, path):
@@ -29,6 +30,10 @@ class JsonlSink:
 
     def __call__(self, result):
         self._f.write(json.dumps(result.to_dict()) + "\n")
+
+    def write(self, record):
+        """Another JSON line (a dict with its own ``type``), e.g. the input file's summary."""
+        self._f.write(json.dumps(record) + "\n")
 
     def close(self):
         if self._f is not sys.stdout:
@@ -47,7 +52,10 @@ def summary(engine):
     for name in engine.models:
         ls = engine.latency_stats(name)
         last = engine.last_results.get(name)
-        top = f"; last top genre {last.top[0]} ({last.top[1]:.0%})" if last is not None and not last.error else ""
+        # The tag's own probability (sigmoid) or the class probability (softmax): the live view shows
+        # sigmoid tags renormalised to shares, so it names its figure too.
+        kind = "tag probability" if last is not None and last.activation == "sigmoid" else "probability"
+        top = f"; last top genre {last.top[0]} ({kind} {last.top[1]:.0%})" if last is not None and not last.error else ""
         lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
     if getattr(engine, "dreamer", None) is not None:
         lines.append(engine.dreamer.summary())

@@ -21,6 +21,15 @@ def _bar(v):
     return "█" * n + "·" * (_BAR - n)
 
 
+def _what(r):
+    """What the bars' percentages are: renormalised genre shares for tag (sigmoid) models."""
+    if r is None or r.error:
+        return ""
+    if r.activation == "sigmoid":
+        return "genre tags as shares of 100 % (renormalised; the summary and JSON give each tag's own probability)"
+    return "probabilities (softmax)"
+
+
 def render(engine, extra=None, top_n=10):
     from rich.console import Group
     from rich.panel import Panel
@@ -59,12 +68,16 @@ def render(engine, extra=None, top_n=10):
             t.add_row(f"[red]{r.error}[/]")
         else:
             level = f"input {r.level_db:6.1f} dBFS" + (" [yellow](low energy)[/]" if r.low_energy else "")
+            if getattr(r, "partial", False):
+                # the window reaches back before the stream's start: scores of less than a window of music
+                level += f" [yellow](partial window: {max(r.end_s, 0):.1f} of {engine.window:g} s)[/]"
             shown = display_scores(dict(zip(r.labels, r.scores)), r.genre_labels, False, r.activation)
             for label, v in sorted(shown.items(), key=lambda kv: -kv[1])[:top_n]:
                 t.add_row(f"{label:>14}", f"[green]{_bar(v)}[/]", f"{v:5.1%}")
             t.add_row("", level, "")
         top = r.top[0] if r is not None and not r.error else "—"
-        title = f"{name} — top: [bold]{top}[/]" + (f" — {r.end_s:.1f} s" if r is not None and math.isfinite(r.end_s) else "")
+        what = _what(r)
+        title = f"{name} — top: [bold]{top}[/]" + (f" — {what}" if what else "") + (f" — {r.end_s:.1f} s" if r is not None and math.isfinite(r.end_s) else "")
         panels.append(Panel(t, title=title, title_align="left"))
     return Group(*panels)
 
