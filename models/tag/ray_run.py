@@ -67,6 +67,9 @@ def run_ray(model_refs, entries, overlap, per_window, address, workers, on_row):
             ray.init(num_cpus=int(workers), **kw)
         started = True
     try:
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines would break our progress bar
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours is on stderr already
         ctx.print_on_execution_start = False
@@ -78,7 +81,7 @@ def run_ray(model_refs, entries, overlap, per_window, address, workers, on_row):
             fn_constructor_args=(list(model_refs), float(overlap), bool(per_window)),
             batch_size=FILES_PER_BATCH,
             batch_format="numpy",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
         )
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
