@@ -210,7 +210,11 @@ def test_ray_gives_the_same_rows_as_the_embedded_run(library, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert cli(["tag", str(library), "--out", str(remote), "--per-window", str(rw), "--models", *MODELS, "--ray", "--quiet"]) == 0
+        # Files as object-store inputs: the bytes travel, the rows are the same.
+        sent = tmp_path / "sent.jsonl"
+        assert cli(["tag", str(library), "--out", str(sent), "--models", *MODELS, "--ray", "--ray-upload", "--quiet"]) == 0
     finally:
         ray.shutdown()
     assert remote.read_bytes() == local.read_bytes()
     assert rw.read_bytes() == lw.read_bytes()
+    assert sent.read_bytes() == local.read_bytes()

@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser):
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
         help="run on Ray Data: a local Ray without ADDRESS, or join the cluster at ADDRESS (e.g. auto, ray://head:10001)",
     )
+    p.add_argument(
+        "--ray-upload", action="store_true",
+        help="with --ray: send the files' bytes through Ray's object store (for workers without the files on shared storage)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -110,6 +114,8 @@ def main(args) -> int:
             check_format(args.per_window)
     except ValueError as e:
         return usage(e)
+    if args.ray_upload and args.ray is None:
+        return usage("--ray-upload goes with --ray")
     if not 0.0 <= args.overlap < 1.0:
         return usage(f"--overlap must be at least 0 and below 1, got {args.overlap}")
     workers = local_cores() if args.workers is None else args.workers
@@ -191,7 +197,7 @@ def main(args) -> int:
             if todo and args.ray is not None:
                 from models.tag.ray_run import run_ray
 
-                run_ray(refs, todo, args.overlap, bool(args.per_window), args.ray or None, workers, on_row)
+                run_ray(refs, todo, args.overlap, bool(args.per_window), args.ray or None, workers, on_row, upload=args.ray_upload)
             elif todo:
                 from models.tag.local import run_local
                 from models.tag.tagger import Tagger

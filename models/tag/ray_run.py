@@ -44,15 +44,21 @@ class TagActor:
         from models.tag.files import FileEntry
 
         entries = [FileEntry(str(p), int(s), int(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime_ns"])]
+        data = {e.path: bytes(b) for e, b in zip(entries, batch["data"])} if "data" in batch else None
         rows, wins = [], []
-        for row, w in self.tagger.tag(entries):
+        for row, w in self.tagger.tag(entries, data):
             rows.append(json.dumps(row))
             wins.append(json.dumps(w))
         return {"row": np.array(rows, dtype=object), "windows": np.array(wins, dtype=object)}
 
 
-def run_ray(model_refs, entries, overlap, per_window, address, workers, on_row):
-    """Tag ``entries`` on Ray; ``on_row(row, window_rows)`` on the driver as rows arrive."""
+def run_ray(model_refs, entries, overlap, per_window, address, workers, on_row, upload=False):
+    """Tag ``entries`` on Ray; ``on_row(row, window_rows)`` on the driver as rows arrive.
+
+    ``upload``: read the files here and send their bytes through Ray's object
+    store, for workers that cannot see this machine's files (the dataset then
+    holds the whole listing's bytes: Ray spills what does not fit in memory).
+    """
     import ray
 
     entries = list(entries)
@@ -75,6 +81,12 @@ def run_ray(model_refs, entries, overlap, per_window, address, workers, on_row):
         ctx.print_on_execution_start = False
         actors = max(1, min(int(ray.cluster_resources().get("CPU", 1)), -(-len(entries) // FILES_PER_BATCH)))
         items = [{"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns} for e in entries]
+        if upload:
+            for it in items:
+                try:
+                    it["data"] = open(it["path"], "rb").read()
+                except OSError:  # the worker's decoder will report it in the file's error row
+                    it["data"] = b""
         ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // FILES_PER_BATCH)))
         ds = ds.map_batches(
             TagActor,

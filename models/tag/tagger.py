@@ -70,14 +70,17 @@ class Tagger:
         self.overlap, self.batch, self.per_window = float(overlap), int(batch), bool(per_window)
         self._queues = [[] for _ in self.models]  # (file, window_index, x)
 
-    def tag(self, entries):
+    def tag(self, entries, data=None):
         """Yield ``(row, window_rows)`` for each entry, as each file's windows are all scored.
 
+        ``data``: optional ``{path: bytes}`` for files that arrive as bytes
+        (Ray's object store) rather than on a file system.
         Rows come out in an order that depends on batching; the writers sort them.
         """
         live = []
         for e in entries:
-            f = _File(e, FileWindows(e.path, self.specs, self.overlap), [{} for _ in self.models])
+            fw = FileWindows(e.path, self.specs, self.overlap, data=(data or {}).get(e.path))
+            f = _File(e, fw, [{} for _ in self.models])
             live.append(f)
             try:
                 for i, w, _start, x in f.fw:

@@ -18,6 +18,9 @@ a mel configuration share its mel, as in the engine's front ends.
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 import warnings
 
 import numpy as np
@@ -40,6 +43,14 @@ def hop_units(spec: InputSpec, overlap: float) -> int:
     window, rounded down (313 mel frames -> 156).
     """
     return max(1, int(spec.length * (1.0 - overlap)))
+
+
+def _spooled(data, path):
+    """Bytes as a temporary file named like ``path`` (ffmpeg needs a file and likes the extension)."""
+    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return tmp
 
 
 class _Feature:
@@ -112,8 +123,9 @@ class FileWindows:
     decoded, is empty or holds NaN/Inf samples.
     """
 
-    def __init__(self, path, specs, overlap=0.5, block_frames=BLOCK_FRAMES):
+    def __init__(self, path, specs, overlap=0.5, block_frames=BLOCK_FRAMES, data=None):
         self.path = str(path)
+        self.data = data  # the file's bytes when they came through Ray's object store, else None
         self.specs = list(specs)
         self.hops = [hop_units(s, overlap) for s in self.specs]
         self.block_frames = int(block_frames)
@@ -126,18 +138,27 @@ class FileWindows:
         import soundfile as sf
 
         try:
-            f = sf.SoundFile(self.path)
+            f = sf.SoundFile(self.path if self.data is None else io.BytesIO(self.data))
         except Exception as first:
             # Formats libsndfile does not read (m4a, wma, old mp3) go through
             # librosa's ffmpeg path, as load_audio does: whole, not streamed.
+            tmp = None if self.data is None else _spooled(self.data, self.path)
             try:
                 import librosa
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    y, sr = librosa.load(self.path, sr=None, mono=True)
+                    y, sr = librosa.load(tmp or self.path, sr=None, mono=True)
             except Exception as second:
-                raise AudioFileError(f"{self.path}: cannot decode ({type(first).__name__}: {first}; fallback: {second})") from None
+                # The decoders' own words, without the name of what they opened
+                # (a path, a buffer or a temporary file): the same file gets the
+                # same error row however it reached the worker.
+                why = getattr(first, "error_string", None) or str(first)
+                again = str(second).replace(tmp, self.path) if tmp else str(second)
+                raise AudioFileError(f"{self.path}: cannot decode ({type(first).__name__}: {why}; fallback: {again})") from None
+            finally:
+                if tmp:
+                    os.unlink(tmp)
             self.sample_rate, self.channels = int(sr), 1
             yield np.ascontiguousarray(y, dtype=np.float32)
             return
