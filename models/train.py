@@ -357,13 +357,13 @@ def train(cfg: TrainConfig) -> dict:
             raise contract_error(f"the {name} split is empty: {cfg.data} has too few songs per genre for these fractions")
 
     parent = cfg.from_model
-    labels = extend_labels(parent.meta["labels"], coll.genres) if parent else list(coll.genres)
-    module, meta = build(cfg.arch, labels)
+    genres = extend_labels(parent.meta["labels"], coll.genres) if parent else list(coll.genres)
+    module, meta = build(cfg.arch, genres)
     grown, out_layer = [], None
     if parent:
         grown = transplant(parent.module.state_dict(), module, len(parent.meta["labels"]))
     if cfg.freeze_body:
-        out_layer = output_layer(module, len(labels))
+        out_layer = output_layer(module, len(genres))
         for k, p in module.named_parameters():
             p.requires_grad_(k.startswith(out_layer + "."))
     spec = InputSpec(meta)
@@ -371,7 +371,7 @@ def train(cfg: TrainConfig) -> dict:
         decoded, skipped, padded = {}, [], []
         t_dec = prog.task("decoding", sum(len(v) for v in splits.values()))
         for name in ("train", "valid", "test"):
-            rep = decode_songs(splits[name], labels, spec.sample_rate, spec.window_samples, progress=lambda k: prog.update(t_dec, k))
+            rep = decode_songs(splits[name], genres, spec.sample_rate, spec.window_samples, progress=lambda k: prog.update(t_dec, k))
             decoded[name] = rep.decoded
             skipped += rep.skipped
             padded += rep.padded
@@ -435,7 +435,7 @@ def train(cfg: TrainConfig) -> dict:
                 + (" (best)" if best["epoch"] == epoch + 1 else "")
             )
             torch.save(
-                {"model": module.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "best": best, "torch_rng": torch.get_rng_state(), "config": vars(cfg)},
+                {"model": module.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "best": best, "torch_rng": torch.get_rng_state(), "config": {k: v for k, v in vars(cfg).items() if k != "from_model"}},
                 ckpt_path,
             )
             if epoch + 1 - best["epoch"] >= cfg.patience:
@@ -448,13 +448,13 @@ def train(cfg: TrainConfig) -> dict:
         module.load_state_dict(best["state"])
     module.eval()
     test = _evaluate(module, spec, decoded["test"], feats["test"], r["batch_size"]) if decoded["test"] else None
-    n = len(labels)
+    n = len(genres)
     report = {
         "arch": cfg.arch,
         "model_file": str(out),
         "report_file": str(out.with_suffix(".report.json")),
         "data": data_provenance(coll.root),
-        "genres": labels,
+        "genres": genres,
         "split": split_desc | {"songs": {k: len(v) for k, v in decoded.items()}},
         "recipe": r,
         "seed": cfg.seed,
@@ -468,7 +468,7 @@ def train(cfg: TrainConfig) -> dict:
     }
     if test:
         cm = confusion(test["y_win"], test["p_win"], n)
-        per_class = {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(labels)}
+        per_class = {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(genres)}
         report["test"] = {
             "songs": len(decoded["test"]),
             "windows": len(test["y_win"]),
@@ -479,7 +479,7 @@ def train(cfg: TrainConfig) -> dict:
             "confusion": cm.tolist(),
             "confusion_song": confusion(test["y_song"], test["p_song"], n).tolist(),
         }
-        plot_confusion(cm, labels, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
+        plot_confusion(cm, genres, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
     else:
         # None, not NaN: the model file's metadata is strict JSON.
         report["test"] = {"songs": 0, "windows": 0, "window_accuracy": None, "song_accuracy": None}
@@ -497,7 +497,7 @@ def train(cfg: TrainConfig) -> dict:
         epochs=len(history),
     )
     if parent:
-        report["from"] = _forgetting(parent, module, spec, decoded["test"], feats["test"], r["batch_size"], labels, grown, cfg.freeze_body)
+        report["from"] = _forgetting(parent, module, spec, decoded["test"], feats["test"], r["batch_size"], genres, grown, cfg.freeze_body)
         meta["provenance"]["lineage"] = lineage(parent.meta, parent.path)
     contract.save(module, meta, out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))

@@ -129,3 +129,61 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     x = torch.randn(2, 96, 313)
     with torch.no_grad():
         assert torch.allclose(fresh(x)[:, :3], parent.module(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_from_seed_net_keeps_label_order_and_units_and_freeze_body(corpus, tmp_path, capsys):
+    """Any architecture: geng trained on three genres, then --from on four (CLI), body frozen."""
+    from engine.cli import main as cli
+    from models.contract import load
+    from models.train import TrainConfig, train
+
+    three = _collection(corpus, tmp_path / "three", GENRES)
+    four = _collection(corpus, tmp_path / "four", GENRES + ["rap"])
+    first = tmp_path / "g3.pt"
+    train(TrainConfig(data=str(three), arch="geng", out=str(first), epochs=1, segments_per_file=2, valid=0.25, test=0.25, seed=1, progress=False, threads=1))
+    second = tmp_path / "g4.pt"
+    rc = cli(["train", str(four), "--from", str(first), "--freeze-body", "--out", str(second), "--epochs", "1",
+              "--segments-per-file", "2", "--valid", "0.25", "--test", "0.25", "--threads", "1", "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "old genres (3" in text and "new genres: rap" in text
+    parent, child = load(first), load(second)
+    assert child.labels == parent.labels + ["rap"] and parent.labels == sorted(GENRES)
+    ps, cs = parent.module.state_dict(), child.module.state_dict()
+    # --freeze-body: every body weight is the parent's; the output layer kept the old units' rows' shape and grew by one.
+    body = [k for k in ps if not k.startswith("out.")]
+    assert body and all(torch.equal(ps[k], cs[k]) for k in body)
+    assert cs["out.weight"].shape[0] == 4 and ps["out.weight"].shape[0] == 3
+    rep = json.loads(second.with_suffix(".report.json").read_text())
+    assert rep["from"]["old_genres"] == sorted(GENRES) and set(rep["from"]["after"]["per_class_accuracy"]) == set(GENRES)
+    assert child.meta["provenance"]["lineage"][0]["labels"] == sorted(GENRES)
+    # `genredream models` shows the lineage.
+    import os
+
+    os.environ["GENREDREAM_MODELS"] = str(tmp_path)
+    try:
+        assert cli(["models"]) == 0
+    finally:
+        del os.environ["GENREDREAM_MODELS"]
+    assert "lineage: g4 (4 genres) <- g3 (3 genres)" in capsys.readouterr().out
+
+
+def test_transplant_keeps_old_units_exactly():
+    """Before any training, a grown network answers like its parent on the old units."""
+    from models.archs import build
+    from models.extend import extend_labels, output_layer, transplant
+
+    old = ["a", "b", "c"]
+    parent, _ = build("zheng", old)
+    labels = extend_labels(old, ["d", "a", "b", "c"])
+    assert labels == ["a", "b", "c", "d"]
+    child, _ = build("zheng", labels)
+    assert transplant(parent.state_dict(), child, 3) == ["out.weight", "out.bias"]
+    assert output_layer(child, 4) == "out"
+    parent.eval(), child.eval()
+    x = torch.randn(2, 128, 108)
+    with torch.no_grad():
+        assert torch.allclose(child(x)[:, :3], parent(x), atol=1e-6)  # a 4-row product rounds like a 3-row one, nearly
+    with pytest.raises(ValueError, match="do not fit"):
+        transplant(build("smith", old)[0].state_dict(), child, 3)
