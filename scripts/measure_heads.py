@@ -85,6 +85,7 @@ def main(argv=None):
     p.add_argument("root")
     p.add_argument("--cache-dir", required=True)
     p.add_argument("--only", choices=["variants", "extend"], help="one part only")
+    p.add_argument("--embeddings", default="musicnn-msd,musicnn-mtt", help="bodies to compare (default both)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(a.root)
@@ -97,7 +98,7 @@ def main(argv=None):
 
     if a.only in (None, "variants"):
         res["variants"] = []
-        for emb in ("musicnn-msd", "musicnn-mtt"):
+        for emb in a.embeddings.split(","):
             for layer in ("penultimate", "pooled"):
                 for hidden in (0, 256):
                     out = work / f"{emb}-{layer}-h{hidden}.pt"
