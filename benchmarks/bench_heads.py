@@ -10,7 +10,7 @@ import torch
 
 from models import contract
 
-from .bench_musicnn import _hops, _info, _warm
+from bench_musicnn import _hops, _info, _warm  # benchmarks/ is on sys.path (pytest rootdir-less import)
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 

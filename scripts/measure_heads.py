@@ -85,12 +85,14 @@ def main(argv=None):
     p.add_argument("root")
     p.add_argument("--cache-dir", required=True)
     p.add_argument("--only", choices=["variants", "extend"], help="one part only")
+    p.add_argument("--split-dir", help="train/valid/test.txt to use (default ROOT/split); an empty test.txt tests on the unseen soundfont only")
+    p.add_argument("--variants", default="penultimate:0,penultimate:256,pooled:0,pooled:256", help="head layer:hidden pairs to compare")
     p.add_argument("--embeddings", default="musicnn-msd,musicnn-mtt", help="bodies to compare (default both)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(a.root)
     seen, unseen = root / "seen", root / "unseen"
-    split = [root / "split" / f"{n}.txt" for n in ("train", "valid", "test")]
+    split = [Path(a.split_dir or root / "split") / f"{n}.txt" for n in ("train", "valid", "test")]
     work = root / "heads"
     work.mkdir(exist_ok=True)
     res = {}
@@ -99,14 +101,15 @@ def main(argv=None):
     if a.only in (None, "variants"):
         res["variants"] = []
         for emb in a.embeddings.split(","):
-            for layer in ("penultimate", "pooled"):
-                for hidden in (0, 256):
+            for variant in a.variants.split(","):
+                layer, hidden = variant.split(":")[0], int(variant.split(":")[1])
+                if True:
                     out = work / f"{emb}-{layer}-h{hidden}.pt"
                     t = time.time()
                     rep = train_head(cfg(seen, out, a.cache_dir, split, embedding=emb, head_layer=layer, head_hidden=hidden), log=quiet)
                     wall = time.time() - t
                     un = unseen_accuracy(out, unseen, a.cache_dir)
-                    row = {"embedding": emb, "layer": layer, "hidden": hidden, "seen_test_window": rep["test"]["window_accuracy"],
+                    row = {"embedding": emb, "layer": layer, "hidden": hidden, "seen_test_window": rep["test"]["window_accuracy"], "train_songs": rep["split"]["songs"]["train"],
                            "seen_test_song": rep["test"]["song_accuracy"], "unseen_window": un["window_accuracy"], "unseen_song": un["song_accuracy"],
                            "unseen_per_class": un["per_class_accuracy"], "valid_loss": min(h["valid_loss"] for h in rep["history"]),
                            "train_seconds": rep["train_seconds"], "embed_seconds": rep["embedding"]["embed_seconds"],
@@ -131,12 +134,13 @@ def main(argv=None):
         ext["from_test_song"] = r10["test"]["song_accuracy"]
         ext["scratch_test_window"] = s10["test"]["window_accuracy"]
         ext["scratch_test_song"] = s10["test"]["song_accuracy"]
-        ext["old_before"] = r10["from"]["before"]
-        ext["old_after"] = r10["from"]["after"]
+        ext["old_before"] = r10["from"].get("before")
+        ext["old_after"] = r10["from"].get("after")
         ext["from_train_seconds"] = r10["train_seconds"]
         ext["from_embedded_files"] = r10["embedding"]["embedded_files"]
-        ext["from_unseen"] = unseen_accuracy(work / "ten-from.pt", unseen, a.cache_dir)["window_accuracy"]
-        ext["scratch_unseen"] = unseen_accuracy(work / "ten-scratch.pt", unseen, a.cache_dir)["window_accuracy"]
+        # On the unseen soundfont's test songs too: all ten genres, and the eight old ones per genre before and after.
+        for key, f in (("eight", m8), ("from", work / "ten-from.pt"), ("scratch", work / "ten-scratch.pt")):
+            ext[f"{key}_unseen"] = unseen_accuracy(f, unseen, a.cache_dir)
         res["extend"] = ext
         print(json.dumps(ext), file=sys.stderr)
     json.dump(res, sys.stdout, indent=1)
