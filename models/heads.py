@@ -32,7 +32,7 @@ __all__ = ["train_head", "song_embeddings", "HEAD_RECIPE"]
 
 #: Head training: ours (no paper behind a head on these embeddings). lr 1e-2: at 1e-3 a linear head on
 #: 100 songs was still improving at epoch 295 of 300 (docs/heads.md).
-HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="penultimate")
+HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="pooled")
 
 _BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays ~100 MB)
 

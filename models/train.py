@@ -100,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="start from a trained model (name or .pt): its genres keep their output units, new genre folders add units")
     g.add_argument("--freeze-body", action="store_true", help="with --from: train only the output layer (a head is always trained alone)")
     g.add_argument("--embedding", choices=["musicnn-msd", "musicnn-mtt"], help="musicnn-head: the body whose embeddings the head reads (default musicnn-msd)")
-    g.add_argument("--head-layer", choices=["penultimate", "pooled"], help="musicnn-head: the embedding (default penultimate, 200 values)")
+    g.add_argument("--head-layer", choices=["penultimate", "pooled"], help="musicnn-head: the embedding (default pooled, 1506 values; docs/heads.md says why)")
     g.add_argument("--head-hidden", type=int, metavar="N", help="musicnn-head: hidden units (default 0: a linear head)")
     g.add_argument("--cache-dir", help="musicnn-head: embedding cache (default $GENREDREAM_CACHE or ~/.genredream/cache)")
 
