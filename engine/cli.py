@@ -51,6 +51,7 @@ COMMANDS = [
     Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "engine.run", "perform"),
     Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "engine.io.device", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "models.classify", "models"),
+    Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "models.tag.cli", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "engine.dream_cli", "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
     Command("validate", "check a model file against the genredream TorchScript contract", "models.listing", "models"),

@@ -85,6 +85,11 @@ def models_main(args) -> int:
         layers = ", ".join(m["layers"] or []) + ("; or all" if m["layers"] else "")
         tab.add_row(name, m["input"], f"{m['sample_rate']} Hz", labels, layers, f"{m['size_bytes'] / 1e6:.1f} MB", acc_s, src)
     con.print(tab)
+    for m in models:  # models trained with --from: where they come from (docs/heads.md)
+        lin = (m["provenance"] or {}).get("lineage") if not m["error"] else None
+        if isinstance(lin, list) and lin:
+            con.print(f"lineage: {m['name']} ({len(m['labels'])} genres) <- " + " <- ".join(
+                f"{e.get('name')} ({len(e.get('labels') or [])} genres)" for e in reversed(lin) if isinstance(e, dict)))
     con.print("searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
 

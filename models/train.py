@@ -49,6 +49,12 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     name: str | None = None
+    from_model: object = None  # --from: a models.contract.LoadedModel
+    freeze_body: bool = False
+    embedding: str | None = None  # musicnn-head: the body (musicnn-msd or musicnn-mtt)
+    head_layer: str | None = None
+    head_hidden: int | None = None
+    cache_dir: str | None = None
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -66,9 +72,13 @@ def add_arguments(p: argparse.ArgumentParser):
         "  genredream train data/corpus --arch zheng --out zheng.pt\n"
         "  genredream train ~/Music/sorted --arch smith --out mine.pt --epochs 30\n"
         "  genredream train data/gtzan --arch lidy2 --out l2.pt --split-files train.txt valid.txt test.txt\n"
+        "  genredream train ~/Music/sorted --arch musicnn-head --out mine.pt         # your genres on musicnn\n"
+        "  genredream train ~/Music/sorted --from mine.pt --out mine2.pt             # after adding genre folders\n"
     )
     p.add_argument("data", help="collection folder: DATA/<genre>/<audio files>")
-    p.add_argument("--arch", required=True, choices=sorted(ARCHS), help="architecture (seed paper)")
+    p.add_argument("--arch", choices=sorted(ARCHS) + ["musicnn-head"],
+                   help="architecture: a seed paper's, or musicnn-head (a small head on musicnn's embeddings; docs/heads.md). "
+                   "Required unless --from gives it")
     p.add_argument("--out", required=True, help="model file to write (.pt); the report goes beside it")
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the paper's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the paper's)")
@@ -85,11 +95,43 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--name", help="model name in the metadata (default: the file name)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    g = p.add_argument_group("your genres over time (docs/heads.md)")
+    g.add_argument("--from", dest="from_model", metavar="MODEL",
+                   help="start from a trained model (name or .pt): its genres keep their output units, new genre folders add units")
+    g.add_argument("--freeze-body", action="store_true", help="with --from: train only the output layer (a head is always trained alone)")
+    g.add_argument("--embedding", choices=["musicnn-msd", "musicnn-mtt"], help="musicnn-head: the body whose embeddings the head reads (default musicnn-msd)")
+    g.add_argument("--head-layer", choices=["penultimate", "pooled"], help="musicnn-head: the embedding (default pooled, 1506 values; docs/heads.md says why)")
+    g.add_argument("--head-hidden", type=int, metavar="N", help="musicnn-head: hidden units (default 0: a linear head)")
+    g.add_argument("--cache-dir", help="musicnn-head: embedding cache (default $GENREDREAM_CACHE or ~/.genredream/cache)")
 
 
 def main(args) -> int:
+    import sys
+
+    from models.contract import ModelFileError, load, resolve_model
     from models.data import CollectionError
 
+    parent = None
+    if args.from_model:
+        try:
+            parent = load(resolve_model(args.from_model))
+        except ModelFileError as e:
+            print(f"genredream train: --from: {e}", file=sys.stderr)
+            return 2
+        arch = parent.meta.get("arch")
+        if arch not in _trainable_archs():
+            print(f"genredream train: --from {args.from_model}: its metadata names architecture {arch!r}, which cannot be trained here", file=sys.stderr)
+            return 2
+        if args.arch and args.arch != arch:
+            print(f"genredream train: --arch {args.arch} but {args.from_model} is a {arch} model", file=sys.stderr)
+            return 2
+        args.arch = arch
+    elif not args.arch:
+        print("genredream train: --arch is required (or --from MODEL)", file=sys.stderr)
+        return 2
+    if args.freeze_body and not parent:
+        print("genredream train: --freeze-body needs --from MODEL (a fresh network has no trained body)", file=sys.stderr)
+        return 2
     cfg = TrainConfig(
         data=args.data,
         arch=args.arch,
@@ -109,12 +151,26 @@ def main(args) -> int:
         threads=args.threads,
         progress=not args.no_progress,
         name=args.name,
+        from_model=parent,
+        freeze_body=args.freeze_body,
+        embedding=args.embedding,
+        head_layer=args.head_layer,
+        head_hidden=args.head_hidden,
+        cache_dir=args.cache_dir,
     )
     try:
-        report = train(cfg)
+        if cfg.arch == "musicnn-head":
+            from models.heads import train_head
+
+            report = train_head(cfg, log=(lambda m: print(m, flush=True)) if cfg.progress else (lambda m: None))
+        else:
+            report = train(cfg)
     except CollectionError as e:
-        print(f"genredream train: {e}")
+        print(f"genredream train: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:  # a --from model whose weights do not fit its architecture
+        print(f"genredream train: {e}", file=sys.stderr)
+        return 1
     t = report["test"]
     if t["songs"]:
         print(
@@ -123,7 +179,23 @@ def main(args) -> int:
         )
     else:
         print(f"wrote {report['model_file']} (no test split); report {report['report_file']}")
+    fr = report.get("from")
+    if fr and fr.get("before"):
+        b, a = fr["before"], fr["after"]
+        print(f"old genres ({len(fr['old_genres'])}, {fr['test_songs']} test songs): {b['window_accuracy']:.1%} per window with {fr['model']}, {a['window_accuracy']:.1%} now")
+        for g in fr["old_genres"]:
+            pb, pa = b["per_class_accuracy"].get(g), a["per_class_accuracy"].get(g)
+            if pb is not None:
+                print(f"  {g:>12}: {pb:.0%} -> {pa:.0%}")
+        if fr["new_genres"]:
+            print(f"new genres: {', '.join(fr['new_genres'])}")
     return 0
+
+
+def _trainable_archs():
+    from models.archs import ARCHS
+
+    return set(ARCHS) | {"musicnn-head"}
 
 
 def seed_everything(seed):
@@ -150,8 +222,8 @@ def _optimizer(module, r):
     import torch
 
     if r["optimizer"] == "sgd":
-        return torch.optim.SGD(module.parameters(), lr=r["lr"], momentum=r["momentum"], nesterov=bool(r["nesterov"] and r["momentum"] > 0), weight_decay=r["weight_decay"])
-    return torch.optim.Adam(module.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+        return torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=r["lr"], momentum=r["momentum"], nesterov=bool(r["nesterov"] and r["momentum"] > 0), weight_decay=r["weight_decay"])
+    return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=r["lr"], weight_decay=r["weight_decay"])
 
 
 def _evaluate(module, spec, songs, feats, batch_size):
@@ -262,6 +334,7 @@ def train(cfg: TrainConfig) -> dict:
     from models import contract
     from models.archs import build
     from models.data import decode_songs, random_starts, read_split_files, scan, split_songs
+    from models.extend import data_provenance, extend_labels, lineage, output_layer, transplant
     from models.inputs import InputSpec
 
     if cfg.threads:
@@ -283,13 +356,22 @@ def train(cfg: TrainConfig) -> dict:
         if not splits[name] and not (name == "valid" and cfg.valid == 0) and not (name == "test" and cfg.test == 0):
             raise contract_error(f"the {name} split is empty: {cfg.data} has too few songs per genre for these fractions")
 
-    module, meta = build(cfg.arch, coll.genres)
+    parent = cfg.from_model
+    genres = extend_labels(parent.meta["labels"], coll.genres) if parent else list(coll.genres)
+    module, meta = build(cfg.arch, genres)
+    grown, out_layer = [], None
+    if parent:
+        grown = transplant(parent.module.state_dict(), module, len(parent.meta["labels"]))
+    if cfg.freeze_body:
+        out_layer = output_layer(module, len(genres))
+        for k, p in module.named_parameters():
+            p.requires_grad_(k.startswith(out_layer + "."))
     spec = InputSpec(meta)
     with _Progress(cfg.progress) as prog:
         decoded, skipped, padded = {}, [], []
         t_dec = prog.task("decoding", sum(len(v) for v in splits.values()))
         for name in ("train", "valid", "test"):
-            rep = decode_songs(splits[name], coll.genres, spec.sample_rate, spec.window_samples, progress=lambda k: prog.update(t_dec, k))
+            rep = decode_songs(splits[name], genres, spec.sample_rate, spec.window_samples, progress=lambda k: prog.update(t_dec, k))
             decoded[name] = rep.decoded
             skipped += rep.skipped
             padded += rep.padded
@@ -317,6 +399,9 @@ def train(cfg: TrainConfig) -> dict:
         epoch = start_epoch - 1
         for epoch in range(start_epoch, r["epochs"]):
             module.train()
+            if out_layer is not None:  # --freeze-body: the body's batch norms keep their statistics, dropout is off
+                module.eval()
+                module.get_submodule(out_layer).train()
             song_idx = np.repeat(np.arange(n_train), r["segments_per_file"])
             rng.shuffle(song_idx)
             loss_sum = correct = seen = 0
@@ -350,7 +435,7 @@ def train(cfg: TrainConfig) -> dict:
                 + (" (best)" if best["epoch"] == epoch + 1 else "")
             )
             torch.save(
-                {"model": module.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "best": best, "torch_rng": torch.get_rng_state(), "config": vars(cfg)},
+                {"model": module.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "best": best, "torch_rng": torch.get_rng_state(), "config": {k: v for k, v in vars(cfg).items() if k != "from_model"}},
                 ckpt_path,
             )
             if epoch + 1 - best["epoch"] >= cfg.patience:
@@ -363,13 +448,13 @@ def train(cfg: TrainConfig) -> dict:
         module.load_state_dict(best["state"])
     module.eval()
     test = _evaluate(module, spec, decoded["test"], feats["test"], r["batch_size"]) if decoded["test"] else None
-    n = len(coll.genres)
+    n = len(genres)
     report = {
         "arch": cfg.arch,
         "model_file": str(out),
         "report_file": str(out.with_suffix(".report.json")),
-        "data": str(Path(cfg.data).resolve()),
-        "genres": coll.genres,
+        "data": data_provenance(coll.root),
+        "genres": genres,
         "split": split_desc | {"songs": {k: len(v) for k, v in decoded.items()}},
         "recipe": r,
         "seed": cfg.seed,
@@ -383,7 +468,7 @@ def train(cfg: TrainConfig) -> dict:
     }
     if test:
         cm = confusion(test["y_win"], test["p_win"], n)
-        per_class = {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(coll.genres)}
+        per_class = {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(genres)}
         report["test"] = {
             "songs": len(decoded["test"]),
             "windows": len(test["y_win"]),
@@ -394,7 +479,7 @@ def train(cfg: TrainConfig) -> dict:
             "confusion": cm.tolist(),
             "confusion_song": confusion(test["y_song"], test["p_song"], n).tolist(),
         }
-        plot_confusion(cm, coll.genres, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
+        plot_confusion(cm, genres, out.with_suffix(".confusion.png"), f"{cfg.arch}: test windows, accuracy {test['window_accuracy']:.1%}")
     else:
         # None, not NaN: the model file's metadata is strict JSON.
         report["test"] = {"songs": 0, "windows": 0, "window_accuracy": None, "song_accuracy": None}
@@ -411,9 +496,28 @@ def train(cfg: TrainConfig) -> dict:
         seed=cfg.seed,
         epochs=len(history),
     )
+    if parent:
+        report["from"] = _forgetting(parent, module, spec, decoded["test"], feats["test"], r["batch_size"], genres, grown, cfg.freeze_body)
+        meta["provenance"]["lineage"] = lineage(parent.meta, parent.path)
     contract.save(module, meta, out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))
     return report
+
+
+def _forgetting(parent, module, spec, songs, feats, batch_size, labels, grown, frozen):
+    """The old genres' test accuracy with the parent model and with the new one (the same test songs)."""
+    old = list(parent.meta["labels"])
+    keep = [i for i, d in enumerate(songs) if d.label < len(old)]
+    songs, feats = [songs[i] for i in keep], [feats[i] for i in keep]
+    out = {"model": parent.meta["name"], "file": str(parent.path), "old_genres": old, "new_genres": labels[len(old):], "grown": grown,
+           "freeze_body": frozen, "test_songs": len(songs)}
+    if songs:
+        for when, m in (("before", parent.module), ("after", module)):
+            e = _evaluate(m, spec, songs, feats, batch_size)
+            cm = confusion(e["y_win"], e["p_win"], len(labels))
+            out[when] = {"window_accuracy": e["window_accuracy"], "song_accuracy": e["song_accuracy"],
+                         "per_class_accuracy": {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(old)}}
+    return out
 
 
 def contract_error(msg):

@@ -500,8 +500,14 @@ class Musicnn(MelNet):
         mean_pool = torch.cat([p.mean(dim=2) for p in parts], dim=1)
         h = self.pool_bn(torch.cat([max_pool, mean_pool], dim=1))
         penultimate = self.dense_bn(F.relu(self.dense(h)))
-        logits = self.out(penultimate)
+        logits = self._logits(h, penultimate)
         return mids + [mean_pool, max_pool, penultimate, logits]
+
+    def _logits(self, pooled: torch.Tensor, penultimate: torch.Tensor) -> torch.Tensor:
+        """The output layer on the back end's batch-normed pooled features ``[B, 1506]`` and the
+        penultimate ``[B, 200]``. A subclass replaces it (``musicnn_head``: a genre head on the
+        tagger's body), so forward, features and the engine's streaming step stay one code path."""
+        return self.out(penultimate)
 
     def _all(self, x: torch.Tensor) -> List[torch.Tensor]:
         self._check(x)

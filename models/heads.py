@@ -1,0 +1,308 @@
+"""`genredream train DATA --arch musicnn-head`: your genres on musicnn's embeddings.
+
+The body is a shipped musicnn tagger, frozen; only a small head is trained,
+on the embeddings of every consecutive 5 s window of the collection's songs
+(the windows ``genredream evaluate`` scores). The embeddings are cached per
+file (:mod:`models.embed_cache`), so a second run, or a run after adding a
+genre folder, only sends new or changed files through musicnn. The head is
+then fitted in seconds: Adam on mini-batches of window embeddings, early
+stopping on the validation songs' loss, best weights kept.
+
+The model file is the body plus the head as one TorchScript module
+(:class:`models.archs.musicnn_head.MusicnnHead`): it validates, streams in
+the engine and dreams like the shipped musicnn.
+
+``--from HEAD.pt`` starts from a head file: same body, same embedding, the
+known genres keep their units (:mod:`models.extend`), the input
+standardisation is kept, and the report shows the old genres' accuracy
+before and after. The body is always frozen here, so ``--freeze-body``
+changes nothing for a head.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["train_head", "song_embeddings", "HEAD_RECIPE"]
+
+#: Head training: ours (no paper behind a head on these embeddings). lr 1e-2: at 1e-3 a linear head on
+#: 100 songs was still improving at epoch 295 of 300 (docs/heads.md).
+HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="pooled")
+
+_BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays ~100 MB)
+
+
+def _body(embedding: str):
+    from models.contract import load, resolve_model
+
+    path = resolve_model(embedding)
+    return path, load(path)
+
+
+def song_embeddings(songs, net, spec, cache, progress=None):
+    """Embeddings of every consecutive window of each song: ``[(song, {"pooled", "penultimate"})]``, skipped.
+
+    ``net``: an eager :class:`MusicnnHead` (its body computes the embeddings).
+    Cached by the file's content; undecodable files are skipped and listed.
+    """
+    import torch
+
+    from models.data import AudioFileError, consecutive_starts, fit_length, load_audio
+    from models.embed_cache import file_sha256
+
+    out, skipped = [], []
+    net.eval()
+    for s in songs:
+        key = file_sha256(s.path)
+        emb = cache.get(key)
+        if emb is None:
+            try:
+                y = load_audio(s.path, spec.sample_rate)
+            except AudioFileError as e:
+                skipped.append((str(s.path), str(e)))
+                if progress:
+                    progress(1)
+                continue
+            y, _ = fit_length(y, spec.window_samples)
+            f = spec.song_features(y)
+            starts = consecutive_starts(spec.units(f), spec.length)
+            pooled, pen = [], []
+            with torch.no_grad():
+                for i in range(0, len(starts), _BATCH_WINDOWS):
+                    x = torch.from_numpy(spec.batch([f] * len(starts[i : i + _BATCH_WINDOWS]), starts[i : i + _BATCH_WINDOWS]))
+                    feats = net._all(x)  # timbral, temporal, cnn1-3, mean_pool, max_pool, penultimate, logits
+                    pooled.append(net.pool_bn(torch.cat([feats[6], feats[5]], dim=1)).numpy())
+                    pen.append(feats[7].numpy())
+            emb = {"pooled": np.concatenate(pooled), "penultimate": np.concatenate(pen)}
+            cache.put(key, emb)
+        out.append((s, emb))
+        if progress:
+            progress(1)
+    return out, skipped
+
+
+def _stack(items, labels, layer):
+    x = np.concatenate([e[layer] for _, e in items]) if items else np.zeros((0, 1), np.float32)
+    y = np.concatenate([np.full(len(e[layer]), labels.index(s.genre)) for s, e in items]) if items else np.zeros(0, np.int64)
+    song = np.concatenate([np.full(len(e[layer]), i) for i, (_, e) in enumerate(items)]) if items else np.zeros(0, np.int64)
+    return x.astype(np.float32), y.astype(np.int64), song
+
+
+def _scores(head, x, y, song, n_songs, n_out=None):
+    """Window and song accuracy, window predictions, loss of ``head`` on embeddings (``n_out``: only the first units)."""
+    import torch
+
+    with torch.no_grad():
+        logits = head(torch.from_numpy(x))
+        if n_out is not None:
+            logits = logits[:, :n_out]
+        loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))) if len(y) else float("nan")
+        probs = torch.softmax(logits, 1).numpy()
+    p_win = probs.argmax(1)
+    y_song = [int(y[song == i][0]) for i in range(n_songs)]
+    p_song = [int(probs[song == i].mean(0).argmax()) for i in range(n_songs)]
+    return dict(
+        loss=loss,
+        window_accuracy=float(np.mean(p_win == y)) if len(y) else None,
+        song_accuracy=float(np.mean(np.array(y_song) == np.array(p_song))) if n_songs else None,
+        y_win=y.tolist(),
+        p_win=p_win.tolist(),
+        y_song=y_song,
+        p_song=p_song,
+    )
+
+
+def _per_class(y, p, labels, only=None):
+    from models.train import confusion
+
+    cm = confusion(y, p, len(labels))
+    return {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(labels) if only is None or g in only}
+
+
+def train_head(cfg, log=print) -> dict:
+    """Embed (cached), fit the head, test, export. Returns the report (also written as JSON)."""
+    import torch
+
+    from models import contract
+    from models.archs.musicnn_head import EMBEDDINGS, MusicnnHead, make_head_meta
+    from models.data import CollectionError, read_split_files, scan, split_songs
+    from models.embed_cache import EmbeddingCache, cache_root
+    from models.extend import data_provenance, extend_labels, lineage, transplant
+    from models.inputs import InputSpec
+    from models.train import _Progress, confusion, plot_confusion, seed_everything
+
+    t_wall = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    r = dict(HEAD_RECIPE)
+    for key in ("epochs", "lr", "batch_size"):
+        if getattr(cfg, key) is not None:
+            r[key] = getattr(cfg, key)
+    coll = scan(cfg.data, cfg.genres)
+
+    parent = None
+    if cfg.from_model:
+        parent = cfg.from_model  # a LoadedModel, checked by the caller
+        head_meta = parent.meta["head"]
+        embedding, r["layer"], r["hidden"] = head_meta["embedding"], head_meta["layer"], int(head_meta["hidden"])
+        if cfg.embedding and cfg.embedding != embedding:
+            raise CollectionError(f"--embedding {cfg.embedding}: the model given to --from is a head on {embedding}")
+        labels = extend_labels(parent.meta["labels"], coll.genres)
+    else:
+        embedding = cfg.embedding or "musicnn-msd"
+        if embedding not in EMBEDDINGS:
+            raise CollectionError(f"--embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
+        if cfg.head_layer:
+            r["layer"] = cfg.head_layer
+        if cfg.head_hidden is not None:
+            r["hidden"] = int(cfg.head_hidden)
+        labels = list(coll.genres)
+
+    if cfg.split_files:
+        splits = read_split_files(coll, *cfg.split_files)
+        split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
+    else:
+        splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
+        split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    if not splits["train"]:
+        raise CollectionError(f"the train split is empty: {cfg.data} has too few songs per genre")
+
+    body_path, body = _body(embedding)
+    net = MusicnnHead(labels, r["layer"], r["hidden"])
+    net.load_body(body.module.state_dict())
+    grown = []
+    if parent is not None:
+        grown = transplant(parent.module.state_dict(), net, len(parent.meta["labels"]))
+    net.eval()
+    spec = InputSpec(make_head_meta(net, embedding, body.meta["licence"]))
+    cache = EmbeddingCache(cache_root(cfg.cache_dir), embedding, body_path, spec.length)
+
+    t0 = time.time()
+    with _Progress(cfg.progress) as prog:
+        total = sum(len(v) for v in splits.values())
+        task = prog.task(f"embedding with {embedding}", total)
+        emb, skipped = {}, []
+        for name in ("train", "valid", "test"):
+            emb[name], sk = song_embeddings(splits[name], net, spec, cache, progress=lambda k: prog.update(task, k))
+            skipped += sk
+    embed_seconds = time.time() - t0
+    log(f"embeddings: {cache.hits} files from the cache, {cache.misses} through {embedding} in {embed_seconds:.1f} s ({cache.dir})")
+    if not emb["train"]:
+        raise CollectionError("no training song could be decoded")
+
+    layer = r["layer"]
+    xtr, ytr, _ = _stack(emb["train"], labels, layer)
+    xva, yva, sva = _stack(emb["valid"], labels, layer)
+    xte, yte, ste = _stack(emb["test"], labels, layer)
+    head = net.head
+    if parent is None:
+        head.in_mean.copy_(torch.from_numpy(xtr.mean(0)))
+        head.in_std.copy_(torch.from_numpy(xtr.std(0) + 1e-3))  # floor: a constant unit must not blow up
+    before_head = copy.deepcopy(head)
+
+    t1 = time.time()
+    opt = torch.optim.Adam(head.net.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    rng = np.random.default_rng(cfg.seed)
+    best = {"loss": float("inf"), "epoch": 0, "state": copy.deepcopy(head.state_dict())}
+    history = []
+    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    for epoch in range(r["epochs"]):
+        head.train()
+        order = rng.permutation(len(ytr))
+        loss_sum = 0.0
+        for i in range(0, len(order), r["batch_size"]):
+            idx = torch.from_numpy(order[i : i + r["batch_size"]])
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(head(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+        head.eval()
+        monitor = _scores(head, xva, yva, sva, len(emb["valid"]))["loss"] if len(yva) else loss_sum / len(ytr)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / len(ytr), "valid_loss": monitor})
+        if monitor < best["loss"]:
+            best = {"loss": monitor, "epoch": epoch + 1, "state": copy.deepcopy(head.state_dict())}
+        elif epoch + 1 - best["epoch"] >= r["patience"]:
+            break
+    head.load_state_dict(best["state"])
+    head.eval()
+    train_seconds = time.time() - t1
+    log(f"head: {len(history)} epochs in {train_seconds:.1f} s on {len(ytr)} windows of {len(emb['train'])} songs (best epoch {best['epoch']})")
+
+    n = len(labels)
+    report = {
+        "arch": "musicnn-head",
+        "model_file": str(out),
+        "report_file": str(out.with_suffix(".report.json")),
+        "data": data_provenance(coll.root),
+        "genres": labels,
+        "embedding": {"body": embedding, "layer": layer, "hidden": r["hidden"], "window_hop": "consecutive 5 s windows",
+                      "cache": str(cache.dir), "cached_files": cache.hits, "embedded_files": cache.misses, "embed_seconds": round(embed_seconds, 1)},
+        "split": split_desc | {"songs": {k: len(v) for k, v in emb.items()}},
+        "recipe": r,
+        "seed": cfg.seed,
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "train_seconds": round(train_seconds, 2),
+        "history": history,
+        "skipped_files": skipped,
+    }
+    if len(yte):
+        test = _scores(head, xte, yte, ste, len(emb["test"]))
+        cm = confusion(test["y_win"], test["p_win"], n)
+        report["test"] = {
+            "songs": len(emb["test"]),
+            "windows": len(yte),
+            "loss": test["loss"],
+            "window_accuracy": test["window_accuracy"],
+            "song_accuracy": test["song_accuracy"],
+            "per_class_accuracy": _per_class(test["y_win"], test["p_win"], labels),
+            "confusion": cm.tolist(),
+            "confusion_song": confusion(test["y_song"], test["p_song"], n).tolist(),
+        }
+        plot_confusion(cm, labels, out.with_suffix(".confusion.png"), f"musicnn-head ({embedding}): test windows, accuracy {test['window_accuracy']:.1%}")
+    else:
+        report["test"] = {"songs": 0, "windows": 0, "window_accuracy": None, "song_accuracy": None}
+
+    meta = make_head_meta(net, embedding, body.meta["licence"])
+    meta["name"] = cfg.name or out.stem
+    prov = dict(
+        meta["provenance"],
+        trained=True,
+        data=report["data"],
+        accuracy={"test_window": report["test"]["window_accuracy"], "test_song": report["test"]["song_accuracy"]},
+        split=report["split"],
+        recipe={k: v for k, v in r.items()},
+        seed=cfg.seed,
+        body={"name": embedding, "file": body_path.name},
+    )
+    if parent is not None:
+        old = list(parent.meta["labels"])
+        report["from"] = _forgetting(parent, old, before_head, head, emb["test"], labels, layer, grown)
+        prov["lineage"] = lineage(parent.meta, parent.path)
+    meta["provenance"] = prov
+    contract.save(net, meta, out)
+    report["wall_seconds"] = round(time.time() - t_wall, 1)
+    out.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))
+    return report
+
+
+def _forgetting(parent, old, before_head, head, test_items, labels, layer, grown):
+    """The old genres' test accuracy with the parent's head (its units only) and with the new head."""
+    items = [(s, e) for s, e in test_items if s.genre in old]
+    x, y, song = _stack(items, labels, layer)
+    out = {"model": parent.meta["name"], "file": str(parent.path), "old_genres": old, "new_genres": labels[len(old):], "grown": grown, "test_songs": len(items)}
+    if len(y):
+        b = _scores(before_head, x, y, song, len(items), n_out=len(old))
+        a = _scores(head, x, y, song, len(items))
+        out["before"] = {"window_accuracy": b["window_accuracy"], "song_accuracy": b["song_accuracy"], "per_class_accuracy": _per_class(b["y_win"], b["p_win"], labels, old)}
+        out["after"] = {"window_accuracy": a["window_accuracy"], "song_accuracy": a["song_accuracy"], "per_class_accuracy": _per_class(a["y_win"], a["p_win"], labels, old)}
+    return out

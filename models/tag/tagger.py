@@ -1,0 +1,125 @@
+"""The models of a tagging job, and the rows they give, with windows batched across files.
+
+A :class:`Tagger` loads its models once (per worker process or Ray actor)
+and takes files one after another. Each file's windows join a queue per
+model; a full queue is one ``forward`` call, so a short file's two windows
+share a call with the next files' instead of costing a call each. Scores
+are the activations ``classify`` computes (sigmoid or softmax, as the
+model's metadata says), and a file's score is the mean over its windows.
+
+Every ``forward`` call has the same batch shape (a last, partial batch is
+padded with zeros and the padding's outputs dropped): torch's CPU kernels
+can round differently for another batch size (by about 1e-6 for musicnn),
+and a fixed shape makes a window's score independent of which files
+shared its batch. That is what makes the embedded run and the Ray run
+give identical rows, whatever files each worker drew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.data import AudioFileError
+from models.inputs import InputSpec
+from models.tag.output import error_row, file_row, window_rows
+from models.tag.windows import FileWindows
+
+__all__ = ["Tagger", "BATCH"]
+
+#: Windows per forward call. Larger batches did not run faster per window on
+#: this 2-core machine (musicnn, 1 thread); 8 keeps a worker's padding waste small.
+BATCH = 8
+
+
+@dataclass
+class _File:
+    entry: object
+    fw: FileWindows
+    probs: list  # per model: {window_index: np.ndarray}
+    pending: int = 0
+    decoded: bool = False
+    error: str | None = None
+    windows: list = field(default_factory=list)
+
+
+class Tagger:
+    """Models loaded once; :meth:`tag` turns file entries into rows.
+
+    Parameters
+    ----------
+    model_paths : list of str
+        Resolved model files (:func:`models.contract.resolve_model`).
+    overlap : float
+        Fraction of a window shared with the next one (0.5 by default).
+    batch : int
+        Windows per forward call.
+    per_window : bool
+        Also return window rows.
+    """
+
+    def __init__(self, model_paths, overlap=0.5, batch=BATCH, per_window=False):
+        import torch
+
+        from models.contract import load
+
+        self.torch = torch
+        self.models = [load(p) for p in model_paths]
+        self.specs = [InputSpec(m.meta) for m in self.models]
+        self.overlap, self.batch, self.per_window = float(overlap), int(batch), bool(per_window)
+        self._queues = [[] for _ in self.models]  # (file, window_index, x)
+
+    def tag(self, entries, data=None):
+        """Yield ``(row, window_rows)`` for each entry, as each file's windows are all scored.
+
+        ``data``: optional ``{path: bytes}`` for files that arrive as bytes
+        (Ray's object store) rather than on a file system.
+        Rows come out in an order that depends on batching; the writers sort them.
+        """
+        live = []
+        for e in entries:
+            fw = FileWindows(e.path, self.specs, self.overlap, data=(data or {}).get(e.path))
+            f = _File(e, fw, [{} for _ in self.models])
+            live.append(f)
+            try:
+                for i, w, _start, x in f.fw:
+                    self._queues[i].append((f, w, x))
+                    f.pending += 1
+                    if len(self._queues[i]) >= self.batch:
+                        self._run(i)
+            except AudioFileError as exc:
+                f.error = str(exc)
+            except Exception as exc:  # a decoder's surprise must not stop a library-wide job
+                f.error = f"{e.path}: {type(exc).__name__}: {exc}"
+            f.decoded = True
+            yield from self._finished(live)
+        for i in range(len(self.models)):
+            while self._queues[i]:
+                self._run(i)
+        yield from self._finished(live)
+
+    def _run(self, i):
+        q, self._queues[i] = self._queues[i][: self.batch], self._queues[i][self.batch :]
+        x = np.stack([w[2] for w in q])
+        if len(q) < self.batch:
+            x = np.concatenate([x, np.zeros((self.batch - len(q),) + x.shape[1:], dtype=x.dtype)])
+        torch, meta = self.torch, self.models[i].meta
+        with torch.no_grad():
+            logits = self.models[i].module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            p = (torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)).numpy()
+        for (f, w, _), row in zip(q, p):
+            f.probs[i][w] = row
+            f.pending -= 1
+
+    def _finished(self, live):
+        done = [f for f in live if f.decoded and (f.pending == 0 or f.error)]
+        for f in done:
+            live.remove(f)
+            if f.error:
+                # Its windows still queued are scored with the batch and ignored.
+                yield error_row(f.entry, f.error, f.fw), []
+                continue
+            probs = [np.stack([f.probs[i][w] for w in range(len(f.probs[i]))]).astype(float) for i in range(len(self.models))]
+            row = file_row(f.entry, f.fw, self.models, probs)
+            yield row, (window_rows(f.entry, f.fw, self.models, probs) if self.per_window else [])

@@ -1,0 +1,189 @@
+"""Heads on musicnn (issue 18): the head file streams like musicnn, the embedding cache, --from keeps units.
+
+Real components: the shipped musicnn-msd body, FluidSynth-rendered songs
+(``genredream corpus``), the engine's compiled incremental step.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import require_component
+
+GENRES = ["classical", "metal", "electronica"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from models.corpus.build import build_corpus
+
+    require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
+    out = tmp_path_factory.mktemp("corpus")
+    # 6 s songs: one 5 s window and one aligned to the end, the cheapest songs musicnn can embed.
+    build_corpus(out, GENRES + ["rap"], songs_per_genre=4, seconds=6, seed=3, progress=False)
+    return out
+
+
+def _cfg(data, out, cache, **kw):
+    from models.train import TrainConfig
+
+    base = dict(data=str(data), arch="musicnn-head", out=str(out), valid=0.25, test=0.25, seed=0, progress=False, threads=1, cache_dir=str(cache))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _collection(src, dst, genres):
+    dst.mkdir()
+    shutil.copy(src / "corpus.json", dst)  # says which soundfont rendered it
+    for g in genres:
+        shutil.copytree(src / g, dst / g)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def head(corpus, tmp_path_factory):
+    from models.heads import train_head
+
+    tmp = tmp_path_factory.mktemp("head")
+    data = _collection(corpus, tmp / "three", GENRES)
+    out = tmp / "mine.pt"
+    report = train_head(_cfg(data, out, tmp / "cache"), log=lambda m: None)
+    return dict(tmp=tmp, data=data, out=out, report=report, cache=tmp / "cache")
+
+
+@pytest.mark.slow
+def test_head_file_validates_and_streams_like_its_forward(head):
+    from engine.incremental import FrameBranchRunner
+    from models.contract import validate
+
+    m = validate(head["out"])  # the contract runs the compiled step against forward too
+    assert m.labels == sorted(GENRES) and m.meta["arch"] == "musicnn-head" and m.meta["task"] == "genre"
+    assert m.layers == ["timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate"]
+    # The engine's path: successive windows of one stream, moved on by an engine hop (31-32 frames).
+    rng = np.random.default_rng(7)
+    stream = (2.0 * rng.random((96, 313 + 5 * 32))).astype(np.float32)
+    runner = FrameBranchRunner(m.module)
+    for k, end in enumerate(range(313, 313 + 5 * 32 + 1, 32)):
+        window = stream[:, end - 313 : end]
+        got = runner(window, end)
+        with torch.no_grad():
+            want = m.module(torch.from_numpy(window)[None])
+        assert float((got - want).abs().max()) <= 1e-5, k
+    assert runner.stats["reused_windows"] == 5 and runner.stats["frames_reused"] > 0
+    # It dreams: features and the differentiable front end are musicnn's.
+    wave = torch.zeros(1, 80000, requires_grad=True)
+    feats = m.module.features(m.module.frontend(wave + 0.01 * torch.randn(1, 80000)))
+    feats[2].mean().backward()
+    assert wave.grad is not None and float(wave.grad.abs().sum()) > 0
+
+
+@pytest.mark.slow
+def test_head_report_says_what_it_was_measured_on(head):
+    rep = json.loads(head["out"].with_suffix(".report.json").read_text())
+    assert rep["data"]["kind"] == "synthetic" and rep["data"]["soundfont"].endswith(".sf2") and rep["data"]["split"] == "song-level"
+    assert rep["embedding"]["embedded_files"] == 12 and rep["embedding"]["cached_files"] == 0
+    assert rep["test"]["songs"] == 3
+
+
+@pytest.mark.slow
+def test_embedding_cache_is_reused_and_invalidated(head):
+    import soundfile as sf
+
+    from models.heads import train_head
+
+    again = train_head(_cfg(head["data"], head["tmp"] / "again.pt", head["cache"]), log=lambda m: None)
+    assert again["embedding"]["cached_files"] == 12 and again["embedding"]["embedded_files"] == 0
+    # Change one file's content: that file, and only it, goes through musicnn again.
+    f = sorted((head["data"] / "metal").glob("*.wav"))[0]
+    y, sr = sf.read(f, dtype="float32")
+    sf.write(f, 0.5 * y, sr)
+    third = train_head(_cfg(head["data"], head["tmp"] / "third.pt", head["cache"]), log=lambda m: None)
+    assert third["embedding"]["cached_files"] == 11 and third["embedding"]["embedded_files"] == 1
+
+
+@pytest.mark.slow
+def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
+    from models.contract import load, validate
+    from models.heads import train_head
+
+    data = _collection(corpus, head["tmp"] / "four", GENRES + ["rap"])
+    out = head["tmp"] / "four.pt"
+    parent = load(head["out"])
+    rep = train_head(_cfg(data, out, head["cache"], from_model=parent), log=lambda m: None)
+    child = validate(out)
+    assert child.labels == sorted(GENRES) + ["rap"]  # old order kept, new genre appended
+    # The three known genres were embedded before; only techno's four files are new.
+    assert rep["embedding"]["embedded_files"] == 4 and rep["embedding"]["cached_files"] == 12
+    assert set(rep["from"]["before"]["per_class_accuracy"]) == set(GENRES)
+    assert child.meta["provenance"]["lineage"][-1]["name"] == "mine"
+    # Before any training the new head's old units are the parent's: check the transplant directly.
+    from models.archs.musicnn_head import MusicnnHead
+    from models.extend import transplant
+
+    fresh = MusicnnHead(child.labels)
+    transplant(parent.module.state_dict(), fresh, 3)
+    fresh.eval()
+    x = torch.randn(2, 96, 313)
+    with torch.no_grad():
+        assert torch.allclose(fresh(x)[:, :3], parent.module(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_from_seed_net_keeps_label_order_and_units_and_freeze_body(corpus, tmp_path, capsys):
+    """Any architecture: geng trained on three genres, then --from on four (CLI), body frozen."""
+    from engine.cli import main as cli
+    from models.contract import load
+    from models.train import TrainConfig, train
+
+    three = _collection(corpus, tmp_path / "three", GENRES)
+    four = _collection(corpus, tmp_path / "four", GENRES + ["rap"])
+    first = tmp_path / "g3.pt"
+    train(TrainConfig(data=str(three), arch="geng", out=str(first), epochs=1, segments_per_file=2, valid=0.25, test=0.25, seed=1, progress=False, threads=1))
+    second = tmp_path / "g4.pt"
+    rc = cli(["train", str(four), "--from", str(first), "--freeze-body", "--out", str(second), "--epochs", "1",
+              "--segments-per-file", "2", "--valid", "0.25", "--test", "0.25", "--threads", "1", "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "old genres (3" in text and "new genres: rap" in text
+    parent, child = load(first), load(second)
+    assert child.labels == parent.labels + ["rap"] and parent.labels == sorted(GENRES)
+    ps, cs = parent.module.state_dict(), child.module.state_dict()
+    # --freeze-body: every body weight is the parent's; the output layer kept the old units' rows' shape and grew by one.
+    body = [k for k in ps if not k.startswith("out.")]
+    assert body and all(torch.equal(ps[k], cs[k]) for k in body)
+    assert cs["out.weight"].shape[0] == 4 and ps["out.weight"].shape[0] == 3
+    rep = json.loads(second.with_suffix(".report.json").read_text())
+    assert rep["from"]["old_genres"] == sorted(GENRES) and set(rep["from"]["after"]["per_class_accuracy"]) == set(GENRES)
+    assert child.meta["provenance"]["lineage"][0]["labels"] == sorted(GENRES)
+    # `genredream models` shows the lineage.
+    import os
+
+    os.environ["GENREDREAM_MODELS"] = str(tmp_path)
+    try:
+        assert cli(["models"]) == 0
+    finally:
+        del os.environ["GENREDREAM_MODELS"]
+    assert "lineage: g4 (4 genres) <- g3 (3 genres)" in capsys.readouterr().out
+
+
+def test_transplant_keeps_old_units_exactly():
+    """Before any training, a grown network answers like its parent on the old units."""
+    from models.archs import build
+    from models.extend import extend_labels, output_layer, transplant
+
+    old = ["a", "b", "c"]
+    parent, _ = build("zheng", old)
+    labels = extend_labels(old, ["d", "a", "b", "c"])
+    assert labels == ["a", "b", "c", "d"]
+    child, _ = build("zheng", labels)
+    assert transplant(parent.state_dict(), child, 3) == ["out.weight", "out.bias"]
+    assert output_layer(child, 4) == "out"
+    parent.eval(), child.eval()
+    x = torch.randn(2, 128, 108)
+    with torch.no_grad():
+        assert torch.allclose(child(x)[:, :3], parent(x), atol=1e-6)  # a 4-row product rounds like a 3-row one, nearly
+    with pytest.raises(ValueError, match="do not fit"):
+        transplant(build("smith", old)[0].state_dict(), child, 3)
