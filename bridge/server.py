@@ -353,6 +353,27 @@ class OscBridge:
         self._ab_tokens -= need
         return True
 
+    def _control_recv_loop(self):
+        sock = self._csock
+        while self._running:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                if not self._running:
+                    break
+                self.counters["recv_errors"] += 1
+                continue
+            if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
+                with self._acct:
+                    self.counters["packets"] += 1
+                    self.counters["rejected"] += 1
+                    self.counters["rejected_wrong_port"] += 1
+                self._error("wrong_port", "the control port takes control messages only: send audio and bundles to the main port")
+                continue
+            self.handle_datagram(data, addr)
+
     def route(self, data, addr):
         """The receive thread's work: queue audio and bundles, handle control at once."""
         if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
