@@ -95,10 +95,12 @@ _AUDIO_PREFIX = A.AUDIO_IN.encode()
 #: 512 floats are 4 MB, 22 s at 48 kHz); only a sustained flood fills it.
 _AUDIO_QUEUE = 2048
 #: Audio is taken up to this many times real time (a sender catching up after a
-#: stall, or a file streamed fast), with a burst of 2 s; beyond, a flood of audio
+#: stall, or a file streamed fast), with a burst of 5 s; beyond, a flood of audio
 #: would only make the audio worker and the front end burn the CPU the receive
 #: thread needs to answer control, so it is rejected at once as ``overloaded``.
 AUDIO_SPEED = 4.0
+_AUDIO_BURST_S = 5.0  # seconds of audio a sender may send at once (catching up after a stall)
+_BLOB_HEAD = P.encode(A.AUDIO_IN, 0, 48000, 1, b"\0\0\0\0")[:32]  # address and ",iiib" type tags
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class OscBridge:
         Audio datagrams (and bundles) that may wait for the audio worker;
         beyond, they are rejected as ``overloaded``.
     audio_speed : float or None
-        Audio is taken up to this many times real time (burst: 2 s); the
+        Audio is taken up to this many times real time (burst: 5 s); the
         rest is rejected as ``overloaded`` on arrival. None: no limit (the
         message-rate benchmark measures the server's own capacity so).
     control_port : int, optional
@@ -196,7 +198,7 @@ class OscBridge:
         self._tls = threading.local()
         self._audio_q = queue.Queue(maxsize=int(audio_queue))
         self.audio_speed = None if audio_speed is None else float(audio_speed)
-        self._ab_tokens = 1e12  # audio budget (see _audio_budget): starts full, capped at the first packet
+        self._ab_tokens = _AUDIO_BURST_S  # audio budget in seconds (see _audio_budget)
         self._ab_time = time.monotonic()
         self.supervisor = getattr(engine, "supervisor", None) or Supervisor()
         self.out_counters = collections.Counter()
@@ -333,19 +335,27 @@ class OscBridge:
                 continue
             self.route(data, addr)
 
-    def _audio_budget(self, nbytes):
-        """A token bucket on audio bytes (receive thread): True when this datagram fits."""
+    def _audio_seconds(self, data):
+        """Seconds of audio a queued datagram holds, read from its header without decoding it."""
+        if data.startswith(_BLOB_HEAD) and len(data) >= 48:
+            rate = int.from_bytes(data[36:40], "big", signed=True)
+            ch = int.from_bytes(data[40:44], "big", signed=True)
+            if P.MIN_RATE <= rate <= P.MAX_RATE and 1 <= ch <= P.MAX_CHANNELS:
+                return (len(data) - 48) / (4.0 * ch * rate)
+        rate, ch = self.f_format  # /audio/in/f (and bundles, format messages): floats at the /f format
+        return len(data) / (4.0 * ch * rate)
+
+    def _audio_budget(self, data):
+        """A token bucket in seconds of audio (receive thread): True when this datagram fits."""
         if self.audio_speed is None:
             return True
         now = time.monotonic()
-        fmt = self._last_fmt
-        rate, ch = (fmt[0], fmt[1]) if fmt else self.f_format
-        per_s = 4.0 * rate * ch * self.audio_speed  # float32 bytes; headers are a few % of a packet
-        self._ab_tokens = min(2.0 * per_s, self._ab_tokens + (now - self._ab_time) * per_s)
+        self._ab_tokens = min(_AUDIO_BURST_S, self._ab_tokens + (now - self._ab_time) * self.audio_speed)
         self._ab_time = now
-        if self._ab_tokens < nbytes:
+        need = self._audio_seconds(data)
+        if self._ab_tokens < need:
             return False
-        self._ab_tokens -= nbytes
+        self._ab_tokens -= need
         return True
 
     def _control_recv_loop(self):
@@ -373,7 +383,7 @@ class OscBridge:
         """The receive thread's work: queue audio and bundles, handle control at once."""
         if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
             try:
-                if not self._audio_budget(len(data)):
+                if not self._audio_budget(data):
                     raise queue.Full
                 self._audio_q.put_nowait((data, addr))
             except queue.Full:
