@@ -179,7 +179,7 @@ class OscBridge:
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
-                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=4 << 20, source_idle=1.0,
+                 jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=1 << 20, source_idle=1.0,
                  audio_queue=_AUDIO_QUEUE, switch_interval=0.0005, audio_speed=AUDIO_SPEED,
                  control_port=None, sock=None):
         if not (0 <= int(port) <= 65535):
