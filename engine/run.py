@@ -9,6 +9,7 @@ summary at the end (results emitted, latency p50/p99, skipped windows).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS", "attach_dreamer", "dream_requested"]
@@ -184,7 +185,8 @@ def main(args) -> int:
         try:
             early = EarlyPort(args.osc_host, args.osc_port)
         except OSError as e:
-            print(f"genredream run: cannot listen on {args.osc_host}:{args.osc_port}: {e}", file=sys.stderr)
+            print(f"genredream run: cannot listen for OSC on {args.osc_host}:{args.osc_port}: {e.strerror or e} "
+                  "(another genredream, or another program, uses the port: choose another with --osc-port N)", file=sys.stderr)
             return 2
     try:
         return _main(args, early)
@@ -211,7 +213,7 @@ def _main(args, early) -> int:
     if args.away and not args.target:
         err.print("[red]genredream run:[/] --away needs --target LABEL")
         return 2
-    if getattr(args, "osc_port", None) is not None:
+    if getattr(args, "osc_port", None) is not None and early is None:  # early: already bound, so free
         from bridge.cli import port_problem
 
         problem = port_problem(args.osc_host, args.osc_port)  # before the models load (seconds), not after
