@@ -78,6 +78,7 @@ from engine.dream_core import (
     make_objective,
     model_input,
 )
+from engine.dream_transfer import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
 from engine.resample import StreamingResampler
 
 __all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
@@ -106,7 +107,7 @@ BLOCK_MARGIN = 1024
 #: rate in one shot (soxr HQ needs about 100; checked in tests/test_dream.py).
 BACK_EDGE = 256
 #: What :meth:`Dreamer.set_params` accepts.
-PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix")
+PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix", "max_db", "param")
 
 
 def _forward_lag(in_rate, model_rate, hop_in, seconds=6.0, blocks=(64, 1024)):
@@ -167,7 +168,18 @@ class Dreamer:
         Dream window in seconds (models that take any length only); default
         the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 1.5``.
     mask_range : float
-        Spectral mask range in dB (0 disables it).
+        Spectral mask range in dB (0 disables it; waveform dream only).
+    max_db : float
+        Toward a target (the EQ dream, the default there): the strength, how
+        far the EQ may boost or cut (dB; 0: no change).
+    param : {"eq", "wave"}
+        Toward a target: ``"eq"`` (default) dreams a time-varying EQ of the
+        live part (:class:`engine.dream_transfer.StreamingEq`, the offline
+        dream's parametrisation: it transfers to other networks and is
+        audible); ``"wave"`` the waveform ascent of Geng et al. Layer
+        objectives and ``away`` always dream the waveform.
+    eq_lr : float
+        EQ dream: change of its tanh parameters per step (normalised gradient).
     dither : float
         RMS of the fixed noise in the model's input (never in the output).
     seed : int
@@ -210,6 +222,9 @@ class Dreamer:
         dither=DEFAULT_DITHER,
         seed=0,
         headroom=1.0,
+        max_db=DEFAULT_MAX_DB,
+        param="eq",
+        eq_lr=DEFAULT_LIVE_LR,
     ):
         self.model = load_dream_model(model)
         self.name = self.model.name
@@ -222,9 +237,15 @@ class Dreamer:
         self.headroom = float(headroom)
         self._plock = threading.Lock()
         self._pending = {}
-        self._params = {"enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0}
+        self._params = {
+            "enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0,
+            "max_db": DEFAULT_MAX_DB, "param": "eq",
+        }
         self._steps_given = steps is not None
-        self._params = self._checked({"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps})
+        self._params = self._checked(
+            {"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps, "max_db": max_db, "param": param}
+        )
+        self.eq = StreamingEq(self.sample_rate, max_db=self._params["max_db"], lr=eq_lr, seed=seed)
         self.objective = self._objective_of(self._params)
         self.output_sinks = []
         self.history = collections.deque(maxlen=2000)
@@ -262,6 +283,12 @@ class Dreamer:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (lo <= float(v) <= hi):
                 raise DreamError(f"{key.replace('_', ' ')} must be a number from {lo:g} to {hi:g}, got {v!r}")
             p[key] = float(v)
+        v = p["max_db"]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (0.0 <= float(v) <= 40.0):
+            raise DreamError(f"max dB must be a number from 0 to 40, got {v!r}")
+        p["max_db"] = float(v)
+        if p["param"] not in ("eq", "wave"):
+            raise DreamError(f"param must be eq or wave, got {p['param']!r}")
         p["enabled"] = bool(p["enabled"])
         p["away"] = bool(p["away"])
         obj = self._objective_of(p)  # raises DreamError with the layers or labels
@@ -385,10 +412,14 @@ class Dreamer:
             weights = torch.from_numpy(self._weights(self._d_m))
             mask_from = max(0, live - self.mask.n_fft)
             times = []
+            scratch = StreamingEq(self.sample_rate)  # the EQ dream's state stays untouched
             for _ in range(4):
                 t0 = time.perf_counter()
-                mw = self.mask.weights(dry[mask_from:])
-                ascent_step(self.model, self.objective, dry, delta, dith, live, weights, 1e-3, self.mask, mw, mask_from)
+                if self._eq_mode(self._params):
+                    scratch.step(self.model, self.objective.index, dry, dith, 0, live, 1)
+                else:
+                    mw = self.mask.weights(dry[mask_from:])
+                    ascent_step(self.model, self.objective, dry, delta, dith, live, weights, 1e-3, self.mask, mw, mask_from)
                 times.append(time.perf_counter() - t0)
             self.step_seconds = float(np.median(times[1:]))
         finally:
@@ -554,11 +585,33 @@ class Dreamer:
         dith = torch.from_numpy(self._dith[s:])
         live = w - live_n
         weights = torch.from_numpy(self._weights(live_n))
+        if self._eq_mode(self._params):
+            change, objs = self.eq.step(self.model, self.objective.index, dry, dith, self._avail - w, live, k, self._params["max_db"])
+            # Join the frozen audio continuously (fade from the change the live samples had to the new one)
+            # and fade to zero at the newest sample (the next hop's dry samples join there).
+            ramp = torch.from_numpy(self._weights_in(live_n))
+            new = change * torch.from_numpy(self._weights_out(live_n))
+            prev = delta[live:].clone()
+            delta[live:] = prev + ramp * (new - prev)
+            return objs, live_n
         mask_from = max(0, live - self.mask.n_fft)
         mw = self.mask.weights(dry[mask_from:])
         step = self._params["step_size"]
         objs = [ascent_step(self.model, self.objective, dry, delta, dith, live, weights, step, self.mask, mw, mask_from) for _ in range(k)]
         return objs, live_n
+
+    def _eq_mode(self, p):
+        return p["param"] == "eq" and self.objective.kind == "target" and not self.objective.away
+
+    def _weights_in(self, n_live):
+        w = np.ones(n_live, np.float32)
+        f = min(self._fade_m, n_live // 2)
+        if f:
+            w[:f] = _fade(f)
+        return w
+
+    def _weights_out(self, n_live):
+        return self._weights_in(n_live)[::-1].copy()
 
     def _emit(self, end):
         n = end - self._emitted
