@@ -12,9 +12,13 @@ window whose end is the newest audio:
 
 Each hop it appends the new samples to the live part (as the dry signal;
 the older live samples keep their dream: a warm start), runs ``K``
-gradient steps on the live part only (:func:`engine.dream_core.ascent_step`:
-normalised steps, clipped to [-1, 1], spectrally masked by the original),
-and then emits the oldest hop. The live part is ``dream latency`` seconds
+gradient steps on the live part only, and then emits the oldest hop. Toward
+a target (by default) a step ascends the target's logit through a
+time-varying EQ of the window (:class:`engine.dream_transfer.StreamingEq`,
+the offline dream's parametrisation: audible, and heard by other networks);
+for a layer objective, ``away`` or ``param="wave"`` it is Geng et al.'s
+waveform step (:func:`engine.dream_core.ascent_step`: normalised steps,
+clipped to [-1, 1], spectrally masked by the original). The live part is ``dream latency`` seconds
 long (from one hop to the window): every sample stays live for
 ``latency / hop`` hops, so it gets ``K * latency / hop`` steps. More latency,
 more dream per sample, for the same cost per hop.

@@ -33,14 +33,18 @@ def add_arguments(p: argparse.ArgumentParser):
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = (
         "Deep-dream an audio file: gradient ascent on a genre classifier's activations (Geng, Ren & Ogihara 2017).\n"
-        "Ascend one layer's mean activation, all layers' (the default, as in the paper), or a label's log-probability."
+        "Toward a label (--target), the default dreams a time-varying EQ for an ensemble (musicnn-msd + musicnn-mtt) with\n"
+        "random transformations every step: a change other networks and listeners hear (docs/dream.md).\n"
+        "Without a target it ascends one layer's mean activation, or all layers' (as in the paper)."
     )
     p.epilog = (
         "examples:\n"
         "  genredream dream song.wav dreamed.wav                         # all layers of the default model\n"
         "  genredream dream song.wav low.wav --model geng --layer conv1  # low layer: attack-like features\n"
         "  genredream dream song.wav high.wav --model geng --layer conv3 # high layer: harmonic patterns\n"
+        "  genredream dream song.wav rockier.wav --target rock --judge doyle  # toward a label; a held-out model judges\n"
         "  genredream dream song.wav jazzier.wav --target jazz --plot    # push toward a label, with a PNG\n"
+        "  genredream dream song.wav wave.wav --target rock --param wave --model musicnn-msd  # Geng's waveform ascent\n"
         "  genredream dream song.wav less.wav --target rock --away --mix 0.5\n"
         "\n"
         "`genredream models` lists models; an unknown --layer or --target lists what the model has."
@@ -65,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser):
         "wave = the samples themselves (Geng et al.; the only choice for --layer)",
     )
     p.add_argument("--judge", default=None, metavar="MODEL", help="with --target: also report this model's logit rise for the target (it must not be a dreaming model)")
-    p.add_argument("--steps", type=int, default=None, help="gradient steps (default 16 for eq, 20 for wave)")
+    p.add_argument("--steps", type=int, default=None, help="gradient steps (default 6 for eq, 20 for wave)")
     p.add_argument("--max-db", type=float, default=None, metavar="DB", help="eq: strength, how far the EQ may boost or cut (default 12 dB)")
     p.add_argument("--step-size", type=float, default=None, help="wave: RMS change per step, full scale 1 (default 0.003)")
     p.add_argument("--mix", type=float, default=1.0, help="0 = dry, 1 = full dream (default 1)")
