@@ -505,7 +505,7 @@ class Dreamer:
         entry = {
             "seq": job.seq,
             "boundary": job.boundary,
-            "objective": self.objective.describe(),
+            "objective": self._describe(),
             "mode": self.objective.kind,
             "name": self.objective.name,
             "steps": k,
@@ -603,6 +603,12 @@ class Dreamer:
         step = self._params["step_size"]
         objs = [ascent_step(self.model, self.objective, dry, delta, dith, live, weights, step, self.mask, mw, mask_from) for _ in range(k)]
         return objs, live_n
+
+    def _describe(self):
+        p = self._params
+        if self._eq_mode(p):
+            return f"toward {self.objective.name!r} (logit), time-varying EQ +-{p['max_db']:g} dB"
+        return self.objective.describe()
 
     def _eq_mode(self, p):
         return p["param"] == "eq" and self.objective.kind == "target" and not self.objective.away
@@ -704,7 +710,7 @@ class Dreamer:
         return {
             "model": self.name,
             "params": self.params(),
-            "objective": self.objective.describe(),
+            "objective": self._describe(),
             "latency_s": self.latency_s,
             "latency_samples": self.latency_samples,
             "lag_samples": self.lag_samples,

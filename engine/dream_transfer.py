@@ -395,7 +395,7 @@ def dream_transfer(
         opt.step()
         res.objective_per_step.append(float(obj.detach()))
         if progress is not None:
-            progress(step, float(obj))
+            progress(step, res.objective_per_step[-1])
     with torch.no_grad():
         res.dreamed = param.render()[:n].numpy().astype(np.float32)
     res.after = ensemble.score(res.dreamed)
