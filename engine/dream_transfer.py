@@ -433,7 +433,8 @@ class StreamingEq:
         normalised to unit RMS).
     """
 
-    def __init__(self, sr, bands=DEFAULT_BANDS, grid_s=DEFAULT_GRID_S, max_db=DEFAULT_MAX_DB, lr=DEFAULT_LIVE_LR, seed=0):
+    def __init__(self, sr, bands=DEFAULT_BANDS, grid_s=DEFAULT_GRID_S, max_db=DEFAULT_MAX_DB, lr=DEFAULT_LIVE_LR, seed=0, texture_db=DEFAULT_TEXTURE_DB):
+        self.texture_db = texture_db
         self.sr = int(sr)
         self.bands = int(bands)
         self.grid_m = int(round(grid_s * sr))
@@ -478,12 +479,24 @@ class StreamingEq:
         js = list(range(j_lo, j_hi + 1))
         frame_t = start + np.arange(X.shape[1]) * self.hop
         Bt = torch.from_numpy(_interp_matrix(frame_t.astype(np.float64), np.array(js, np.float64) * self.grid_m).T.copy())
-        P = torch.from_numpy(np.stack([self.points.get(j, np.zeros(self.bands, np.float32)) for j in js], axis=1))
+        # Per grid point: the EQ's tanh parameters, then (texture) the texture envelope's logits.
+        texture = self.texture_db is not None and self.max_db > 0
+        init = np.concatenate([np.zeros(self.bands, np.float32), np.full(self.bands, -4.0, np.float32)])
+        P = torch.from_numpy(np.stack([self.points.get(j, init) for j in js], axis=1))
         trainable = torch.tensor([j * self.grid_m >= start + live for j in js])
         objs = []
+        if texture:
+            mag = X.abs()
+            gen = torch.Generator().manual_seed(int(start) % (2**31))
+            rnd = torch.polar(torch.ones_like(mag), 2 * math.pi * torch.rand(mag.shape, generator=gen))
+            phase = torch.where(mag > 1e-7, X / mag.clamp_min(1e-12), rnd)
+            ref = mag.amax(0, keepdim=True).clamp_min(1e-4) * (10.0 ** (self.texture_db / 20.0))
 
         def render(P):
-            return torch.istft(X * torch.pow(10.0, (self.max_db / 20.0) * (Bf @ torch.tanh(P) @ Bt)), self.n_fft, self.hop, window=self.window, center=True, length=w)
+            Y = X * torch.pow(10.0, (self.max_db / 20.0) * (Bf @ torch.tanh(P[: self.bands]) @ Bt))
+            if texture:
+                Y = Y + (Bf @ torch.sigmoid(P[self.bands :]) @ Bt) * ref * phase
+            return torch.istft(Y, self.n_fft, self.hop, window=self.window, center=True, length=w)
 
         for _ in range(int(k)):
             Pv = P.clone().requires_grad_(True)
@@ -491,13 +504,18 @@ class StreamingEq:
             obj = target_logits(lm, (g * render(Pv) + dith)[None], index)[0]
             (grad,) = torch.autograd.grad(obj, Pv)
             grad = grad * trainable
-            rms = float(torch.sqrt(torch.mean(grad[:, trainable] ** 2))) if bool(trainable.any()) else 0.0
-            if rms > 0 and math.isfinite(rms):
-                P = (P + (self.lr / rms) * grad).clamp(-3.0, 3.0)
+            if not texture:
+                grad[self.bands :] = 0.0
+            # Each part's gradient normalised to unit RMS over the live points (as Adam would, per parameter scale).
+            parts = []
+            for part, lo, hi in ((grad[: self.bands], -3.0, 3.0), (grad[self.bands :], -8.0, 4.0)):
+                rms = float(torch.sqrt(torch.mean(part[:, trainable] ** 2))) if bool(trainable.any()) else 0.0
+                parts.append((self.lr / rms) * part if rms > 0 and math.isfinite(rms) else torch.zeros_like(part))
+            P = torch.cat([(P[: self.bands] + parts[0]).clamp(-3.0, 3.0), (P[self.bands :] + parts[1]).clamp(-8.0, 4.0)])
             objs.append(float(obj.detach()))
         for c, j in enumerate(js):
             if trainable[c]:
-                self.points[j] = P[:, c].numpy().astype(np.float32)
+                self.points[j] = P[:, c].detach().numpy().astype(np.float32)
         for j in [j for j in self.points if j < j_lo - 2]:
             del self.points[j]
         with torch.no_grad():
