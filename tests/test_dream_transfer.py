@@ -43,8 +43,10 @@ def clips(tmp_path_factory):
 def nets():
     for name in (DREAMER, JUDGE):
         require_component(f"models/pretrained/{name}.pt", (contract.PRETRAINED_DIR / f"{name}.pt").exists(), "git checkout models/pretrained (it is committed)")
-    torch.set_num_threads(1)
-    return {name: load_dream_model(name) for name in (DREAMER, JUDGE)}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the shared 2-core machines; restored for the tests after these
+    yield {name: load_dream_model(name) for name in (DREAMER, JUDGE)}
+    torch.set_num_threads(before)
 
 
 def random_eq_like(dry, dreamed, sr, seed):
