@@ -141,6 +141,17 @@ def test_dream_hop_musicnn_msd(benchmark, musicnn, k):
     _info(benchmark, "musicnn-msd", k, dr, DEFAULT_STEPS["musicnn-msd"]["steps"], one_hop.cpu)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_dream_hop_musicnn_msd_eq_target(benchmark, musicnn, k):
+    """The default toward a target (issue 13): the time-varying EQ, one hop's K steps."""
+    e, dr, one_hop = _hop_runner(musicnn, k, target="rock")
+    benchmark.pedantic(one_hop, rounds=5, iterations=1, warmup_rounds=0)
+    assert e.counters["dream_errors"] == 0 and dr.history[-1]["steps"] == k and dr._eq_mode(dr.params())
+    _info(benchmark, "musicnn-msd", k, dr, DEFAULT_STEPS["musicnn-msd"]["steps"], one_hop.cpu, suffix=", EQ toward a target")
+    if k == DEFAULT_STEPS["musicnn-msd"]["steps"]:
+        benchmark.extra_info.update(target="RTF <= 0.5 (default K)", target_abs_s=0.5 * HOP_S)
+
+
 def test_dream_hop_musicnn_msd_full_window(benchmark, musicnn):
     """Why musicnn dreams in 3 s: one step in the whole 5 s window."""
     e, dr, one_hop = _hop_runner(musicnn, 1, window=5.0)

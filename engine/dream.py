@@ -12,9 +12,13 @@ window whose end is the newest audio:
 
 Each hop it appends the new samples to the live part (as the dry signal;
 the older live samples keep their dream: a warm start), runs ``K``
-gradient steps on the live part only (:func:`engine.dream_core.ascent_step`:
-normalised steps, clipped to [-1, 1], spectrally masked by the original),
-and then emits the oldest hop. The live part is ``dream latency`` seconds
+gradient steps on the live part only, and then emits the oldest hop. Toward
+a target (by default) a step ascends the target's logit through a
+time-varying EQ of the window (:class:`engine.dream_transfer.StreamingEq`,
+the offline dream's parametrisation: audible, and heard by other networks);
+for a layer objective, ``away`` or ``param="wave"`` it is Geng et al.'s
+waveform step (:func:`engine.dream_core.ascent_step`: normalised steps,
+clipped to [-1, 1], spectrally masked by the original). The live part is ``dream latency`` seconds
 long (from one hop to the window): every sample stays live for
 ``latency / hop`` hops, so it gets ``K * latency / hop`` steps. More latency,
 more dream per sample, for the same cost per hop.
@@ -91,6 +95,7 @@ from engine.dream_core import (
     model_input,
 )
 from engine.dream_depth import depth_settings
+from engine.dream_transfer import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
 from engine.resample import StreamingResampler
 
 __all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
@@ -119,7 +124,7 @@ BLOCK_MARGIN = 1024
 #: rate in one shot (soxr HQ needs about 100; checked in tests/test_dream.py).
 BACK_EDGE = 256
 #: What :meth:`Dreamer.set_params` accepts.
-PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix", "depth")
+PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix", "depth", "max_db", "param")
 
 
 def _forward_lag(in_rate, model_rate, hop_in, seconds=6.0, blocks=(64, 1024)):
@@ -180,7 +185,18 @@ class Dreamer:
         Dream window in seconds (models that take any length only); default
         the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 1.5``.
     mask_range : float
-        Spectral mask range in dB (0 disables it).
+        Spectral mask range in dB (0 disables it; waveform dream only).
+    max_db : float
+        Toward a target (the EQ dream, the default there): the strength, how
+        far the EQ may boost or cut (dB; 0: no change).
+    param : {"eq", "wave"}
+        Toward a target: ``"eq"`` (default) dreams a time-varying EQ of the
+        live part (:class:`engine.dream_transfer.StreamingEq`, the offline
+        dream's parametrisation: it transfers to other networks and is
+        audible); ``"wave"`` the waveform ascent of Geng et al. Layer
+        objectives and ``away`` always dream the waveform.
+    eq_lr : float
+        EQ dream: change of its tanh parameters per step (normalised gradient).
     dither : float
         RMS of the fixed noise in the model's input (never in the output).
     seed : int
@@ -230,6 +246,9 @@ class Dreamer:
         seed=0,
         headroom=1.0,
         depth=None,
+        max_db=DEFAULT_MAX_DB,
+        param="eq",
+        eq_lr=DEFAULT_LIVE_LR,
     ):
         self.model = load_dream_model(model)
         self.name = self.model.name
@@ -242,10 +261,17 @@ class Dreamer:
         self.headroom = float(headroom)
         self._plock = threading.Lock()
         self._pending = {}
-        self._params = {"enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0, "depth": None}
+        self._params = {
+            "enabled": True, "layer": "all", "target": None, "away": False, "steps": 1, "step_size": DEFAULT_STEP_SIZE, "mix": 1.0,
+            "depth": None, "max_db": DEFAULT_MAX_DB, "param": "eq",
+        }
         self._steps_given = steps is not None
-        self._params = self._checked({"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps, "depth": depth})
+        self._params = self._checked(
+            {"layer": layer, "target": target, "away": away, "step_size": step_size, "mix": mix, "steps": 1 if steps is None else steps,
+             "depth": depth, "max_db": max_db, "param": param}
+        )
         self._base_steps = self._params["steps"]  # the budget depth scales (the table's or timed default when not given)
+        self.eq = StreamingEq(self.sample_rate, max_db=self._params["max_db"], lr=eq_lr, seed=seed)
         self.objective = self._objective_of(self._params)
         self.output_sinks = []
         self.history = collections.deque(maxlen=2000)
@@ -288,6 +314,12 @@ class Dreamer:
                 p["depth"] = depth_settings(p["depth"], 1).depth
             except ValueError as e:
                 raise DreamError(str(e)) from None
+        v = p["max_db"]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (0.0 <= float(v) <= 40.0):
+            raise DreamError(f"max dB must be a number from 0 to 40, got {v!r}")
+        p["max_db"] = float(v)
+        if p["param"] not in ("eq", "wave"):
+            raise DreamError(f"param must be eq or wave, got {p['param']!r}")
         p["enabled"] = bool(p["enabled"])
         p["away"] = bool(p["away"])
         obj = self._objective_of(p)  # raises DreamError with the layers or labels
@@ -420,10 +452,14 @@ class Dreamer:
             weights = torch.from_numpy(self._weights(self._d_m))
             mask_from = max(0, live - self.mask.n_fft)
             times = []
+            scratch = StreamingEq(self.sample_rate)  # the EQ dream's state stays untouched
             for _ in range(4):
                 t0 = time.perf_counter()
-                mw = self.mask.weights(dry[mask_from:])
-                ascent_step(self.model, self.objective, dry, delta, dith, live, weights, 1e-3, self.mask, mw, mask_from)
+                if self._eq_mode(self._params):
+                    scratch.step(self.model, self.objective.index, dry, dith, 0, live, 1)
+                else:
+                    mw = self.mask.weights(dry[mask_from:])
+                    ascent_step(self.model, self.objective, dry, delta, dith, live, weights, 1e-3, self.mask, mw, mask_from)
                 times.append(time.perf_counter() - t0)
             self.step_seconds = float(np.median(times[1:]))
         finally:
@@ -506,7 +542,7 @@ class Dreamer:
         entry = {
             "seq": job.seq,
             "boundary": job.boundary,
-            "objective": self.objective.describe(),
+            "objective": self._describe(),
             "mode": self.objective.kind,
             "name": self.objective.name,
             "steps": k,
@@ -601,11 +637,39 @@ class Dreamer:
         dith = torch.from_numpy(self._dith[s:])
         live = w - live_n
         weights = torch.from_numpy(self._weights(live_n))
+        if self._eq_mode(self._params):
+            change, objs = self.eq.step(self.model, self.objective.index, dry, dith, self._avail - w, live, k, self._params["max_db"])
+            # Join the frozen audio continuously (fade from the change the live samples had to the new one)
+            # and fade to zero at the newest sample (the next hop's dry samples join there).
+            ramp = torch.from_numpy(self._weights_in(live_n))
+            new = change * torch.from_numpy(self._weights_out(live_n))
+            prev = delta[live:].clone()
+            delta[live:] = prev + ramp * (new - prev)
+            return objs, live_n
         mask_from = max(0, live - self.mask.n_fft)
         mw = self.mask.weights(dry[mask_from:])
         step = self._params["step_size"]
         objs = [ascent_step(self.model, self.objective, dry, delta, dith, live, weights, step, self.mask, mw, mask_from) for _ in range(k)]
         return objs, live_n
+
+    def _describe(self):
+        p = self._params
+        if self._eq_mode(p):
+            return f"toward {self.objective.name!r} (logit), time-varying EQ +-{p['max_db']:g} dB"
+        return self.objective.describe()
+
+    def _eq_mode(self, p):
+        return p["param"] == "eq" and self.objective.kind == "target" and not self.objective.away
+
+    def _weights_in(self, n_live):
+        w = np.ones(n_live, np.float32)
+        f = min(self._fade_m, n_live // 2)
+        if f:
+            w[:f] = _fade(f)
+        return w
+
+    def _weights_out(self, n_live):
+        return self._weights_in(n_live)[::-1].copy()
 
     def _emit(self, end):
         n = end - self._emitted
@@ -722,7 +786,7 @@ class Dreamer:
         return {
             "model": self.name,
             "params": self.params(),
-            "objective": self.objective.describe(),
+            "objective": self._describe(),
             "latency_s": self.latency_s,
             "latency_samples": self.latency_samples,
             "lag_samples": self.lag_samples,
