@@ -82,4 +82,4 @@ def test_port_in_use_is_reported_before_loading(tmp_path):
         port = s.getsockname()[1]
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
         r = subprocess.run(_cmd(port, model, tmp_path / "o.jsonl"), capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "never-loaded" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and f"cannot listen for OSC on 127.0.0.1:{port}" in r.stderr and "never-loaded" not in r.stderr, r.stderr[-2000:]

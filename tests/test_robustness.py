@@ -370,9 +370,11 @@ def test_a_model_loaded_mid_stream_at_another_rate_runs_on_the_stream_clock(mode
     for r in zheng:
         # the newest sample its window depends on, in input samples from the start of the stream
         assert r.seq * hop - hop < r.end_index <= r.seq * hop, (r.seq, r.end_index)
-        # the same moment as geng's (each lags its hop boundary by under one of its mel hops: 64 ms at 8 kHz)
-        assert abs(r.end_index - geng[r.seq].end_index) < 0.1 * SR
-        assert abs(r.end_s - geng[r.seq].end_s) < 0.1
+        # the same moment as geng's: a mel model lags its hop boundary by under one of its mel hops, a
+        # waveform model by the resampler's fixed hold-back (engine/frontend.py: up to ~160 ms), so within
+        # 0.25 s; the bug this catches put the late-loaded model seconds off the stream's clock
+        assert abs(r.end_index - geng[r.seq].end_index) < 0.25 * SR
+        assert abs(r.end_s - geng[r.seq].end_s) < 0.25
         # its latency runs from the arrival of that sample, which came after the load
         assert r.latency_ms < (t_end - t_load) * 1e3
     lat = e.latency_stats(name)
