@@ -123,7 +123,7 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     from models.archs.musicnn_head import MusicnnHead
     from models.extend import transplant
 
-    fresh = MusicnnHead(child.labels)
+    fresh = MusicnnHead(child.labels, child.meta["head"]["layer"], child.meta["head"]["hidden"])
     transplant(parent.module.state_dict(), fresh, 3)
     fresh.eval()
     x = torch.randn(2, 96, 313)
