@@ -25,10 +25,10 @@ SECONDS = 4
 
 @pytest.mark.realtime
 def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
-    from engine.io import device
-    from engine.run import build_engine
-    from models.archs import build
-    from models.contract import save
+    from genredream.engine.io import device
+    from genredream.engine.run import build_engine
+    from genredream.models.archs import build
+    from genredream.models.contract import save
 
     model = tmp_path / "geng.pt"
     m, meta = build("geng", ["a", "b", "c"])
@@ -74,10 +74,10 @@ def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
 
 def _direct_runner(tmp_path):
     """A duplex runner opened on a JACK dummy server, whose callback the benchmark calls directly (no real-time pacing)."""
-    from engine.channels import FrameRing
-    from engine.io import device
-    from engine.ringbuffer import RingBuffer
-    from engine.runtime import Engine
+    from genredream.engine.channels import FrameRing
+    from genredream.engine.io import device
+    from genredream.engine.ringbuffer import RingBuffer
+    from genredream.engine.runtime import Engine
 
     with jack_server(BLOCK, str(tmp_path)):
         engine = Engine(RATE)
@@ -128,8 +128,8 @@ def _time_python_callback(frames, calls):
     import numpy as np
     import sounddevice as sd
 
-    from engine.io import device
-    from engine.runtime import Engine
+    from genredream.engine.io import device
+    from genredream.engine.runtime import Engine
 
     runner = device.DuplexRunner(Engine(RATE), device="JACK", channels=2, blocksize=frames)
     ind = (0.1 * np.random.default_rng(0).standard_normal((frames, 2))).astype(np.float32)
@@ -227,10 +227,10 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
     """
     import torch
 
-    from engine.dream import Dreamer
-    from engine.io import device
-    from engine.io.cring import CRingRunner
-    from engine.run import build_engine
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.io import device
+    from genredream.engine.io.cring import CRingRunner
+    from genredream.engine.run import build_engine
     from tests.test_realtime_jack import _metronome
 
     torch.set_num_threads(1)

@@ -2,11 +2,11 @@
 
 What is timed is everything the engine does for the dream at a hop: the
 front end taking the hop's audio (44.1 kHz in, resampled to the model's
-rate) and :meth:`engine.dream.Dreamer.process` (take the new samples,
+rate) and :meth:`genredream.engine.dream.Dreamer.process` (take the new samples,
 K steps of waveform -> [torch mel ->] features -> backward with the spectral
 mask, emit, resample the dream back, write ``engine.output``). ``rtf`` is
 the median over the hop; the engine's default K per model
-(:data:`engine.dream.DEFAULT_STEPS`) must keep it at or under 0.5 on the
+(:data:`genredream.engine.dream.DEFAULT_STEPS`) must keep it at or under 0.5 on the
 2-core machines with one torch thread, which ``target_abs_s`` checks.
 
 geng: the shipped file if training has produced it, else the same network
@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.dream import DEFAULT_STEPS, Dreamer
-from engine.runtime import Engine
-from models import contract
+from genredream.engine.dream import DEFAULT_STEPS, Dreamer
+from genredream.engine.runtime import Engine
+from genredream.models import contract
 from tests.conftest import require_component
 
 HOP_S = 0.5
@@ -50,7 +50,7 @@ def geng(tmp_path_factory):
     shipped = contract.PRETRAINED_DIR / "geng.pt"
     if shipped.exists():
         return contract.validate(shipped)
-    from models.archs import build
+    from genredream.models.archs import build
 
     torch.manual_seed(0)
     m, meta = build("geng", ["blues", "classical", "country", "disco", "hiphop"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.runtime import Engine
-from models.contract import list_models
+from genredream.engine.runtime import Engine
+from genredream.models.contract import list_models
 
 FIGURES = Path(__file__).parent / "figures"
 HOP = 0.5
@@ -19,7 +19,7 @@ HOP = 0.5
 
 def clip(sr, seconds, seed=0):
     """Synthetic music-like audio: chords, a kick, noise hats (no files needed)."""
-    from engine.demo import test_signal
+    from genredream.engine.demo import test_signal
 
     return test_signal(seconds, sr, seed).mean(axis=1).astype(np.float32)
 
@@ -77,7 +77,7 @@ def test_result_latency_per_model(benchmark, model):
 
 def test_offline_throughput_default_model(benchmark):
     """`genredream run --input FILE --no-view` with the default model, hop 0.5 s, as a multiple of real time."""
-    from models.classify import default_model
+    from genredream.models.classify import default_model
 
     model = str(default_model())
     holder = {}

@@ -8,7 +8,7 @@ the same successive windows in the same run. The ratio should be ~1.0x.
 import pytest
 import torch
 
-from models import contract
+from genredream.models import contract
 
 from bench_musicnn import _hops, _info, _warm  # benchmarks/ is on sys.path (pytest rootdir-less import)
 
@@ -23,7 +23,7 @@ def msd():
 @pytest.fixture(scope="module")
 def head_file(msd, tmp_path_factory):
     """A head on the MSD body, saved and loaded through the contract (its weights need no training to be timed)."""
-    from models.archs.musicnn_head import MusicnnHead, make_head_meta
+    from genredream.models.archs.musicnn_head import MusicnnHead, make_head_meta
 
     torch.manual_seed(0)
     net = MusicnnHead([f"genre{i}" for i in range(10)], "penultimate", 0)
@@ -34,7 +34,7 @@ def head_file(msd, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mel_stream(msd):
-    from engine.demo import test_signal
+    from genredream.engine.demo import test_signal
 
     y = torch.from_numpy(test_signal(40.0, 16000, 3).mean(axis=1).astype("float32"))[None]
     with torch.no_grad():
@@ -43,7 +43,7 @@ def mel_stream(msd):
 
 @pytest.mark.parametrize("role", ["ours", "reference"])
 def test_head_per_hop_vs_musicnn(benchmark, msd, head_file, mel_stream, role):
-    from engine.incremental import FrameBranchRunner
+    from genredream.engine.incremental import FrameBranchRunner
 
     torch.set_num_threads(1)
     module = head_file if role == "ours" else msd

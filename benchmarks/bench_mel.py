@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 import pytest
 
-from engine.mel import StreamingMel, melspectrogram
+from genredream.engine.mel import StreamingMel, melspectrogram
 
 SR, N_FFT, HOP, N_MELS = 22050, 2048, 512, 128
 
@@ -91,7 +91,7 @@ _FIRST_CALL = textwrap.dedent(
     """
     import time, numpy as np
     t0 = time.perf_counter()
-    from engine.mel import melspectrogram, StreamingMel
+    from genredream.engine.mel import melspectrogram, StreamingMel
     t1 = time.perf_counter()
     melspectrogram(np.zeros(22050 * 3, np.float32))
     StreamingMel().push(np.zeros(4096, np.float32))

@@ -11,7 +11,7 @@ room for the mel and other models, so well below 1 is the goal).
 import pytest
 import torch
 
-from models import contract
+from genredream.models import contract
 
 HOP_S = 0.5
 SR = 16000
@@ -109,7 +109,7 @@ def test_musicnn_forward_backward_5s_window(benchmark, musicnn, wave, threads):
 @pytest.fixture(scope="module")
 def mel_stream(musicnn):
     """Mel frames of 40 s of music-like audio, scaled as the engine feeds them."""
-    from engine.demo import test_signal
+    from genredream.engine.demo import test_signal
 
     y = torch.from_numpy(test_signal(40.0, SR, 3).mean(axis=1).astype("float32"))[None]
     with torch.no_grad():
@@ -129,7 +129,7 @@ def _hops(mel, start=313):
 def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_stream, threads, role):
     """The engine's cost per hop: only what changed (engine/incremental.py) against the
     whole 5 s window, on the same successive windows, denormals flushed as the engine does."""
-    from engine.incremental import FrameBranchRunner
+    from genredream.engine.incremental import FrameBranchRunner
 
     runner = FrameBranchRunner(musicnn)
     windows = list(_hops(mel_stream))
@@ -158,7 +158,7 @@ def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_str
 @pytest.fixture(scope="module")
 def musicnn_conv1d_mid(musicnn):
     """The same network compiled with its first mid-end convolution left as conv1d (the reference)."""
-    from models.archs.musicnn import Musicnn
+    from genredream.models.archs.musicnn import Musicnn
 
     net = Musicnn()  # the MTT tags, as the file benchmarked here
     net.load_state_dict(musicnn.state_dict())

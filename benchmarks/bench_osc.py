@@ -28,11 +28,11 @@ import time
 import numpy as np
 import pytest
 
-from bridge import protocol as P
-from bridge.client import OscClient
-from bridge.protocol import A
-from bridge.server import OscBridge
-from engine.runtime import Engine
+from genredream.bridge import protocol as P
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
+from genredream.bridge.server import OscBridge
+from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
 SR, BLOCK = 48000, 512
@@ -112,7 +112,7 @@ def test_osc_round_trip_last_packet_to_scores(benchmark, geng_file):
 def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
     seconds = float(os.environ.get("GENREDREAM_OSC_SUSTAIN_S", 3.0 if benchmark.disabled else 60.0))
     n_packets = int(seconds * SR / BLOCK)
-    from engine.dream import Dreamer
+    from genredream.engine.dream import Dreamer
 
     e = Engine(SR)
     e.load_model(geng_file)

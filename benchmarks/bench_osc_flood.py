@@ -28,10 +28,10 @@ import time
 import numpy as np
 import pytest
 
-from bridge.client import OscClient
-from bridge.protocol import A
-from bridge.server import OscBridge
-from engine.runtime import Engine
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
+from genredream.bridge.server import OscBridge
+from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
 ROUNDS = 200

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine.ringbuffer import RingBuffer
+from genredream.engine.ringbuffer import RingBuffer
 
 BLOCK, SR = 256, 48000
 

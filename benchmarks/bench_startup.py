@@ -34,7 +34,7 @@ def _first_result_s(wav, cache, before=False):
         env["GENREDREAM_JIT_OPTIMIZE"] = "1"  # torch's default graph optimisation, as before
     t0 = time.perf_counter()
     p = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", "--input", str(wav), "--model", "musicnn-msd", "--jsonl", "-", "--no-view", "--threads", "1"],
+        [sys.executable, "-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", "musicnn-msd", "--jsonl", "-", "--no-view", "--threads", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

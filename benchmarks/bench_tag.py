@@ -29,7 +29,7 @@ RSS_MODELS = ("geng", "zheng")
 
 def _write_song(path, seconds, sr=44100, seed=0):
     """Music-like stereo (chords, kick, hats), written in one-minute blocks so an hour never sits in memory."""
-    from engine.demo import test_signal
+    from genredream.engine.demo import test_signal
 
     with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype="PCM_16") as f:
         left = float(seconds)
@@ -57,7 +57,7 @@ def _cli(*args, timeout=3600):
     """Run `python -m engine.cli ARGS` from this tree; returns (wall seconds, completed process)."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+    r = subprocess.run([sys.executable, "-m", "genredream.engine.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     wall = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-2000:]
     return wall, r
@@ -68,7 +68,7 @@ def _peak_rss_mb(*args):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     code = (
         "import resource, subprocess, sys;"
-        "r = subprocess.run([sys.executable, '-m', 'engine.cli', *sys.argv[1:]], capture_output=True);"
+        "r = subprocess.run([sys.executable, '-m', 'genredream.engine.cli', *sys.argv[1:]], capture_output=True);"
         "assert r.returncode == 0, r.stderr.decode()[-2000:];"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )

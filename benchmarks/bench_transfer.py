@@ -11,7 +11,7 @@ has them).
 
 Rows (pair "dream transfer: 6 (clip, target) pairs, 15 s each"):
 
-* ours: the default dream (:func:`engine.dream_transfer.dream_transfer`:
+* ours: the default dream (:func:`genredream.engine.dream_transfer.dream_transfer`:
   time-varying EQ, musicnn-msd + musicnn-mtt, expectation over
   transformation);
 * reference: Geng et al.'s waveform dream as ``genredream dream`` did it
@@ -33,8 +33,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from engine.dream_core import dream_offline, load_dream_model, make_objective
-from engine.dream_transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer, judge_score
+from genredream.engine.dream_core import dream_offline, load_dream_model, make_objective
+from genredream.engine.dream_transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer, judge_score
 from tests.conftest import require_program
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
@@ -48,7 +48,7 @@ FIG = Path(__file__).parent / "figures" / "dream_transfer.png"
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    from models.corpus.build import build_corpus
+    from genredream.models.corpus.build import build_corpus
 
     require_program("fluidsynth", "fluidsynth fluid-soundfont-gm")
     out = tmp_path_factory.mktemp("bench-transfer")

@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bridge import protocol as P  # noqa: E402
-from bridge.protocol import A  # noqa: E402
+from genredream.bridge import protocol as P  # noqa: E402
+from genredream.bridge.protocol import A  # noqa: E402
 
 
 def main():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.runtime import Engine
+from genredream.engine.runtime import Engine
 
 MINUTES = float(os.environ.get("GENREDREAM_SOAK_MINUTES", "10"))
 
@@ -26,8 +26,8 @@ def rss_mb():
 
 @pytest.mark.soak
 def test_soak_memory_flat_and_clock_exact():
-    from engine.demo import test_signal
-    from models.contract import list_models
+    from genredream.engine.demo import test_signal
+    from genredream.models.contract import list_models
 
     sr, block = 48000, 512
     y = test_signal(20.0, sr).mean(axis=1).astype(np.float32)

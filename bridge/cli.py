@@ -1,6 +1,6 @@
 """The OSC options of ``genredream run``, and running the engine on OSC audio.
 
-``genredream run --osc-port [N]`` (default port :data:`bridge.protocol.DEFAULT_PORT`):
+``genredream run --osc-port [N]`` (default port :data:`genredream.bridge.protocol.DEFAULT_PORT`):
 
 * without ``--input``/``--device``, audio comes in over OSC
   (``/genredream/audio/in`` or ``/audio/in/f``) and the engine runs at
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.protocol import DEFAULT_PORT
+from genredream.bridge.protocol import DEFAULT_PORT
 
 __all__ = ["add_osc_arguments", "parse_reply", "port_problem", "run_osc", "OscAttachment", "DEFAULT_OSC_RATE"]
 
@@ -75,7 +75,7 @@ def port_problem(host, port):
 
 
 def _bridge(engine, args, audio_in, sock=None):
-    from bridge.server import OscBridge
+    from genredream.bridge.server import OscBridge
 
     return OscBridge(engine, host=args.osc_host, port=args.osc_port, allow=args.osc_allow,
                      reply=args.osc_reply or (), audio_in=audio_in,
@@ -97,7 +97,7 @@ class OscAttachment:
     """Attach a bridge (control, scores, dreamed audio; no audio in) to the engine `run` builds."""
 
     def __init__(self, args, err):
-        from engine import run
+        from genredream.engine import run
 
         self.args, self.err, self.bridge = args, err, None
         self._hooks = run.ENGINE_HOOKS
@@ -121,15 +121,15 @@ class OscAttachment:
 def run_osc(args, err, early=None):
     """`genredream run --osc-port N` with OSC audio in. Returns the exit code.
 
-    ``early``: a :class:`bridge.early.EarlyPort` bound before the models
+    ``early``: a :class:`genredream.bridge.early.EarlyPort` bound before the models
     loaded; its socket and the datagrams it kept go to the bridge.
     """
     import time
 
     from rich.console import Console
 
-    from engine.io.sinks import JsonlSink, summary
-    from engine.run import build_engine
+    from genredream.engine.io.sinks import JsonlSink, summary
+    from genredream.engine.run import build_engine
 
     rate = args.samplerate or DEFAULT_OSC_RATE
     engine = build_engine(rate, args.model, args.window, args.hop, args.threads or 1)
@@ -167,14 +167,14 @@ def run_osc(args, err, early=None):
     interrupted = None
     try:
         if not args.no_view and args.jsonl != "-":
-            from engine.io.view import LiveView
+            from genredream.engine.io.view import LiveView
 
             with LiveView(engine):
                 wait()
         else:
             wait()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         interrupt.calm()
         interrupted = e
@@ -190,7 +190,7 @@ def run_osc(args, err, early=None):
         out.print(line, highlight=False)
     out.print(_summary_line(bridge))
     if interrupted is not None:
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

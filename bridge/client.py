@@ -2,7 +2,7 @@
 
 For scripts, tests and benchmarks (Max and Pd users have their own patches)::
 
-    from bridge.client import OscClient
+    from genredream.bridge.client import OscClient
     with OscClient(server_port=9137) as c:
         c.subscribe()                       # replies to this client's own port
         c.send_audio(seq, block, 48000)     # float32 [frames] or [frames, channels]
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from bridge import protocol as P
-from bridge.protocol import A
+from genredream.bridge import protocol as P
+from genredream.bridge.protocol import A
 
 __all__ = ["OscClient"]
 

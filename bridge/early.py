@@ -9,7 +9,7 @@ reported before anything is loaded), answers ``/genredream/status`` with
 datagram, audio included, in arrival order, up to :data:`MAX_KEPT`
 (counted beyond that). When the engine is ready, :meth:`EarlyPort.handover`
 gives the same socket, and the datagrams kept, to the bridge
-(:class:`bridge.server.OscBridge`): no datagram falls between the two.
+(:class:`genredream.bridge.server.OscBridge`): no datagram falls between the two.
 
 Imports nothing heavy: it runs before torch is imported.
 """
@@ -21,8 +21,8 @@ import socket
 import threading
 import time
 
-from bridge import protocol as P
-from bridge.protocol import A
+from genredream.bridge import protocol as P
+from genredream.bridge.protocol import A
 
 __all__ = ["EarlyPort", "MAX_KEPT"]
 

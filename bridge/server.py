@@ -1,10 +1,10 @@
-"""The OSC bridge: a UDP server feeding an :class:`engine.runtime.Engine`.
+"""The OSC bridge: a UDP server feeding an :class:`genredream.engine.runtime.Engine`.
 
 Threads (none of them is the engine's audio path):
 
 * **receive** (:meth:`OscBridge._recv_loop`): one thread owns the socket and
   reads with ``recvfrom(65536)``, so a datagram larger than
-  :data:`bridge.protocol.MAX_DATAGRAM` is seen whole and rejected, never
+  :data:`genredream.bridge.protocol.MAX_DATAGRAM` is seen whole and rejected, never
   silently truncated. It does as little as possible so that control always
   gets through, even on a flooded socket: a datagram whose address starts
   with ``/genredream/audio/in``, and every bundle, is put on a bounded queue
@@ -12,13 +12,13 @@ Threads (none of them is the engine's audio path):
   ``overloaded``); every other datagram (control: status, ping, subscribe,
   dream parameters...) is scanned, decoded and answered here at once.
 * **audio** (:meth:`OscBridge._audio_loop`): each queued datagram is scanned
-  strictly, then parsed with python-osc (:func:`bridge.protocol.decode`);
+  strictly, then parsed with python-osc (:func:`genredream.bridge.protocol.decode`);
   bundles are unpacked at once, whatever their time tag (never a sleep).
-  Audio samples are repaired (:mod:`engine.sanitize`: NaN/Inf zeroed, beyond
+  Audio samples are repaired (:mod:`genredream.engine.sanitize`: NaN/Inf zeroed, beyond
   +-32 clipped, counted) before anything else touches them, go through the
-  jitter buffer (:class:`bridge.jitter.JitterBuffer`), are resampled to the
-  engine's rate (soxr; mono: :class:`engine.resample.StreamingResampler`,
-  more channels: :class:`engine.channels.FrameResampler`, and the engine
+  jitter buffer (:class:`genredream.bridge.jitter.JitterBuffer`), are resampled to the
+  engine's rate (soxr; mono: :class:`genredream.engine.resample.StreamingResampler`,
+  more channels: :class:`genredream.engine.channels.FrameResampler`, and the engine
   keeps them, :meth:`Engine.set_channels`) and handed to :meth:`Engine.write` (5 ms queue timeout, so a gap in the
   stream is released on time even when the sender pauses).
 * **control worker**: model load/unload/list and hop changes (loading
@@ -31,7 +31,7 @@ Threads (none of them is the engine's audio path):
 * scores are sent from the engine's inference worker (a sink): one
   ``sendto`` per message and subscriber, no queue in between.
 
-Every thread runs under the engine's supervisor (:mod:`engine.supervise`):
+Every thread runs under the engine's supervisor (:mod:`genredream.engine.supervise`):
 a failure is logged with its traceback, counted (``worker_errors``), sent to
 the subscribers as ``/genredream/error internal ...`` and the thread is
 restarted; a thread failing again and again is disabled
@@ -63,11 +63,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge import protocol as P
-from bridge.jitter import JitterBuffer
-from bridge.protocol import A, ProtocolError, as_float, as_int
-from engine.sanitize import repair_inplace
-from engine.supervise import Supervisor
+from genredream.bridge import protocol as P
+from genredream.bridge.jitter import JitterBuffer
+from genredream.bridge.protocol import A, ProtocolError, as_float, as_int
+from genredream.engine.sanitize import repair_inplace
+from genredream.engine.supervise import Supervisor
 
 __all__ = ["OscBridge", "Subscriber", "DREAM_PARAMS"]
 
@@ -142,7 +142,7 @@ class OscBridge:
     audio_in : bool
         Accept OSC audio (False when a device or file feeds the engine).
     jitter_depth, jitter_wait : int, float
-        See :class:`bridge.jitter.JitterBuffer`.
+        See :class:`genredream.bridge.jitter.JitterBuffer`.
     error_rate : float
         Error replies per second at most (burst of as many).
     out_block : int
@@ -322,7 +322,10 @@ class OscBridge:
     # -- receive -----------------------------------------------------------------
 
     def _recv_loop(self):
-        sock = self._sock
+        self._receive(self._sock, self.route)
+
+    def _receive(self, sock, handle):
+        """Read datagrams from ``sock`` and hand each to ``handle`` until the bridge stops."""
         while self._running:
             try:
                 data, addr = sock.recvfrom(65536)
@@ -333,7 +336,7 @@ class OscBridge:
                     break
                 self.counters["recv_errors"] += 1  # e.g. ICMP port unreachable reported on Windows
                 continue
-            self.route(data, addr)
+            handle(data, addr)
 
     def _audio_seconds(self, data):
         """Seconds of audio a queued datagram holds, read from its header without decoding it."""
@@ -359,25 +362,18 @@ class OscBridge:
         return True
 
     def _control_recv_loop(self):
-        sock = self._csock
-        while self._running:
-            try:
-                data, addr = sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                if not self._running:
-                    break
-                self.counters["recv_errors"] += 1
-                continue
-            if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
-                with self._acct:
-                    self.counters["packets"] += 1
-                    self.counters["rejected"] += 1
-                    self.counters["rejected_wrong_port"] += 1
-                self._error("wrong_port", "the control port takes control messages only: send audio and bundles to the main port")
-                continue
-            self.handle_datagram(data, addr)
+        self._receive(self._csock, self._route_control)
+
+    def _route_control(self, data, addr):
+        """The control port's work: control messages only; audio and bundles are refused."""
+        if data.startswith(_AUDIO_PREFIX) or P.is_bundle(data):
+            with self._acct:
+                self.counters["packets"] += 1
+                self.counters["rejected"] += 1
+                self.counters["rejected_wrong_port"] += 1
+            self._error("wrong_port", "the control port takes control messages only: send audio and bundles to the main port")
+            return
+        self.handle_datagram(data, addr)
 
     def route(self, data, addr):
         """The receive thread's work: queue audio and bundles, handle control at once."""
@@ -565,8 +561,8 @@ class OscBridge:
                 self._end_stream()
 
     def _feed(self, rate, ch, samples):
-        from engine.channels import FrameResampler
-        from engine.resample import StreamingResampler
+        from genredream.engine.channels import FrameResampler
+        from genredream.engine.resample import StreamingResampler
 
         if self._rs is None or self._rs.in_rate != rate or getattr(self._rs, "channels", 1) != ch:
             if self._rs is not None:
@@ -633,7 +629,7 @@ class OscBridge:
             raise ProtocolError("bad_args", f"{address} takes name_or_path [as_name]")
 
         def job():
-            from engine.runtime import ModelLoadError
+            from genredream.engine.runtime import ModelLoadError
 
             try:
                 name = self.engine.load_model(args[0], name=args[1] if len(args) > 1 else None)
@@ -663,7 +659,7 @@ class OscBridge:
             raise ProtocolError("bad_args", f"{address} takes no arguments")
 
         def job():
-            from models.contract import list_models
+            from genredream.models.contract import list_models
 
             loaded = list(self.engine.models)
             available = sorted({m["name"] for m in list_models() if not m["error"] and m["name"]})
@@ -849,7 +845,7 @@ class OscBridge:
         self._error(code, message)
 
     def result_packets(self, res):
-        """The messages for one :class:`engine.runtime.Result`, scores first."""
+        """The messages for one :class:`genredream.engine.runtime.Result`, scores first."""
         if res.error:
             return [P.encode(A.ERROR, "model_error", _clip(res.error))]
         model = res.model
@@ -943,7 +939,7 @@ def _dreamer_params(dreamer):
     if own is not None:
         return own
     try:
-        from engine.dream import PARAMS
+        from genredream.engine.dream import PARAMS
     except ImportError:
         return tuple(k for k, _ in DREAM_PARAMS.values())
     return PARAMS

@@ -1,9 +1,9 @@
 """Channels: a frames x channels ring on the input clock, and how a dream is applied to each channel.
 
 The engine analyses and dreams one signal, the **mid** (the mean of the
-input's channels: what :class:`engine.ringbuffer.RingBuffer` stores). To give
+input's channels: what :class:`genredream.engine.ringbuffer.RingBuffer` stores). To give
 back the input's channels, the engine keeps the input frames as they came in
-a :class:`FrameRing` (:meth:`engine.runtime.Engine.set_channels`), and the
+a :class:`FrameRing` (:meth:`genredream.engine.runtime.Engine.set_channels`), and the
 dreamer adds the change it made to the mid to every channel:
 
     out_c[j] = in_c[j] + mix * change[j]
@@ -164,7 +164,7 @@ def read_channels(path):
     """
     import soundfile as sf
 
-    from models.data import AudioFileError, load_audio
+    from genredream.models.data import AudioFileError, load_audio
 
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)

@@ -47,20 +47,20 @@ class Command:
 
 
 COMMANDS = [
-    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "engine.demo", "start here"),
-    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "engine.run", "perform"),
-    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "engine.io.device", "perform"),
-    Command("classify", "genre scores of an audio file, window by window and overall", "models.classify", "models"),
-    Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "models.tag.cli", "models"),
-    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "engine.dream_cli", "models"),
-    Command("models", "list shipped and user models: labels, input, sample rate, provenance", "models.listing", "models"),
-    Command("validate", "check a model file against the genredream TorchScript contract", "models.listing", "models"),
-    Command("train", "train a seed architecture on a folder-per-genre collection", "models.train", "models"),
-    Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "models.evaluate", "models"),
-    Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "models.corpus.cli", "data"),
-    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", "models.generator", "generate"),
-    Command("generate", "continue seed audio in a genre with a trained generator", "models.generator", "generate"),
-    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", "models.generator_eval", "generate"),
+    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "genredream.engine.demo", "start here"),
+    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.run", "perform"),
+    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.io.device", "perform"),
+    Command("classify", "genre scores of an audio file, window by window and overall", "genredream.models.classify", "models"),
+    Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.models.tag.cli", "models"),
+    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.dream_cli", "models"),
+    Command("models", "list shipped and user models: labels, input, sample rate, provenance", "genredream.models.listing", "models"),
+    Command("validate", "check a model file against the genredream TorchScript contract", "genredream.models.listing", "models"),
+    Command("train", "train a seed architecture on a folder-per-genre collection", "genredream.models.train", "models"),
+    Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "genredream.models.evaluate", "models"),
+    Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "genredream.models.corpus.cli", "data"),
+    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", "genredream.models.generator", "generate"),
+    Command("generate", "continue seed audio in a genre with a trained generator", "genredream.models.generator", "generate"),
+    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", "genredream.models.generator_eval", "generate"),
 ]
 
 _EPILOG = """\
@@ -110,7 +110,7 @@ def _version():
 
 
 def main(argv=None):
-    from engine import interrupt
+    from genredream.engine import interrupt
 
     with interrupt.handling():  # SIGTERM stops like Ctrl-C (exit 143)
         try:

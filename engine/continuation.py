@@ -1,6 +1,6 @@
 """`genredream run --continue`: when the performer stops, keep playing in their genre.
 
-A :class:`Continuer` plugs into the engine the way the :class:`engine.dream.Dreamer`
+A :class:`Continuer` plugs into the engine the way the :class:`genredream.engine.dream.Dreamer`
 does: it is called once per hop on the inference worker (after the
 classifiers) and writes the engine's output stream ``engine.output``, where
 ``engine.output[j]`` is what plays for input sample ``j``.
@@ -11,7 +11,7 @@ non-low-energy window) and the input ring holds the context. When the input
 falls silent (every 10 ms block of it under ``threshold`` dBFS for at least
 ``hold`` seconds), the output from the silence's first sample on is the dry
 input plus a continuation that a Doyle & Lopez generator
-(:mod:`models.generator`) produces, 0.1 s at a time, from the last 0.9 s
+(:mod:`genredream.models.generator`) produces, 0.1 s at a time, from the last 0.9 s
 before the silence, in the current top genre (the generator can change
 between chunks when the classifier's top genre changes). When input returns
 the continuation fades out and the dry input plays alone again.
@@ -24,7 +24,7 @@ block``: a sample is written only when it is known whether the silence it
 belongs to lasted ``hold``. The continuation is added with a raised-cosine
 envelope (30 ms in at the silence's start, 30 ms out where the input returns);
 each generated chunk starts where the previous one's slope points
-(:func:`models.generator._declick`) and is resampled back to the input rate
+(:func:`genredream.models.generator._declick`) and is resampled back to the input rate
 with a streaming soxr resampler, so nothing jumps. ``latency_samples`` is
 what a device should delay its output by (as for the dreamer): ``lag`` + one
 hop (until the next job) + one hop for the job to finish + a device block.
@@ -74,7 +74,7 @@ class Continuer:
     Parameters
     ----------
     generators : dict {genre: path} or folder or None
-        Generator files (default: the installed ones, :func:`models.generator.list_generators`).
+        Generator files (default: the installed ones, :func:`genredream.models.generator.list_generators`).
     model : str, optional
         Name of the engine's classifier whose top genre chooses the generator
         (default: the first loaded model with a label that has a generator).
@@ -85,7 +85,7 @@ class Continuer:
     hold : float
         Seconds of silence before the continuation starts.
     noise, seed : float, int
-        Noise fed back while generating (:func:`models.generator.generate`), and its seed.
+        Noise fed back while generating (:func:`genredream.models.generator.generate`), and its seed.
     headroom : float
         Share of a hop a job may take, in the reported latency.
 
@@ -102,7 +102,7 @@ class Continuer:
     """
 
     def __init__(self, generators=None, model=None, genre=None, threshold_db=DEFAULT_THRESHOLD_DB, hold=DEFAULT_HOLD_S, noise=0.0, seed=0, headroom=1.0):
-        from models.generator import list_generators
+        from genredream.models.generator import list_generators
 
         if generators is None or isinstance(generators, (str, bytes)) or hasattr(generators, "__fspath__"):
             found = list_generators(None if generators is None else [generators])
@@ -167,7 +167,7 @@ class Continuer:
 
     def prepare(self, engine):
         """Load and validate the generators, fix the sample-exact layout (outside the engine's lock)."""
-        from models.generator import validate_generator
+        from genredream.models.generator import validate_generator
 
         if not self.gens:
             for g, p in self.paths.items():
@@ -204,7 +204,7 @@ class Continuer:
             raise ContinuationError("this Continuer is attached to another engine; make a new one")
         self._engine_id = id(engine)
         if getattr(engine, "output", None) is None:  # engines before the output hook: give it its output ring
-            from engine.ringbuffer import RingBuffer
+            from genredream.engine.ringbuffer import RingBuffer
 
             engine.output = RingBuffer(engine.ring.capacity)
         start = engine.output.total_written
@@ -272,8 +272,8 @@ class Continuer:
     def _start_generation(self, engine, s0):
         import soxr
 
-        from engine.resample import StreamingResampler
-        from models.generator import Stepper
+        from genredream.engine.resample import StreamingResampler
+        from genredream.models.generator import Stepper
 
         seed, start = engine.ring.read_since(max(0, s0 - self.seed_in), max_n=min(s0, self.seed_in))
         seed = seed[: max(0, s0 - start)]
@@ -447,7 +447,7 @@ def attach_continuer(engine, args, writers=None):
     )
     engine.set_dreamer(c)
     if args.continue_out:
-        from engine.dream import add_wav_output
+        from genredream.engine.dream import add_wav_output
 
         add_wav_output(c, args.continue_out, engine.sample_rate, writers)
     return c

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from engine.mel import MelConfig, StreamingMel, hz_to_mel, mel_to_hz, melspectrogram, power_to_db
-from engine.resample import StreamingResampler
-from engine.ringbuffer import RingBuffer
+from genredream.engine.mel import MelConfig, StreamingMel, hz_to_mel, mel_to_hz, melspectrogram, power_to_db
+from genredream.engine.resample import StreamingResampler
+from genredream.engine.ringbuffer import RingBuffer
 
 
 DEMO_GENRES = ("classical", "metal")
@@ -72,7 +72,7 @@ def demo_clip(console=None):
     clip = cache / "demo-clip.wav"
     if clip.exists():
         return clip
-    from models.corpus.build import build_corpus
+    from genredream.models.corpus.build import build_corpus
 
     if console:
         console.print("rendering the demo clip (synthetic corpus, FluidSynth) ...")
@@ -86,7 +86,7 @@ def demo_clip(console=None):
 
 
 def default_demo_models():
-    from models.contract import list_models
+    from genredream.models.contract import list_models
 
     names = {m["name"] for m in list_models() if m["error"] is None}
     return [n for n in ("musicnn-msd", "zheng") if n in names] or None
@@ -97,9 +97,9 @@ def main(args) -> int:
 
     if args.frontend:
         return main_frontend(args)
-    from engine.io.file import FileSource
-    from engine.io.sinks import summary
-    from engine.run import build_engine
+    from genredream.engine.io.file import FileSource
+    from genredream.engine.io.sinks import summary
+    from genredream.engine.run import build_engine
 
     con = Console()
     try:
@@ -120,7 +120,7 @@ def main(args) -> int:
     if args.no_view:
         engine.run_blocks(blocks, realtime=not args.fast)
     else:
-        from engine.io.view import LiveView
+        from genredream.engine.io.view import LiveView
 
         with LiveView(engine):
             engine.run_blocks(blocks, realtime=not args.fast)

@@ -14,10 +14,10 @@ Each hop it appends the new samples to the live part (as the dry signal;
 the older live samples keep their dream: a warm start), runs ``K``
 gradient steps on the live part only, and then emits the oldest hop. Toward
 a target (by default) a step ascends the target's logit through a
-time-varying EQ of the window (:class:`engine.dream_transfer.StreamingEq`,
+time-varying EQ of the window (:class:`genredream.engine.dream_transfer.StreamingEq`,
 the offline dream's parametrisation: audible, and heard by other networks);
 for a layer objective, ``away`` or ``param="wave"`` it is Geng et al.'s
-waveform step (:func:`engine.dream_core.ascent_step`: normalised steps,
+waveform step (:func:`genredream.engine.dream_core.ascent_step`: normalised steps,
 clipped to [-1, 1], spectrally masked by the original). The live part is ``dream latency`` seconds
 long (from one hop to the window): every sample stays live for
 ``latency / hop`` hops, so it gets ``K * latency / hop`` steps. More latency,
@@ -30,7 +30,7 @@ hop join the live ones continuously.
 
 Output, sample-exact
 --------------------
-The dreamer writes into ``engine.output`` (a :class:`~engine.ringbuffer.RingBuffer`
+The dreamer writes into ``engine.output`` (a :class:`~genredream.engine.ringbuffer.RingBuffer`
 at the *input* rate) such that ``engine.output[j]`` is input sample ``j``
 dreamed: ``dry[j] + mix * dream[j]``, where ``dream`` is the change the
 dreamer made at the model rate, resampled back to the input rate (so the
@@ -45,10 +45,10 @@ Channels and depth
 ------------------
 The dream runs on the mid (the engine's mono ring: the mean of the input's
 channels). When the engine keeps the channels (:meth:`Engine.set_channels`,
-:mod:`engine.channels`), every hop's change is also added to each channel
+:mod:`genredream.engine.channels`), every hop's change is also added to each channel
 of the input, into ``engine.output_ch`` (same clock as ``engine.output``),
 and the output sinks get those frames. ``depth`` (0..1,
-:mod:`engine.dream_depth`) sets steps per hop and the share of the change
+:mod:`genredream.engine.dream_depth`) sets steps per hop and the share of the change
 heard from the next hop, and the dream latency when the dreamer is laid out;
 at an effective mix of 0 (depth 0, mix 0, or disabled) the output is the dry
 input, sample for sample, unclipped.
@@ -83,7 +83,7 @@ import time
 import numpy as np
 import torch
 
-from engine.dream_core import (
+from genredream.engine.dream_core import (
     DEFAULT_DITHER,
     DEFAULT_MASK_RANGE_DB,
     DEFAULT_STEP_SIZE,
@@ -94,9 +94,9 @@ from engine.dream_core import (
     make_objective,
     model_input,
 )
-from engine.dream_depth import depth_settings
-from engine.dream_transfer import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
-from engine.resample import StreamingResampler
+from genredream.engine.dream_depth import depth_settings
+from genredream.engine.dream_transfer import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
+from genredream.engine.resample import StreamingResampler
 
 __all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
 
@@ -191,7 +191,7 @@ class Dreamer:
         far the EQ may boost or cut (dB; 0: no change).
     param : {"eq", "wave"}
         Toward a target: ``"eq"`` (default) dreams a time-varying EQ of the
-        live part (:class:`engine.dream_transfer.StreamingEq`, the offline
+        live part (:class:`genredream.engine.dream_transfer.StreamingEq`, the offline
         dream's parametrisation: it transfers to other networks and is
         audible); ``"wave"`` the waveform ascent of Geng et al. Layer
         objectives and ``away`` always dream the waveform.
@@ -205,7 +205,7 @@ class Dreamer:
         Share of a hop a job may take to finish, in the reported latency
         (1: the engine's own deadline).
     depth : float, optional
-        0..1, the performer's control (:mod:`engine.dream_depth`): sets the
+        0..1, the performer's control (:mod:`genredream.engine.dream_depth`): sets the
         steps per hop (overriding ``steps``), the share of the change heard
         (times ``mix``) and, unless ``latency`` is given, the dream latency.
         None: ``steps``, ``mix`` and ``latency`` as given.
@@ -335,7 +335,7 @@ class Dreamer:
         Keys: ``enabled`` (bool; off: no steps, dry output), ``layer`` (name,
         index or ``"all"``; leaves target mode), ``target`` (label or None),
         ``away`` (bool), ``steps`` (0-256), ``step_size`` (0-1), ``mix`` (0-1),
-        ``depth`` (0-1 or None; :mod:`engine.dream_depth`: steps and the
+        ``depth`` (0-1 or None; :mod:`genredream.engine.dream_depth`: steps and the
         share heard from the next hop; the latency stays as laid out).
         Thread-safe. Checked at once: a bad value raises :class:`DreamError`
         (listing the layers or labels) and changes nothing.
@@ -387,7 +387,7 @@ class Dreamer:
     def prepare(self, engine):
         """Lay out the windows for the engine's hop and rates, warm up and time a step.
 
-        Called by :meth:`engine.runtime.Engine.set_dreamer` outside the
+        Called by :meth:`genredream.engine.runtime.Engine.set_dreamer` outside the
         engine's lock (it runs the model: up to a second or two for musicnn).
 
         Raises

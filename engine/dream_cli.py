@@ -3,10 +3,10 @@
 The file is decoded (its channels kept; the mid, their mean, is what is
 dreamed: engine/channels.py says why), resampled to the model's rate, and
 dreamed there. Toward a label (``--target``) the default is the dream that
-transfers (:func:`engine.dream_transfer.dream_transfer`: a time-varying EQ
+transfers (:func:`genredream.engine.dream_transfer.dream_transfer`: a time-varying EQ
 ascended on an ensemble's target logits with random transformations each
 step); ``--param wave``, and any ``--layer`` objective, use Geng's
-waveform ascent (:func:`engine.dream_core.dream_offline`: normalised steps,
+waveform ascent (:func:`genredream.engine.dream_core.dream_offline`: normalised steps,
 [-1, 1], spectral mask). ``--judge MODEL`` scores the target with a model
 that took no part in the dream, before and after. The change the dream made
 is resampled back to the file's rate and added to every channel of the
@@ -116,12 +116,12 @@ def dream_file(
 
     Parameters are the command's options (``model`` a name, path,
     LoadedModel, or for the eq dream a list or comma-separated ensemble;
-    default: :data:`engine.dream_transfer.DEFAULT_ENSEMBLE` for a target,
-    :func:`models.classify.default_model` for a layer). ``plot``: None,
+    default: :data:`genredream.engine.dream_transfer.DEFAULT_ENSEMBLE` for a target,
+    :func:`genredream.models.classify.default_model` for a layer). ``plot``: None,
     True (OUT with ``.png``) or a path. ``param``: ``"eq"`` (default with a
     target, not away) or ``"wave"``. ``judge``: a model that takes no part
     in the dream, scoring the target before and after. ``depth`` (0..1,
-    optional): :func:`engine.dream_depth.depth_settings` with ``steps`` as
+    optional): :func:`genredream.engine.dream_depth.depth_settings` with ``steps`` as
     the budget; the streaming latency becomes steps (``steps x
     latency_hops``), the gain multiplies ``mix``.
 
@@ -150,11 +150,11 @@ def dream_file(
     import soundfile as sf
     import soxr
 
-    from engine.channels import read_channels
-    from engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
-    from engine.dream_depth import depth_settings
-    from engine.dream_transfer import DEFAULT_ENSEMBLE, DEFAULT_MAX_DB, DEFAULT_STEPS, Ensemble, dream_transfer, judge_score
-    from models.data import AudioFileError, check_length
+    from genredream.engine.channels import read_channels
+    from genredream.engine.dream_core import DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, DreamError, dream_offline, load_dream_model, make_objective
+    from genredream.engine.dream_depth import depth_settings
+    from genredream.engine.dream_transfer import DEFAULT_ENSEMBLE, DEFAULT_MAX_DB, DEFAULT_STEPS, Ensemble, dream_transfer, judge_score
+    from genredream.models.data import AudioFileError, check_length
 
     if not (0.0 <= float(mix) <= 1.0):
         raise DreamError(f"--mix must be from 0 to 1, got {mix!r}")
@@ -187,7 +187,7 @@ def dream_file(
         model = [m.strip() for m in model.split(",") if m.strip()]
     if model is None:
         if param == "eq":
-            from models.contract import resolve_model
+            from genredream.models.contract import resolve_model
 
             model = []
             for name in DEFAULT_ENSEMBLE:
@@ -197,7 +197,7 @@ def dream_file(
                 except Exception:  # not installed: dream with the others
                     pass
         if not model:
-            from models.classify import default_model
+            from genredream.models.classify import default_model
 
             model = default_model()
     if param == "eq":
@@ -306,7 +306,7 @@ DIFF_RANGE_DB = 20.0
 
 def mel_db(y, sr, n_mels=96):
     """The mel power spectrogram of ``y`` in dB (46 ms frames, hop a quarter), as the plot draws it."""
-    from engine.mel import MelConfig, power_to_db
+    from genredream.engine.mel import MelConfig, power_to_db
 
     n_fft = int(2 ** round(math.log2(0.046 * sr)))
     cfg = MelConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 4, n_mels=n_mels, scaling="power")
@@ -362,9 +362,9 @@ def _plot(png, before, after, sr, res, objective, model_name, gain=1.0, title=No
 def main(args) -> int:
     from rich.console import Console
 
-    from engine.dream_core import DreamError
-    from models.contract import ModelFileError
-    from models.data import AudioFileError
+    from genredream.engine.dream_core import DreamError
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import AudioFileError
 
     err = Console(stderr=True)
     if args.threads:

@@ -4,8 +4,8 @@ Geng, Ren & Ogihara (2017) modify a genre CNN's input clip "in order to
 maximize the objective function which is the sum of a particular
 convolutional layer or all convolutional layers", by gradient ascent, and
 note that "more constraints might be necessary to reduce the noises". This
-module holds what both ``genredream dream`` (:mod:`engine.dream_cli`) and the
-streaming :class:`engine.dream.Dreamer` need:
+module holds what both ``genredream dream`` (:mod:`genredream.engine.dream_cli`) and the
+streaming :class:`genredream.engine.dream.Dreamer` need:
 
 Objectives (:class:`Objective`, built and checked by :func:`make_objective`)
 ---------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class DreamError(ValueError):
 
 
 def load_dream_model(model):
-    """A model that can dream: a :class:`models.contract.LoadedModel`, checked.
+    """A model that can dream: a :class:`genredream.models.contract.LoadedModel`, checked.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ def load_dream_model(model):
         ``features()`` (or ``frontend()`` for a mel model): said at load,
         never at the first hop.
     """
-    from models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
+    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
 
     if isinstance(model, LoadedModel):
         lm = model

@@ -1,6 +1,6 @@
 """The dream that transfers: a perceptual parametrisation, an ensemble, and robustness to transformations.
 
-Geng et al.'s dream (:mod:`engine.dream_core`) changes the samples
+Geng et al.'s dream (:mod:`genredream.engine.dream_core`) changes the samples
 themselves; ascending one network that way finds an adversarial change: the
 dreaming model's score rises ten times more than another network's (issue
 13). Three ideas from the feature-visualisation and adversarial literature
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.dream_core import DreamError, load_dream_model, model_input
+from genredream.engine.dream_core import DreamError, load_dream_model, model_input
 
 __all__ = [
     "EqParam",
@@ -197,7 +197,7 @@ def judge_score(lm, wave, label, batch=4):
     The measure of a dream: what a network that took no part in it thinks
     of the target. Shorter than a window: zero-padded.
     """
-    from engine.dream_core import window_starts
+    from genredream.engine.dream_core import window_starts
 
     idx = _label_index(lm, label)
     if idx is None:
@@ -413,7 +413,7 @@ DEFAULT_LIVE_LR = 0.6
 class StreamingEq:
     """The EQ dream of a live stream: parameters on an absolute time grid, ascended a hop at a time.
 
-    The streaming :class:`engine.dream.Dreamer` keeps a window of the stream
+    The streaming :class:`genredream.engine.dream.Dreamer` keeps a window of the stream
     (frozen, already emitted context, then the live part). Each hop,
     :meth:`step` renders the window through the EQ (the grid points at or
     after the live part's start are the parameters; earlier ones stay as

@@ -4,7 +4,7 @@ The input ring holds the source's samples at the source's rate. Models want
 their own rate and, for mel models, their own mel configuration. A
 :class:`FrontEnds` keeps one :class:`RateStream` per model sample rate (a
 streaming resampler and a ring at that rate) and one :class:`MelStream` per
-distinct :class:`~engine.mel.MelConfig` on top of it, so models that share a
+distinct :class:`~genredream.engine.mel.MelConfig` on top of it, so models that share a
 configuration share the computation: it is done once per hop, not once per
 model.
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.mel import MelConfig, StreamingMel, apply_scaling
-from engine.resample import StreamingResampler
-from engine.ringbuffer import RingBuffer
+from genredream.engine.mel import MelConfig, StreamingMel, apply_scaling
+from genredream.engine.resample import StreamingResampler
+from genredream.engine.ringbuffer import RingBuffer
 
 __all__ = ["FrontEnds", "RateStream", "MelStream"]
 

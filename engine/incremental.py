@@ -70,7 +70,7 @@ import collections
 import numpy as np
 import torch
 
-from engine.stream_step import StreamStep
+from genredream.engine.stream_step import StreamStep
 
 __all__ = ["FrameBranchRunner", "STREAM_METHODS", "supports_streaming", "streamed_forward"]
 
@@ -88,7 +88,7 @@ STREAM_METHODS = (
 
 def supports_streaming(module) -> bool:
     """True if ``module`` has all of :data:`STREAM_METHODS`."""
-    from models.contract import has_method  # not at the top: the contract imports this module
+    from genredream.models.contract import has_method  # not at the top: the contract imports this module
 
     return all(has_method(module, m) for m in STREAM_METHODS)
 

@@ -353,7 +353,7 @@ def logc_scale(S, C=10000.0):
     """log10(1 + C S), musicnn's compression (Pons & Serra 2019, C = 10 000).
 
     Computed in float32: the musicnn package's float16 version overflows for
-    mel values above about 6.55 (see DESIGN.md).
+    mel values above about 6.55 (see docs/musicnn.md, "float16").
     """
     return np.log10(1.0 + C * np.asarray(S, dtype=np.float32)).astype(np.float32)
 
@@ -506,7 +506,7 @@ class StreamingMel:
         ----------
         block : np.ndarray, float, shape [n]
             New mono samples (n may be 0). Must be finite: the engine repairs
-            NaN/Inf before this stage (see :mod:`engine.ringbuffer`).
+            NaN/Inf before this stage (see :mod:`genredream.engine.ringbuffer`).
 
         Returns
         -------

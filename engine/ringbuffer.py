@@ -5,7 +5,7 @@ device's block (int16/int32 PCM or float, mono or interleaved frames x
 channels) to float32 mono in one compiled pass, straight into preallocated
 storage. It never allocates an array, never takes a lock and never waits.
 Samples that are NaN or Inf are written as 0, samples beyond +-32 full scale
-are clipped to it, and both are counted (the rule of :mod:`engine.sanitize`),
+are clipped to it, and both are counted (the rule of :mod:`genredream.engine.sanitize`),
 so one bad sample from a driver or a plug-in cannot poison every spectrogram
 downstream. Samples above 0 dBFS are kept and counted.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.sanitize import LIMIT
+from genredream.engine.sanitize import LIMIT
 
 __all__ = ["RingBuffer"]
 

@@ -95,10 +95,10 @@ def add_arguments(p: argparse.ArgumentParser):
     d.add_argument("--dream-latency", type=float, default=None, metavar="S", help="seconds a sample stays being dreamed, from one hop to the window: more latency, more steps per sample (default: one hop)")
     d.add_argument("--dream-model", metavar="NAME_OR_PATH", help="model to dream with (default: the first --model)")
     d.add_argument("--dream-out", metavar="FILE.wav", help="write the dreamed stream (16-bit PCM at the input rate, aligned with the input)")
-    from engine.continuation import add_continue_arguments
+    from genredream.engine.continuation import add_continue_arguments
 
     add_continue_arguments(p)  # --continue: keep playing a generated continuation when the input falls silent
-    from bridge.cli import add_osc_arguments
+    from genredream.bridge.cli import add_osc_arguments
 
     add_osc_arguments(p)
 
@@ -123,8 +123,8 @@ def fast_jit():
 
 def build_engine(sample_rate, model_names, window, hop, threads=1):
     """An Engine with the requested models loaded (raises ModelLoadError with the reason)."""
-    from engine.runtime import Engine
-    from models.classify import default_model
+    from genredream.engine.runtime import Engine
+    from genredream.models.classify import default_model
 
     fast_jit()
     engine = Engine(sample_rate, window=window, hop=hop, torch_threads=threads)
@@ -144,12 +144,12 @@ def attach_dreamer(engine, args, writers=None):
     """Start the dreamer the options describe on ``engine`` (raises DreamError, a ValueError, with the reason).
 
     The dream model defaults to the first ``--model`` (reusing the engine's
-    loaded copy). ``--dream-out`` adds a :class:`engine.dream.DreamWavWriter`
+    loaded copy). ``--dream-out`` adds a :class:`genredream.engine.dream.DreamWavWriter`
     to the dreamer's output sinks and to ``writers`` (close them at the end).
     """
-    from engine.dream import Dreamer, add_wav_output
-    from models.classify import default_model
-    from models.contract import ModelFileError, resolve_model
+    from genredream.engine.dream import Dreamer, add_wav_output
+    from genredream.models.classify import default_model
+    from genredream.models.contract import ModelFileError, resolve_model
 
     name = args.dream_model or (args.model[0] if args.model else str(default_model()))
     model = name
@@ -180,7 +180,7 @@ def main(args) -> int:
     if getattr(args, "osc_port", None) is not None and args.input is None and args.device is None:
         # Audio in over OSC: bind the port before anything heavy is imported or
         # loaded; it answers /status "loading" and keeps what arrives (bridge/early.py).
-        from bridge.early import EarlyPort
+        from genredream.bridge.early import EarlyPort
 
         try:
             early = EarlyPort(args.osc_host, args.osc_port)
@@ -198,10 +198,10 @@ def main(args) -> int:
 def _main(args, early) -> int:
     from rich.console import Console
 
-    from engine.io.sinks import JsonlSink, summary
-    from engine.runtime import ModelLoadError
-    from models.contract import ModelFileError
-    from models.data import AudioFileError
+    from genredream.engine.io.sinks import JsonlSink, summary
+    from genredream.engine.runtime import ModelLoadError
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import AudioFileError
 
     err = Console(stderr=True)
     if not (MIN_HOP <= args.hop <= args.window):
@@ -214,7 +214,7 @@ def _main(args, early) -> int:
         err.print("[red]genredream run:[/] --away needs --target LABEL")
         return 2
     if getattr(args, "osc_port", None) is not None and early is None:  # early: already bound, so free
-        from bridge.cli import port_problem
+        from genredream.bridge.cli import port_problem
 
         problem = port_problem(args.osc_host, args.osc_port)  # before the models load (seconds), not after
         if problem:
@@ -223,7 +223,7 @@ def _main(args, early) -> int:
             return 2
     writers = []  # --dream-out files, closed at the end
     dream_hook = None
-    from engine.continuation import attach_continuer, continue_requested
+    from genredream.engine.continuation import attach_continuer, continue_requested
 
     if continue_requested(args):
         if dream_requested(args):
@@ -248,22 +248,22 @@ def _main(args, early) -> int:
     interrupted = None  # the KeyboardInterrupt (Ctrl-C) or interrupt.Terminated (SIGTERM) that stopped the run
     osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
     if getattr(args, "osc_port", None) is not None and not osc_in:
-        from bridge.cli import OscAttachment
+        from genredream.bridge.cli import OscAttachment
 
         osc = OscAttachment(args, err)  # control, scores and dreamed audio over OSC; audio from the file or device
     try:
         if osc_in:
-            from bridge.cli import run_osc
+            from genredream.bridge.cli import run_osc
 
             return run_osc(args, err, early)  # audio in over OSC (inside the try: the finally closes --dream-out files)
         if args.device is not None or args.input is None:
             try:
-                from engine.io import device
+                from genredream.engine.io import device
             except ImportError:
                 err.print("[red]genredream run:[/] live device input is not built yet in this version; use --input FILE")
                 return 2
             return device.run_device(args, err)
-        from engine.io.file import FileSource
+        from genredream.engine.io.file import FileSource
 
         src = FileSource(args.input, block=args.block or 1024, loop=args.loop)
         if src.damage is not None:
@@ -279,14 +279,14 @@ def _main(args, early) -> int:
             engine.sinks.append(jsonl)
         view_on = not args.no_view and args.jsonl != "-" and sys.stdout.isatty()
         if view_on:
-            from engine.io.view import LiveView
+            from genredream.engine.io.view import LiveView
 
             with LiveView(engine):
                 engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
         else:
             blocks = src.blocks()
             if args.progress and args.progress > 0:
-                from engine.io.progress import file_progress
+                from genredream.engine.io.progress import file_progress
 
                 blocks = file_progress(blocks, engine, src, args, err)
             engine.run_blocks(blocks, realtime=args.realtime, duration=args.duration)
@@ -301,7 +301,7 @@ def _main(args, early) -> int:
         err.print(f"[red]genredream run:[/] {e}")
         return 2
     except KeyboardInterrupt as e:
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         interrupt.calm()  # a second Ctrl-C must not cut the clean-up below short
         interrupted = e
@@ -322,7 +322,7 @@ def _main(args, early) -> int:
         for line in summary(engine):
             out.print(line, highlight=False)
     if interrupted is not None:
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         return interrupt.exit_code(interrupted)
     return 0 if not engine.counters["model_errors"] else 1

@@ -1,6 +1,6 @@
 """The Engine: source -> ring -> front ends -> models -> results.
 
-Threads and who does what (DESIGN.md, "Data flow"):
+Threads and who does what (docs/architecture.md, "Data flow"):
 
 * the **producer** (audio callback, file player or OSC receiver) calls
   :meth:`Engine.write`: a copy into the input ring and a timestamp into a
@@ -12,7 +12,7 @@ Threads and who does what (DESIGN.md, "Data flow"):
   snapshot of each model's window and queues it.
 * the **inference worker** runs the models on the snapshots and hands
   :class:`Result` objects to the sinks; then, when a dreamer is attached
-  (:meth:`Engine.set_dreamer`, :mod:`engine.dream`), it dreams the hop and
+  (:meth:`Engine.set_dreamer`, :mod:`genredream.engine.dream`), it dreams the hop and
   writes :attr:`Engine.output`, the dreamed stream at the input rate. Its
   queue is bounded: when inference falls behind, the stalest window is dropped and counted in
   ``skipped_windows``, never queued without end.
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.frontend import FrontEnds
-from engine.ringbuffer import RingBuffer
-from engine.supervise import Supervisor
+from genredream.engine.frontend import FrontEnds
+from genredream.engine.ringbuffer import RingBuffer
+from genredream.engine.supervise import Supervisor
 
 __all__ = ["Engine", "Result", "ModelLoadError", "LOW_ENERGY_DB"]
 
@@ -195,7 +195,7 @@ class Engine:
         self.supervisor = Supervisor()
         # Repairs made before audio reached write() (the OSC bridge sanitises before
         # it resamples), by kind: engine/sanitize.py's NONFINITE, OUT_OF_RANGE, OVER_FULL_SCALE.
-        from engine.sanitize import new_counts
+        from genredream.engine.sanitize import new_counts
 
         self.source_repairs = new_counts()
         self._repairs_seen = (0, 0)
@@ -216,7 +216,7 @@ class Engine:
         Call it from the producer's thread (or before the source starts):
         the frame rings start at the current input index. 1 goes back to mono.
         """
-        from engine.channels import FrameRing
+        from genredream.engine.channels import FrameRing
 
         channels = int(channels)
         if channels == self.channels:
@@ -249,10 +249,10 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
-        from engine.incremental import FrameBranchRunner, supports_streaming
-        from models.contract import ModelFileError, resolve_model
-        from models.inputs import InputSpec
-        from models.validated import validate_once
+        from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+        from genredream.models.contract import ModelFileError, resolve_model
+        from genredream.models.inputs import InputSpec
+        from genredream.models.validated import validate_once
 
         try:
             path = resolve_model(name_or_path)
@@ -314,7 +314,7 @@ class Engine:
     # -- dreaming (engine/dream.py) ----------------------------------------------
 
     def set_dreamer(self, dreamer):
-        """Start dreaming with an :class:`engine.dream.Dreamer` (None stops it).
+        """Start dreaming with an :class:`genredream.engine.dream.Dreamer` (None stops it).
 
         The dreamer is prepared (laid out, warmed up, timed) on the caller's
         thread without the engine's lock, then attached under it. From the

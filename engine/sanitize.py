@@ -1,7 +1,7 @@
 """Repair of input samples: NaN/Inf zeroed, huge values clipped, both counted.
 
 Every way audio enters the engine (the device callback and files through
-:meth:`engine.ringbuffer.RingBuffer.write`, OSC blobs and floats in
+:meth:`genredream.engine.ringbuffer.RingBuffer.write`, OSC blobs and floats in
 ``bridge/server.py`` before they are averaged and resampled) passes through
 the same rule, before any arithmetic that could overflow:
 

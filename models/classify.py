@@ -2,8 +2,8 @@
 
 The file is decoded at the model's rate and cut into consecutive 5-second
 windows (the last one aligned to the file's end), each scored exactly as the
-engine scores its window (:class:`models.inputs.InputSpec`). The mean over
-windows is the file's score. Files shorter than :data:`models.data.MIN_SECONDS`
+engine scores its window (:class:`genredream.models.inputs.InputSpec`). The mean over
+windows is the file's score. Files shorter than :data:`genredream.models.data.MIN_SECONDS`
 (1 s) are refused; files between that and a window are repeat-padded.
 
 For tag models (musicnn) the display shows the genre tags only, renormalised
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def default_model():
-    from models.contract import ModelFileError, list_models, resolve_model
+    from genredream.models.contract import ModelFileError, list_models, resolve_model
 
     try:
         return resolve_model(DEFAULT_MODEL)
@@ -62,8 +62,8 @@ def classify_file(path, model, batch_size=16):
     """
     import torch
 
-    from models.data import check_length, consecutive_starts, file_damage, fit_length, load_audio
-    from models.inputs import InputSpec
+    from genredream.models.data import check_length, consecutive_starts, file_damage, fit_length, load_audio
+    from genredream.models.inputs import InputSpec
 
     meta = model.meta
     spec = InputSpec(meta)
@@ -117,8 +117,8 @@ def main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from models.contract import ModelFileError, load, resolve_model
-    from models.data import AudioFileError
+    from genredream.models.contract import ModelFileError, load, resolve_model
+    from genredream.models.data import AudioFileError
 
     err = Console(stderr=True)
     try:

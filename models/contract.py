@@ -17,7 +17,7 @@ key                       meaning
 ``sample_rate``           int, Hz, of the waveform the model (or its front end) takes
 ``window_seconds``        number > 0, the window length (5.0 for the seed systems)
 ``input``                 ``"waveform"`` (``[batch, samples]``) or ``"mel"`` (``[batch, n_mels, frames]``)
-``mel``                   for mel input: :class:`engine.mel.MelConfig` as a dict
+``mel``                   for mel input: :class:`genredream.engine.mel.MelConfig` as a dict
                           (``sr`` equal to ``sample_rate``); null/absent otherwise
 ``layers``                list of str, the names of the tensors ``features`` returns
 ``genre_labels``          optional list of str, the labels that are genres (a subset)
@@ -32,10 +32,10 @@ Methods the TorchScript module must have
 * ``forward(x) -> Tensor[batch, n_labels]`` (float32 logits),
 * ``features(x) -> List[Tensor]``, one tensor per ``layers`` entry, batch first,
 * for ``input == "mel"``: ``frontend(wave[batch, samples]) -> mel`` in torch,
-  agreeing with :mod:`engine.mel`.
+  agreeing with :mod:`genredream.engine.mel`.
 
 Optional: a mel model whose front end is convolutions along time may add the
-frame-branch methods (:data:`engine.incremental.STREAM_METHODS`, described
+frame-branch methods (:data:`genredream.engine.incremental.STREAM_METHODS`, described
 there). The engine
 then computes each window's front end only where it changed since the last
 one. :func:`validate` checks that they agree with ``forward``.
@@ -67,8 +67,8 @@ from typing import Any
 
 import torch
 
-from engine.incremental import FrameBranchRunner, supports_streaming
-from engine.mel import MelConfig
+from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+from genredream.engine.mel import MelConfig
 
 __all__ = [
     "META_NAME",
@@ -108,7 +108,7 @@ def _quiet_torchscript():
     """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
 
     Recent torch releases mark TorchScript deprecated in favour of
-    torch.export; it remains this project's model-file format (DESIGN.md), and
+    torch.export; it remains this project's model-file format (docs/architecture.md), and
     a warning on every model load would only confuse a performer.
     """
     with warnings.catch_warnings():
@@ -366,7 +366,7 @@ class LoadedModel:
 
     @property
     def mel_config(self) -> MelConfig | None:
-        """The front end's :class:`engine.mel.MelConfig`, or None for waveform models."""
+        """The front end's :class:`genredream.engine.mel.MelConfig`, or None for waveform models."""
         return MelConfig.from_dict(self.meta["mel"]) if self.meta["input"] == "mel" else None
 
     def input_shape(self, batch: int = 1) -> list[int]:

@@ -29,10 +29,10 @@ def evaluate(model_path, data, plot=None, progress=False):
     """
     import torch
 
-    from models.contract import load
-    from models.data import consecutive_starts, decode_songs, scan
-    from models.inputs import InputSpec
-    from models.train import confusion, plot_confusion
+    from genredream.models.contract import load
+    from genredream.models.data import consecutive_starts, decode_songs, scan
+    from genredream.models.inputs import InputSpec
+    from genredream.models.train import confusion, plot_confusion
 
     m = load(model_path)
     labels = list(m.meta["labels"])
@@ -82,8 +82,8 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def main(args) -> int:
-    from models.contract import ModelFileError, resolve_model
-    from models.data import CollectionError
+    from genredream.models.contract import ModelFileError, resolve_model
+    from genredream.models.data import CollectionError
 
     try:
         r = evaluate(resolve_model(args.model), args.data, plot=args.plot)

@@ -81,7 +81,7 @@ def transplant(parent_state: dict, module, n_old: int) -> list:
 
 def lineage(parent_meta: dict, parent_path) -> list:
     """The parent's lineage (oldest first) plus the parent itself."""
-    from models.embed_cache import file_sha256
+    from genredream.models.embed_cache import file_sha256
 
     prov = parent_meta.get("provenance") or {}
     earlier = prov.get("lineage") if isinstance(prov.get("lineage"), list) else []

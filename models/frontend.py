@@ -1,10 +1,10 @@
-"""Differentiable mel front end in torch, equal to :mod:`engine.mel`.
+"""Differentiable mel front end in torch, equal to :mod:`genredream.engine.mel`.
 
 :class:`TorchMel` computes the same centred, zero-padded, periodic-Hann mel
-spectrogram as :func:`engine.mel.melspectrogram` followed by
-:func:`engine.mel.apply_scaling`, but in torch, so that a dreamer can take
+spectrogram as :func:`genredream.engine.mel.melspectrogram` followed by
+:func:`genredream.engine.mel.apply_scaling`, but in torch, so that a dreamer can take
 gradients from a mel model's logits back to the waveform. Every mel model in
-:mod:`models.archs` exposes one as its ``frontend`` method, and the engine's
+:mod:`genredream.models.archs` exposes one as its ``frontend`` method, and the engine's
 streaming Numba front end and this module must agree (``tests/test_frontend.py``
 checks it for every architecture's config).
 
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.mel import SCALINGS, MelConfig, mel_filterbank
+from genredream.engine.mel import SCALINGS, MelConfig, mel_filterbank
 
 __all__ = ["TorchMel"]
 
@@ -33,7 +33,7 @@ class TorchMel(nn.Module):
     ----------
     config : engine.mel.MelConfig
         Sample rate, FFT size, hop, mel bands, power, filter options and the
-        scaling (one of :data:`engine.mel.SCALINGS`).
+        scaling (one of :data:`genredream.engine.mel.SCALINGS`).
 
     Notes
     -----
@@ -43,7 +43,7 @@ class TorchMel(nn.Module):
        ``pad_mode="constant"``; ``torch.stft(center=True)`` would reflect),
     2. frames every ``hop_length`` samples, periodic Hann window, one-sided FFT,
     3. ``|X| ** power``,
-    4. the slaney/HTK triangular filterbank from :func:`engine.mel.mel_filterbank`
+    4. the slaney/HTK triangular filterbank from :func:`genredream.engine.mel.mel_filterbank`
        (the very same float32 matrix, applied in float64),
     5. the scaling: ``"power"`` (none), ``"db"`` (``10 log10(max(S, 1e-10))``
        clipped 80 dB below the window's peak, per batch item, as librosa's

@@ -1,7 +1,7 @@
 """Genre generators (Doyle & Lopez): model files, training, generation.
 
 A generator continues audio: it takes 0.9 s of 10 kHz audio and predicts the
-next 0.1 s (:class:`models.archs.doyle_gru.DoyleGRU`), one network per genre.
+next 0.1 s (:class:`genredream.models.archs.doyle_gru.DoyleGRU`), one network per genre.
 Generating is autoregressive, as in the paper: the prediction is appended and
 the newest 0.9 s is the next input.
 
@@ -11,12 +11,12 @@ Commands (the lead wires them into ``engine/cli.py``):
   --out-dir DIR``): :func:`add_train_generator_arguments` / :func:`train_generator_main`;
 * ``genredream generate --genre G --seed-audio FILE --seconds 5 --out OUT.wav``:
   :func:`add_generate_arguments` / :func:`generate_main`;
-* ``genredream evaluate-generator`` lives in :mod:`models.generator_eval`.
+* ``genredream evaluate-generator`` lives in :mod:`genredream.models.generator_eval`.
 
 Generator files
 ---------------
 A generator is not a classifier, so it does not go through
-:func:`models.contract.save` (which checks ``forward -> [batch, n_labels]``
+:func:`genredream.models.contract.save` (which checks ``forward -> [batch, n_labels]``
 logits and ``features()``). It is the same kind of file (a TorchScript
 archive with ``genredream.json``, read with the contract's archive helpers),
 with its own metadata schema, ``task: "generator"``:
@@ -42,7 +42,7 @@ Methods: ``forward(x[batch, context]) -> [batch, predict]`` float32, audio at
 the input's level; ``predict_normalised`` (training only needs it eager).
 :func:`validate_generator` runs it on noise and silence (finite, right shape);
 :func:`save_generator` also checks the round trip (identical outputs after
-loading), like :func:`models.contract.save`. Shipped generators live in
+loading), like :func:`genredream.models.contract.save`. Shipped generators live in
 ``models/pretrained/generators/<genre>.pt``; ``$GENREDREAM_GENERATORS``
 (``os.pathsep``-separated) or ``~/.genredream/generators`` are searched first.
 
@@ -122,7 +122,7 @@ def rms_db(x) -> float:
 
 
 def _bad(where, key, why):
-    from models.contract import ModelFileError
+    from genredream.models.contract import ModelFileError
 
     return ModelFileError(f"{where}: invalid generator metadata: {key}: {why}")
 
@@ -175,7 +175,7 @@ class GeneratorFile:
 
 def read_generator_meta(path) -> dict:
     """The checked metadata of a generator file, without loading torch."""
-    from models.contract import META_NAME, ModelFileError, _meta_entry, _open_archive
+    from genredream.models.contract import META_NAME, ModelFileError, _meta_entry, _open_archive
 
     path = Path(path)
     with _open_archive(path) as zf:
@@ -194,7 +194,7 @@ def load_generator(path) -> GeneratorFile:
     """Load a generator file (format, metadata, methods; no run: see :func:`validate_generator`)."""
     import torch
 
-    from models.contract import ModelFileError, _quiet_torchscript
+    from genredream.models.contract import ModelFileError, _quiet_torchscript
 
     path = Path(path).expanduser()
     meta = read_generator_meta(path)
@@ -210,7 +210,7 @@ def load_generator(path) -> GeneratorFile:
 def _run_checks(path, module, meta):
     import torch
 
-    from models.contract import ModelFileError
+    from genredream.models.contract import ModelFileError
 
     c, p = int(meta["context_samples"]), int(meta["predict_samples"])
     gen = torch.Generator().manual_seed(1234)
@@ -240,11 +240,11 @@ def save_generator(module, meta, path) -> GeneratorFile:
     """Script, write (with ``genredream.json``), validate and round-trip check a generator.
 
     Written to a temporary directory first and moved into place only when
-    every check passes, like :func:`models.contract.save`.
+    every check passes, like :func:`genredream.models.contract.save`.
     """
     import torch
 
-    from models.contract import META_NAME, ModelFileError, _quiet_torchscript
+    from genredream.models.contract import META_NAME, ModelFileError, _quiet_torchscript
 
     path = Path(path).expanduser()
     check_generator_meta(meta, str(path))
@@ -288,7 +288,7 @@ def generator_dirs() -> list[Path]:
 
 def list_generators(dirs=None) -> dict:
     """``{genre: path}`` of the generator files found (first in search order wins); unreadable files are skipped."""
-    from models.contract import ModelFileError
+    from genredream.models.contract import ModelFileError
 
     out = {}
     for d in generator_dirs() if dirs is None else [Path(x) for x in dirs]:
@@ -306,7 +306,7 @@ def list_generators(dirs=None) -> dict:
 
 def find_generator(genre=None, path=None, dirs=None) -> Path:
     """The file for ``--generator PATH`` or ``--genre G`` (raises ModelFileError listing the genres there are)."""
-    from models.contract import ModelFileError
+    from genredream.models.contract import ModelFileError
 
     if path:
         p = Path(path).expanduser()
@@ -325,7 +325,7 @@ def find_generator(genre=None, path=None, dirs=None) -> Path:
 
 def build_generator(genre, **sizes):
     """A fresh :class:`DoyleGRU` and its metadata (provenance filled in by training)."""
-    from models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, SIZES, TARGET_RMS, DoyleGRU
+    from genredream.models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, SIZES, TARGET_RMS, DoyleGRU
 
     s = dict(SIZES, **sizes)
     module = DoyleGRU(**s)
@@ -453,8 +453,8 @@ def plot_loss_grid(reports, path):
 
 
 def _load_genre(cfg, prog):
-    from models.archs.doyle_gru import SAMPLE_RATE
-    from models.data import AudioFileError, CollectionError, load_audio, scan
+    from genredream.models.archs.doyle_gru import SAMPLE_RATE
+    from genredream.models.data import AudioFileError, CollectionError, load_audio, scan
 
     coll = scan(cfg.data)
     if cfg.genre not in coll.genres:
@@ -486,7 +486,7 @@ def train_generator(cfg: TrainGeneratorConfig) -> dict:
     """Train one genre's generator; write FILE.pt, FILE.loss.png, FILE.report.json (and FILE.ckpt for --resume)."""
     import torch
 
-    from models.train import _Progress, seed_everything
+    from genredream.models.train import _Progress, seed_everything
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -616,7 +616,7 @@ def _declick(chunk, prev2, n=DECLICK_SAMPLES):
 class Stepper:
     """Autoregressive state: a context buffer, the level target, the noise generator.
 
-    :func:`generate` and the engine's continuation (:mod:`engine.continuation`)
+    :func:`generate` and the engine's continuation (:mod:`genredream.engine.continuation`)
     both step with it; the module may change between steps (the engine
     switches genre mid-continuation), as long as the rates agree.
 
@@ -763,8 +763,8 @@ def add_train_generator_arguments(p: argparse.ArgumentParser):
 
 
 def train_generator_main(args) -> int:
-    from models.contract import ModelFileError
-    from models.data import CollectionError, scan
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import CollectionError, scan
 
     try:
         if args.all:
@@ -828,8 +828,8 @@ def add_generate_arguments(p: argparse.ArgumentParser):
 def generate_main(args) -> int:
     import soundfile as sf
 
-    from models.contract import ModelFileError
-    from models.data import AudioFileError, check_length, load_audio
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import AudioFileError, check_length, load_audio
 
     import sys
 

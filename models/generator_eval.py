@@ -66,7 +66,7 @@ def spectral_flatness(x, n_fft=512):
 
 
 def _chunk_db(x, n):
-    from models.generator import rms_db
+    from genredream.models.generator import rms_db
 
     return [rms_db(x[i : i + n]) for i in range(0, x.size - n + 1, n)]
 
@@ -76,7 +76,7 @@ def _scores(classifier, spec, audio_10k, sr_gen):
     import soxr
     import torch
 
-    from models.data import fit_length
+    from genredream.models.data import fit_length
 
     y = soxr.resample(audio_10k, sr_gen, spec.sample_rate).astype(np.float32) if spec.sample_rate != sr_gen else audio_10k
     y, _ = fit_length(y, spec.window_samples)
@@ -93,11 +93,11 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     """Generate from held-out songs, classify generated and real clips; return the result dict (see module doc)."""
     import soundfile as sf
 
-    from models.contract import load, resolve_model
-    from models.data import load_audio, scan
-    from models.generator import generate, list_generators, rms_db, validate_generator
-    from models.inputs import InputSpec
-    from models.train import _Progress, confusion, plot_confusion
+    from genredream.models.contract import load, resolve_model
+    from genredream.models.data import load_audio, scan
+    from genredream.models.generator import generate, list_generators, rms_db, validate_generator
+    from genredream.models.inputs import InputSpec
+    from genredream.models.train import _Progress, confusion, plot_confusion
 
     clf = load(resolve_model(classifier))
     labels = list(clf.meta["labels"])
@@ -198,7 +198,7 @@ def bandlimit_collection(src, dst, sr=10_000, genres=None):
     """
     import soundfile as sf
 
-    from models.data import load_audio, scan
+    from genredream.models.data import load_audio, scan
 
     coll = scan(src, genres)
     dst = Path(dst)
@@ -286,8 +286,8 @@ def add_evaluate_generator_arguments(p: argparse.ArgumentParser):
 
 
 def evaluate_generator_main(args) -> int:
-    from models.contract import ModelFileError
-    from models.data import CollectionError
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import CollectionError
 
     try:
         r = evaluate_generators(

@@ -3,17 +3,17 @@
 The body is a shipped musicnn tagger, frozen; only a small head is trained,
 on the embeddings of every consecutive 5 s window of the collection's songs
 (the windows ``genredream evaluate`` scores). The embeddings are cached per
-file (:mod:`models.embed_cache`), so a second run, or a run after adding a
+file (:mod:`genredream.models.embed_cache`), so a second run, or a run after adding a
 genre folder, only sends new or changed files through musicnn. The head is
 then fitted in seconds: Adam on mini-batches of window embeddings, early
 stopping on the validation songs' loss, best weights kept.
 
 The model file is the body plus the head as one TorchScript module
-(:class:`models.archs.musicnn_head.MusicnnHead`): it validates, streams in
+(:class:`genredream.models.archs.musicnn_head.MusicnnHead`): it validates, streams in
 the engine and dreams like the shipped musicnn.
 
 ``--from HEAD.pt`` starts from a head file: same body, same embedding, the
-known genres keep their units (:mod:`models.extend`), the input
+known genres keep their units (:mod:`genredream.models.extend`), the input
 standardisation is kept, and the report shows the old genres' accuracy
 before and after. The body is always frozen here, so ``--freeze-body``
 changes nothing for a head.
@@ -38,7 +38,7 @@ _BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays 
 
 
 def _body(embedding: str):
-    from models.contract import load, resolve_model
+    from genredream.models.contract import load, resolve_model
 
     path = resolve_model(embedding)
     return path, load(path)
@@ -52,8 +52,8 @@ def song_embeddings(songs, net, spec, cache, progress=None):
     """
     import torch
 
-    from models.data import AudioFileError, consecutive_starts, fit_length, load_audio
-    from models.embed_cache import file_sha256
+    from genredream.models.data import AudioFileError, consecutive_starts, fit_length, load_audio
+    from genredream.models.embed_cache import file_sha256
 
     out, skipped = [], []
     net.eval()
@@ -118,7 +118,7 @@ def _scores(head, x, y, song, n_songs, n_out=None):
 
 
 def _per_class(y, p, labels, only=None):
-    from models.train import confusion
+    from genredream.models.train import confusion
 
     cm = confusion(y, p, len(labels))
     return {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(labels) if only is None or g in only}
@@ -128,13 +128,13 @@ def train_head(cfg, log=print) -> dict:
     """Embed (cached), fit the head, test, export. Returns the report (also written as JSON)."""
     import torch
 
-    from models import contract
-    from models.archs.musicnn_head import EMBEDDINGS, MusicnnHead, make_head_meta
-    from models.data import CollectionError, read_split_files, scan, split_songs
-    from models.embed_cache import EmbeddingCache, cache_root
-    from models.extend import data_provenance, extend_labels, lineage, transplant
-    from models.inputs import InputSpec
-    from models.train import _Progress, confusion, plot_confusion, seed_everything
+    from genredream.models import contract
+    from genredream.models.archs.musicnn_head import EMBEDDINGS, MusicnnHead, make_head_meta
+    from genredream.models.data import CollectionError, scan
+    from genredream.models.embed_cache import EmbeddingCache, cache_root
+    from genredream.models.extend import data_provenance, extend_labels, lineage, transplant
+    from genredream.models.inputs import InputSpec
+    from genredream.models.train import _Progress, choose_splits, confusion, plot_confusion, seed_everything
 
     t_wall = time.time()
     if cfg.threads:
@@ -166,12 +166,7 @@ def train_head(cfg, log=print) -> dict:
             r["hidden"] = int(cfg.head_hidden)
         labels = list(coll.genres)
 
-    if cfg.split_files:
-        splits = read_split_files(coll, *cfg.split_files)
-        split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
-    else:
-        splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
-        split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    splits, split_desc = choose_splits(cfg, coll)
     if not splits["train"]:
         raise CollectionError(f"the train split is empty: {cfg.data} has too few songs per genre")
 

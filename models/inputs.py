@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.mel import MelConfig, apply_scaling
+from genredream.engine.mel import MelConfig, apply_scaling
 
 __all__ = ["InputSpec"]
 

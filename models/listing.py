@@ -41,10 +41,10 @@ def models_main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from models.contract import list_models, model_dirs
+    from genredream.models.contract import list_models, model_dirs
 
-    from models.classify import default_model
-    from models.contract import ModelFileError, read_meta
+    from genredream.models.classify import default_model
+    from genredream.models.contract import ModelFileError, read_meta
 
     models = list_models()
     try:
@@ -112,8 +112,8 @@ def add_validate_arguments(p: argparse.ArgumentParser):
 def validate_main(args) -> int:
     from rich.console import Console
 
-    from models.contract import ModelFileError
-    from models.validated import validate_once
+    from genredream.models.contract import ModelFileError
+    from genredream.models.validated import validate_once
 
     con = Console()
     bad = 0

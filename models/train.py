@@ -1,7 +1,7 @@
 """`genredream train DATA --arch A --out FILE.pt`: train a seed architecture.
 
-Each architecture's default recipe is its paper's (:data:`models.archs.RECIPES`),
-overridable by flags. Songs are split by song (:mod:`models.data`); every
+Each architecture's default recipe is its paper's (:data:`genredream.models.archs.RECIPES`),
+overridable by flags. Songs are split by song (:mod:`genredream.models.data`); every
 epoch draws random 5-second windows from each training song (Lidy &
 Schindler's random-segment sampling), validates on consecutive windows of the
 validation songs, and keeps the best weights (early stopping). At the end the
@@ -58,7 +58,7 @@ class TrainConfig:
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    from models.archs import ARCHS
+    from genredream.models.archs import ARCHS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = (
@@ -108,8 +108,8 @@ def add_arguments(p: argparse.ArgumentParser):
 def main(args) -> int:
     import sys
 
-    from models.contract import ModelFileError, load, resolve_model
-    from models.data import CollectionError
+    from genredream.models.contract import ModelFileError, load, resolve_model
+    from genredream.models.data import CollectionError
 
     parent = None
     if args.from_model:
@@ -160,7 +160,7 @@ def main(args) -> int:
     )
     try:
         if cfg.arch == "musicnn-head":
-            from models.heads import train_head
+            from genredream.models.heads import train_head
 
             report = train_head(cfg, log=(lambda m: print(m, flush=True)) if cfg.progress else (lambda m: None))
         else:
@@ -193,7 +193,7 @@ def main(args) -> int:
 
 
 def _trainable_archs():
-    from models.archs import ARCHS
+    from genredream.models.archs import ARCHS
 
     return set(ARCHS) | {"musicnn-head"}
 
@@ -208,7 +208,7 @@ def seed_everything(seed):
 
 
 def _recipe(cfg):
-    from models.archs import RECIPES
+    from genredream.models.archs import RECIPES
 
     r = dict(RECIPES[cfg.arch])
     for key in ("epochs", "lr", "batch_size", "optimizer"):
@@ -230,7 +230,7 @@ def _evaluate(module, spec, songs, feats, batch_size):
     """Consecutive windows of each song -> per-window and per-song predictions."""
     import torch
 
-    from models.data import consecutive_starts
+    from genredream.models.data import consecutive_starts
 
     module.eval()
     y_win, p_win, y_song, p_song, loss_sum, n = [], [], [], [], 0.0, 0
@@ -327,15 +327,32 @@ class _Progress:
             print(msg, flush=True)
 
 
+
+def choose_splits(cfg, coll):
+    """The song-level split a training config asks for, and its description for the report.
+
+    ``--split-files`` names the songs of each split; otherwise songs are
+    split at random, stratified by genre, with ``cfg.seed``.
+    """
+    from genredream.models.data import read_split_files, split_songs
+
+    if cfg.split_files:
+        splits = read_split_files(coll, *cfg.split_files)
+        split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
+    else:
+        splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
+        split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    return splits, split_desc
+
 def train(cfg: TrainConfig) -> dict:
     """Train, test, export. Returns the report dict (also written as JSON)."""
     import torch
 
-    from models import contract
-    from models.archs import build
-    from models.data import decode_songs, random_starts, read_split_files, scan, split_songs
-    from models.extend import data_provenance, extend_labels, lineage, output_layer, transplant
-    from models.inputs import InputSpec
+    from genredream.models import contract
+    from genredream.models.archs import build
+    from genredream.models.data import decode_songs, random_starts, scan
+    from genredream.models.extend import data_provenance, extend_labels, lineage, output_layer, transplant
+    from genredream.models.inputs import InputSpec
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -346,12 +363,7 @@ def train(cfg: TrainConfig) -> dict:
     r = _recipe(cfg)
 
     coll = scan(cfg.data, cfg.genres)
-    if cfg.split_files:
-        splits = read_split_files(coll, *cfg.split_files)
-        split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
-    else:
-        splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
-        split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    splits, split_desc = choose_splits(cfg, coll)
     for name in ("train", "valid", "test"):
         if not splits[name] and not (name == "valid" and cfg.valid == 0) and not (name == "test" and cfg.test == 0):
             raise contract_error(f"the {name} split is empty: {cfg.data} has too few songs per genre for these fractions")
@@ -521,6 +533,6 @@ def _forgetting(parent, module, spec, songs, feats, batch_size, labels, grown, f
 
 
 def contract_error(msg):
-    from models.data import CollectionError
+    from genredream.models.data import CollectionError
 
     return CollectionError(msg)

@@ -1,12 +1,12 @@
 """Validate a model file once: a cache of passed validations, keyed by the file's content.
 
-:func:`models.contract.validate` runs the model (26 forward passes for
+:func:`genredream.models.contract.validate` runs the model (26 forward passes for
 musicnn, with its streaming check): seconds of every start-up (issue 14
 measured the first musicnn result at 4-14 s after ``genredream run``
 started, mostly this). A file whose exact bytes have passed once, under the
 same contract checks and torch version, passes again: :func:`validate_once`
 remembers the SHA-256 of each file that passed and afterwards only loads it
-(:func:`models.contract.load`: metadata, archive and methods, no run).
+(:func:`genredream.models.contract.load`: metadata, archive and methods, no run).
 
 Where the cache lives, next to the user's models: ``~/.genredream/validated.json``,
 or, when ``$GENREDREAM_MODELS`` is set, ``.genredream-validated.json`` in
@@ -39,7 +39,7 @@ def cache_path() -> Path:
     if env:
         return Path(env).expanduser()
     if os.environ.get("GENREDREAM_MODELS"):
-        from models.contract import user_model_dirs
+        from genredream.models.contract import user_model_dirs
 
         return user_model_dirs()[0] / ".genredream-validated.json"
     return Path.home() / ".genredream" / "validated.json"
@@ -87,7 +87,7 @@ def is_validated(path) -> bool:
 
 
 def validate_once(path, force=False):
-    """:func:`models.contract.validate` the first time a file's content is seen, then only load it.
+    """:func:`genredream.models.contract.validate` the first time a file's content is seen, then only load it.
 
     Returns
     -------
@@ -97,9 +97,9 @@ def validate_once(path, force=False):
     Raises
     ------
     ModelFileError
-        As :func:`models.contract.validate` (and the failure is not cached).
+        As :func:`genredream.models.contract.validate` (and the failure is not cached).
     """
-    from models.contract import ModelFileError, load, validate
+    from genredream.models.contract import ModelFileError, load, validate
 
     path = Path(path).expanduser()
     try:

@@ -6,7 +6,7 @@ ships TensorFlow 1 checkpoints. This script
 
 1. ``inputs`` (project venv): renders a few test clips at 16 kHz (FluidSynth
    with the GM soundfont, and numpy noise), computes their float32 log-mel
-   with :mod:`engine.mel` (``logc_scale``), and writes ``WORK/inputs.npz``;
+   with :mod:`genredream.engine.mel` (``logc_scale``), and writes ``WORK/inputs.npz``;
 2. ``tf`` (a throwaway TensorFlow venv; TF is never a dependency of the
    package): for each model reads every checkpoint variable into
    ``WORK/weights_<model>.npz``, builds the package's own ``models.py`` graph,
@@ -15,7 +15,7 @@ ships TensorFlow 1 checkpoints. This script
    runs it on the float32 log-mel inputs: ``WORK/reference_<model>.npz``
    holds the logits, probabilities and every intermediate feature;
 3. ``torch`` (project venv): loads the weights into
-   :class:`models.archs.musicnn.Musicnn`, compares every output with the
+   :class:`genredream.models.archs.musicnn.Musicnn`, compares every output with the
    reference, writes the test fixtures (``tests/fixtures/musicnn/``), the
    model files (``models/pretrained/musicnn-{msd,mtt}.pt``) with a report
    beside each, and the licence text;
@@ -37,7 +37,7 @@ unless ``--musicnn-dir`` points at an unpacked copy.
 
 Why not ``musicnn.extractor``: it casts the mel to float16 before
 ``log10(10000 x + 1)`` (overflow to inf above 6.55 with current NumPy) and
-swallows checkpoint-restore errors (random weights). See DESIGN.md.
+swallows checkpoint-restore errors (random weights). See docs/musicnn.md.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 # Exactly which mel the references were fed (see docs/musicnn.md, "Mel").
 MEL_SOURCE = (
-    "engine.mel.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, n_mels=96) then engine.mel.logc_scale "
+    "genredream.engine.mel.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, n_mels=96) then engine.mel.logc_scale "
     "(float32); equal to librosa>=0.10 feature.melspectrogram defaults: center=True, pad_mode='constant', "
     "power=2, htk=False, norm='slaney', periodic Hann"
 )
@@ -206,7 +206,7 @@ def quantise(y):
 
 
 def logmel(y):
-    from engine.mel import logc_scale, melspectrogram
+    from genredream.engine.mel import logc_scale, melspectrogram
 
     return logc_scale(melspectrogram(y, sr=SR, n_fft=512, hop_length=256, n_mels=96))
 
@@ -407,7 +407,7 @@ def tf_feature_to_ours(name, a):
 
 
 def build_torch(labels, weights):
-    from models.archs.musicnn import Musicnn
+    from genredream.models.archs.musicnn import Musicnn
 
     net = Musicnn(labels)
     load_tf_weights(net, weights)
@@ -422,7 +422,7 @@ def stage_torch(work: Path, musicnn_dir: Path, write_models=True):
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from models.archs.musicnn import MSD_GENRES, MSD_LABELS, MTT_GENRES, MTT_LABELS, MUSICNN_LAYERS
+    from genredream.models.archs.musicnn import MSD_GENRES, MSD_LABELS, MTT_GENRES, MTT_LABELS, MUSICNN_LAYERS
 
     torch.set_num_threads(2)
     inputs = dict(np.load(work / "inputs.npz"))
@@ -505,8 +505,8 @@ def stage_torch(work: Path, musicnn_dir: Path, write_models=True):
 
 
 def save_models(nets, report, musicnn_dir, licence_text):
-    from models import contract
-    from models.archs.musicnn import MUSICNN_LAYERS, musicnn_mel_config
+    from genredream.models import contract
+    from genredream.models.archs.musicnn import MUSICNN_LAYERS, musicnn_mel_config
 
     for short, model in MODELS.items():
         res = (musicnn_dir / model / "experiment.result").read_text().strip()
@@ -571,7 +571,7 @@ def stage_analyse(work: Path):
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from engine.mel import logc_scale
+    from genredream.engine.mel import logc_scale
 
     torch.set_num_threads(2)
     clips = {"orchestral": clip_orchestral(5.0), "electronic": clip_electronic(5.0)}
@@ -657,8 +657,8 @@ def stage_reexport():
     import numpy as np
     import torch
 
-    from models import contract
-    from models.archs.musicnn import Musicnn
+    from genredream.models import contract
+    from genredream.models.archs.musicnn import Musicnn
 
     fixtures = sorted((ROOT / "tests" / "fixtures" / "musicnn").glob("*.npz"))
     for short in MODELS:

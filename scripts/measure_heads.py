@@ -2,7 +2,7 @@
 
 Needs the folders of ``scripts/render_soundfont_check.py`` (OUT/seen,
 OUT/unseen, OUT/split). Every head is trained with the real trainer
-(:func:`models.heads.train_head`) on the seen soundfont; the unseen
+(:func:`genredream.models.heads.train_head`) on the seen soundfont; the unseen
 soundfont's test songs go through the same body (cached embeddings) and the
 trained head, which is what the head file computes on those windows (one
 variant is also checked end to end with ``genredream evaluate``).
@@ -22,7 +22,7 @@ import numpy as np
 
 
 def cfg(data, out, cache, split, **kw):
-    from models.train import TrainConfig
+    from genredream.models.train import TrainConfig
 
     base = dict(data=str(data), arch="musicnn-head", out=str(out), seed=0, progress=False, threads=1, cache_dir=str(cache), split_files=[str(p) for p in split])
     base.update(kw)
@@ -33,12 +33,12 @@ def unseen_accuracy(model_path, unseen, cache_dir):
     """Window and song accuracy of a head file's head on the unseen soundfont's songs (cached body embeddings)."""
     import torch
 
-    from models.archs.musicnn_head import MusicnnHead
-    from models.contract import load, resolve_model
-    from models.data import scan
-    from models.embed_cache import EmbeddingCache
-    from models.heads import _per_class, _scores, _stack, song_embeddings
-    from models.inputs import InputSpec
+    from genredream.models.archs.musicnn_head import MusicnnHead
+    from genredream.models.contract import load, resolve_model
+    from genredream.models.data import scan
+    from genredream.models.embed_cache import EmbeddingCache
+    from genredream.models.heads import _per_class, _scores, _stack, song_embeddings
+    from genredream.models.inputs import InputSpec
 
     m = load(model_path)
     head = m.meta["head"]
@@ -79,7 +79,7 @@ def subset_collection(seen, genres, dst):
 def main(argv=None):
     import torch
 
-    from models.heads import train_head
+    from genredream.models.heads import train_head
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("root")
@@ -125,7 +125,7 @@ def main(argv=None):
         s8 = subset_split(split, eight, work / "split8")
         m8 = work / "eight.pt"
         r8 = train_head(cfg(c8, m8, a.cache_dir, s8), log=quiet)
-        from models.contract import load
+        from genredream.models.contract import load
 
         r10 = train_head(cfg(seen, work / "ten-from.pt", a.cache_dir, split, from_model=load(m8)), log=quiet)
         s10 = train_head(cfg(seen, work / "ten-scratch.pt", a.cache_dir, split), log=quiet)

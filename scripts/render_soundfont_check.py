@@ -26,10 +26,10 @@ import argparse
 import json
 from pathlib import Path
 
-from models.corpus.build import song_filename
-from models.corpus.genres import GTZAN_GENRES
-from models.corpus.render import RenderJob, find_soundfont, render_songs
-from models.data import Song, split_songs
+from genredream.models.corpus.build import song_filename
+from genredream.models.corpus.genres import GTZAN_GENRES
+from genredream.models.corpus.render import RenderJob, find_soundfont, render_songs
+from genredream.models.data import Song, split_songs
 
 
 def shipped_split(genres, songs_per_genre=100, seed=1):

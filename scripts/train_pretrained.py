@@ -49,7 +49,7 @@ def ensure_corpus(path, seed, songs):
     if (Path(path) / "corpus.json").exists():
         return
     subprocess.run(
-        [sys.executable, "-m", "engine.cli", "corpus", str(path), "--songs-per-genre", str(songs), "--seconds", "10", "--seed", str(seed), "--quiet"],
+        [sys.executable, "-m", "genredream.engine.cli", "corpus", str(path), "--songs-per-genre", str(songs), "--seconds", "10", "--seed", str(seed), "--quiet"],
         check=True,
         cwd=ROOT,
     )
@@ -63,8 +63,8 @@ def generator_commit():
 
 
 def main():
-    from models.evaluate import evaluate
-    from models.train import TrainConfig, train
+    from genredream.models.evaluate import evaluate
+    from genredream.models.train import TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default=",".join(CAPS))
@@ -89,7 +89,7 @@ def main():
         )
         held = evaluate(tmp, args.heldout, plot=str(out / f"{arch}.confusion.png"))
         # The held-out figure is the one the issue asks for: record it in the file's provenance too.
-        from models.contract import load, save
+        from genredream.models.contract import load, save
 
         m = load(tmp)
         meta = dict(m.meta)

@@ -41,8 +41,8 @@ def make_model_file(arch, directory, labels=("a", "b", "c"), seed=0):
     """
     import torch
 
-    from models.archs import build
-    from models.contract import save
+    from genredream.models.archs import build
+    from genredream.models.contract import save
 
     torch.manual_seed(seed)
     m, meta = build(arch, list(labels))
@@ -63,3 +63,24 @@ def _validation_cache(tmp_path_factory):
         yield
     finally:
         os.environ.pop("GENREDREAM_VALIDATION_CACHE", None)
+
+
+@pytest.fixture
+def served():
+    """served(engine, **bridge_kw) -> (bridge, client); everything is stopped afterwards."""
+    from genredream.bridge.client import OscClient
+    from genredream.bridge.server import OscBridge
+
+    made = []
+
+    def make(engine, **kw):
+        b = OscBridge(engine, port=0, **kw).start()
+        c = OscClient(b.port)
+        made.append((engine, b, c))
+        return b, c
+
+    yield make
+    for e, b, c in made:
+        b.stop()
+        e.stop()
+        c.close()

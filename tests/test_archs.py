@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.mel import MelConfig
-from models.archs import ARCHS, RECIPES, build
-from models.contract import check_meta, save, validate
+from genredream.engine.mel import MelConfig
+from genredream.models.archs import ARCHS, RECIPES, build
+from genredream.models.contract import check_meta, save, validate
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models.archs import ARCHS
-from models.contract import (
+from genredream.models.archs import ARCHS
+from genredream.models.contract import (
     META_NAME,
     ModelFileError,
     check_meta,

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.corpus import midi as smf
-from models.corpus.build import build_corpus
-from models.corpus.cli import add_arguments, main
-from models.corpus.compose import PPQ, compose_song, parse_chord
-from models.corpus.genres import (GENG_GENRES, GENRES, GTZAN_GENRES, UnknownGenreError,
+from genredream.models.corpus import midi as smf
+from genredream.models.corpus.build import build_corpus
+from genredream.models.corpus.cli import add_arguments, main
+from genredream.models.corpus.compose import PPQ, compose_song, parse_chord
+from genredream.models.corpus.genres import (GENG_GENRES, GENRES, GTZAN_GENRES, UnknownGenreError,
                                   validate_style)
-from models.corpus.render import (FluidsynthNotFoundError, SoundfontNotFoundError,
+from genredream.models.corpus.render import (FluidsynthNotFoundError, SoundfontNotFoundError,
                                   find_fluidsynth, find_soundfont, render_midi)
 from tests.conftest import require_component
 
@@ -264,7 +264,7 @@ def test_missing_soundfont_names_the_paths_tried_and_the_package(tmp_path, monke
         find_soundfont()
     monkeypatch.delenv("GENREDREAM_SOUNDFONT")
     candidates = (str(tmp_path / "a.sf2"), str(tmp_path / "b.sf2"))
-    monkeypatch.setattr("models.corpus.render.SOUNDFONT_CANDIDATES", candidates)
+    monkeypatch.setattr("genredream.models.corpus.render.SOUNDFONT_CANDIDATES", candidates)
     with pytest.raises(SoundfontNotFoundError) as info:
         find_soundfont()
     assert all(c in str(info.value) for c in candidates)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models import data
+from genredream.models import data
 from tests.conftest import require_component
 
 

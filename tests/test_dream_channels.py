@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.client import OscClient
-from bridge.protocol import A
-from bridge.server import OscBridge
-from engine.dream import Dreamer
-from engine.dream_core import DreamError, load_dream_model
-from engine.dream_depth import MAX_LATENCY_HOPS, depth_settings
-from engine.runtime import Engine
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
+from genredream.engine.dream import Dreamer
+from genredream.engine.dream_core import DreamError, load_dream_model
+from genredream.engine.dream_depth import MAX_LATENCY_HOPS, depth_settings
+from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
@@ -132,7 +131,7 @@ def test_streaming_dreamer_keeps_the_channels(geng, sr):
 
 
 def test_run_command_writes_the_inputs_channels(geng, tmp_path):
-    from engine import run as run_cmd
+    from genredream.engine import run as run_cmd
 
     model, _ = geng
     sr = 16000
@@ -158,7 +157,7 @@ def test_run_command_writes_the_inputs_channels(geng, tmp_path):
 
 
 def test_run_command_refuses_a_depth_out_of_range(geng, tmp_path, capsys):
-    from engine import run as run_cmd
+    from genredream.engine import run as run_cmd
 
     model, _ = geng
     src = tmp_path / "in.wav"
@@ -170,7 +169,7 @@ def test_run_command_refuses_a_depth_out_of_range(geng, tmp_path, capsys):
 
 
 def test_offline_dream_keeps_the_channels_and_depth_zero_is_the_input(geng, tmp_path):
-    from engine.dream_cli import dream_file
+    from genredream.engine.dream_cli import dream_file
 
     model, _ = geng
     sr = 16000
@@ -242,21 +241,6 @@ def test_hop_joins_stay_as_smooth_as_the_input_in_every_channel(geng, depth):
 # -- OSC ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served():
-    made = []
-
-    def make(engine, **kw):
-        b = OscBridge(engine, port=0, **kw).start()
-        c = OscClient(b.port)
-        made.append((engine, b, c))
-        return b, c
-
-    yield make
-    for e, b, c in made:
-        b.stop()
-        e.stop()
-        c.close()
 
 
 def test_stereo_over_osc_comes_back_stereo_and_mono_patches_still_get_mono(served, geng):
@@ -399,7 +383,7 @@ def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
     n = 2000
     level = np.array([[0.25, -0.5]], np.float32)
     # A dreamer far ahead: every block comes from the frame ring (a larger one, so it holds every block asked for).
-    from engine.channels import FrameRing
+    from genredream.engine.channels import FrameRing
 
     runner._out_ch = FrameRing((n + 100) * frames, 2)
     for _ in range(n + 50):
@@ -428,7 +412,7 @@ def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
 
 
 def test_difference_panel_shows_what_the_dream_added_where_it_added_it(tmp_path):
-    from engine.dream_cli import DIFF_RANGE_DB, _plot, difference_db, mel_db
+    from genredream.engine.dream_cli import DIFF_RANGE_DB, _plot, difference_db, mel_db
 
     sr = 16000
     t = np.arange(2 * sr) / sr
@@ -457,7 +441,7 @@ def test_separate_output_stream_plays_the_channels_then_the_dry_channels(tmp_pat
     device = _device_module()
     import sounddevice as sd
 
-    from engine.channels import FrameRing
+    from genredream.engine.channels import FrameRing
 
     frames = 256
     with jack_server(256, str(tmp_path)):

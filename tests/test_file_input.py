@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.cli import main as cli
+from genredream.engine.cli import main as cli
 from tests.conftest import make_model_file
 
 SR = 8000
@@ -131,8 +131,8 @@ def test_partial_windows_are_flagged_and_progress_goes_to_stderr(tmp_path, geng,
 def test_the_live_view_flags_partial_windows_and_names_its_percentages(geng):
     from rich.console import Console
 
-    from engine.io.view import render
-    from engine.runtime import Engine
+    from genredream.engine.io.view import render
+    from genredream.engine.runtime import Engine
 
     e = Engine(SR)
     e.load_model(geng)
@@ -176,7 +176,7 @@ def test_a_cut_off_file_is_reported_damaged_with_what_was_decoded(tmp_path, geng
 
 
 def _peak_bytes_while_playing(path):
-    from engine.io.file import FileSource
+    from genredream.engine.io.file import FileSource
 
     tracemalloc.start()
     try:
@@ -204,7 +204,7 @@ def test_memory_of_a_file_source_does_not_grow_with_the_file(tmp_path):
 
 
 def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, monkeypatch):
-    from engine import run as run_mod
+    from genredream.engine import run as run_mod
 
     seen = []
     real = run_mod.build_engine
@@ -222,7 +222,7 @@ def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, 
 def test_windows_of_a_resampled_model_end_exactly_one_hop_apart(geng, rate):
     """geng runs at 8 kHz; soxr releases its output in chunks, which made the spacing alternate
     (0.436 / 0.581 s at 48 kHz and a 0.5 s hop) when each window ended at the newest resampled sample."""
-    from engine.runtime import Engine
+    from genredream.engine.runtime import Engine
 
     e = Engine(rate, hop=0.5)
     e.load_model(geng)
@@ -251,7 +251,7 @@ def test_generate_shows_progress_and_writes_what_it_has_on_ctrl_c(tmp_path):
     out = tmp_path / "long.wav"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "generate", "--genre", "jazz", "--seed-audio", str(seed), "--seconds", "100000",
+        [sys.executable, "-m", "genredream.engine.cli", "generate", "--genre", "jazz", "--seed-audio", str(seed), "--seconds", "100000",
          "--out", str(out), "--progress", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )

@@ -17,9 +17,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.mel import MelConfig, apply_scaling
-from models.archs import ARCHS
-from models.frontend import TorchMel
+from genredream.engine.mel import MelConfig, apply_scaling
+from genredream.models.archs import ARCHS
+from genredream.models.frontend import TorchMel
 
 ARCH_CONFIGS = {}
 for _arch, _build in ARCHS.items():
@@ -38,7 +38,7 @@ EXTRA_CONFIGS = {
 
 CONFIGS = {**ARCH_CONFIGS, **EXTRA_CONFIGS}
 
-# TorchScript is the model-file format (DESIGN.md); torch 2.13 flags it deprecated.
+# TorchScript is the model-file format (models/contract.py); torch 2.13 flags it deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 SCALED_ATOL = {"db": 1e-3, "log10": 1e-4, "logC": 1e-4}

@@ -14,9 +14,9 @@ import torch
 
 from tests.conftest import require_component
 
-from models.contract import _quiet_torchscript
-from models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, DoyleGRU
-from models.generator import (
+from genredream.models.contract import _quiet_torchscript
+from genredream.models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, DoyleGRU
+from genredream.models.generator import (
     GENERATOR_TASK,
     TrainGeneratorConfig,
     add_generate_arguments,
@@ -47,7 +47,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
-    from models.corpus.build import build_corpus
+    from genredream.models.corpus.build import build_corpus
 
     root = tmp_path_factory.mktemp("gencorpus")
     build_corpus(root, ["classical", "metal"], songs_per_genre=3, seconds=4, seed=3, progress=False)
@@ -92,7 +92,7 @@ def test_network_shapes_scripting_and_level_normalisation():
 
 
 def test_generator_file_round_trip_and_separate_from_the_classifier_contract(tmp_path):
-    from models.contract import ModelFileError, load
+    from genredream.models.contract import ModelFileError, load
 
     module, meta = build_generator("jazz", **SMALL)
     path = save_generator(module, meta, tmp_path / "jazz.pt").path
@@ -173,7 +173,7 @@ def test_generate_command_writes_the_requested_seconds(trained, tmp_path):
 
 
 def test_evaluate_generator_classifies_generated_and_real_clips(corpus, trained, tmp_path):
-    from models.generator_eval import evaluate_generators
+    from genredream.models.generator_eval import evaluate_generators
 
     gdir = tmp_path / "gens"
     gdir.mkdir()
@@ -194,8 +194,8 @@ def test_evaluate_generator_classifies_generated_and_real_clips(corpus, trained,
 
 
 def test_continuer_follows_input_and_continues_through_silence(trained):
-    from engine.continuation import Continuer
-    from engine.runtime import Engine, Result
+    from genredream.engine.continuation import Continuer
+    from genredream.engine.runtime import Engine, Result
 
     sr = 16000
     eng = Engine(sr, window=5.0, hop=0.5)
@@ -231,8 +231,8 @@ def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
     """Through Engine.set_dreamer, as `genredream run --continue` uses it; WAV out aligned with the input."""
     import soundfile as sf
 
-    from engine.continuation import add_continue_arguments, attach_continuer
-    from engine.runtime import Engine
+    from genredream.engine.continuation import add_continue_arguments, attach_continuer
+    from genredream.engine.runtime import Engine
 
     sr = 16000
     eng = Engine(sr, window=5.0, hop=0.5)
@@ -263,7 +263,7 @@ def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
 
 
 def test_continuer_parameters_are_checked(trained):
-    from engine.continuation import ContinuationError, Continuer
+    from genredream.engine.continuation import ContinuationError, Continuer
 
     c = Continuer({"classical": str(trained[0])})
     assert c.set_params(enabled=False, noise=0.1)["enabled"] is False

@@ -18,7 +18,7 @@ GENRES = ["classical", "metal", "electronica"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from models.corpus.build import build_corpus
+    from genredream.models.corpus.build import build_corpus
 
     require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
     out = tmp_path_factory.mktemp("corpus")
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory):
 
 
 def _cfg(data, out, cache, **kw):
-    from models.train import TrainConfig
+    from genredream.models.train import TrainConfig
 
     base = dict(data=str(data), arch="musicnn-head", out=str(out), valid=0.25, test=0.25, seed=0, progress=False, threads=1, cache_dir=str(cache))
     base.update(kw)
@@ -45,7 +45,7 @@ def _collection(src, dst, genres):
 
 @pytest.fixture(scope="module")
 def head(corpus, tmp_path_factory):
-    from models.heads import train_head
+    from genredream.models.heads import train_head
 
     tmp = tmp_path_factory.mktemp("head")
     data = _collection(corpus, tmp / "three", GENRES)
@@ -56,8 +56,8 @@ def head(corpus, tmp_path_factory):
 
 @pytest.mark.slow
 def test_head_file_validates_and_streams_like_its_forward(head):
-    from engine.incremental import FrameBranchRunner
-    from models.contract import validate
+    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.contract import validate
 
     m = validate(head["out"])  # the contract runs the compiled step against forward too
     assert m.labels == sorted(GENRES) and m.meta["arch"] == "musicnn-head" and m.meta["task"] == "genre"
@@ -92,7 +92,7 @@ def test_head_report_says_what_it_was_measured_on(head):
 def test_embedding_cache_is_reused_and_invalidated(head):
     import soundfile as sf
 
-    from models.heads import train_head
+    from genredream.models.heads import train_head
 
     again = train_head(_cfg(head["data"], head["tmp"] / "again.pt", head["cache"]), log=lambda m: None)
     assert again["embedding"]["cached_files"] == 12 and again["embedding"]["embedded_files"] == 0
@@ -106,8 +106,8 @@ def test_embedding_cache_is_reused_and_invalidated(head):
 
 @pytest.mark.slow
 def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
-    from models.contract import load, validate
-    from models.heads import train_head
+    from genredream.models.contract import load, validate
+    from genredream.models.heads import train_head
 
     data = _collection(corpus, head["tmp"] / "four", GENRES + ["rap"])
     out = head["tmp"] / "four.pt"
@@ -120,8 +120,8 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     assert set(rep["from"]["before"]["per_class_accuracy"]) == set(GENRES)
     assert child.meta["provenance"]["lineage"][-1]["name"] == "mine"
     # Before any training the new head's old units are the parent's: check the transplant directly.
-    from models.archs.musicnn_head import MusicnnHead
-    from models.extend import transplant
+    from genredream.models.archs.musicnn_head import MusicnnHead
+    from genredream.models.extend import transplant
 
     fresh = MusicnnHead(child.labels, child.meta["head"]["layer"], child.meta["head"]["hidden"])
     transplant(parent.module.state_dict(), fresh, 3)
@@ -134,9 +134,9 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
 @pytest.mark.slow
 def test_from_seed_net_keeps_label_order_and_units_and_freeze_body(corpus, tmp_path, capsys):
     """Any architecture: geng trained on three genres, then --from on four (CLI), body frozen."""
-    from engine.cli import main as cli
-    from models.contract import load
-    from models.train import TrainConfig, train
+    from genredream.engine.cli import main as cli
+    from genredream.models.contract import load
+    from genredream.models.train import TrainConfig, train
 
     three = _collection(corpus, tmp_path / "three", GENRES)
     four = _collection(corpus, tmp_path / "four", GENRES + ["rap"])
@@ -171,8 +171,8 @@ def test_from_seed_net_keeps_label_order_and_units_and_freeze_body(corpus, tmp_p
 
 def test_transplant_keeps_old_units_exactly():
     """Before any training, a grown network answers like its parent on the old units."""
-    from models.archs import build
-    from models.extend import extend_labels, output_layer, transplant
+    from genredream.models.archs import build
+    from genredream.models.extend import extend_labels, output_layer, transplant
 
     old = ["a", "b", "c"]
     parent, _ = build("zheng", old)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.incremental import FrameBranchRunner, streamed_forward, supports_streaming
-from engine.runtime import Engine
-from models.archs.musicnn import Musicnn, build
-from models.contract import ModelFileError, resolve_model, save
+from genredream.engine.incremental import FrameBranchRunner, streamed_forward, supports_streaming
+from genredream.engine.runtime import Engine
+from genredream.models.archs.musicnn import Musicnn, build
+from genredream.models.contract import ModelFileError, resolve_model, save
 from tests.conftest import require_component
 
 SR = 22050
@@ -21,8 +21,8 @@ SR = 22050
 @pytest.fixture(scope="module")
 def song(tmp_path_factory):
     """14 s of synthetic rock rendered by FluidSynth (what a performer's DAW might send)."""
-    from models.corpus.compose import compose_song
-    from models.corpus.render import find_soundfont, render_midi
+    from genredream.models.corpus.compose import compose_song
+    from genredream.models.corpus.render import find_soundfont, render_midi
 
     require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
     d = tmp_path_factory.mktemp("song")
@@ -189,7 +189,7 @@ def test_mid_end_matrix_product_equals_conv1d():
 
 
 def test_shipped_musicnn_streams_and_its_streamed_forward_is_forward():
-    from models.contract import load
+    from genredream.models.contract import load
 
     lm = load(resolve_model("musicnn-msd"))
     assert supports_streaming(lm.module)

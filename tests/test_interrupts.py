@@ -43,7 +43,7 @@ def _free_port():
 def _interrupt(args, at, sig, tmp_path, env=None):
     out = tmp_path / f"out-{sig}-{at}.jsonl"
     env = dict(env or os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "engine.cli", "run", *args, "--no-view", "--jsonl", str(out), "--threads", "1"]
+    cmd = [sys.executable, "-m", "genredream.engine.cli", "run", *args, "--no-view", "--jsonl", str(out), "--threads", "1"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
     time.sleep(at)
     assert p.poll() is None, f"it ended by itself before the signal: {p.communicate()}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import mel
+from genredream.engine import mel
 
 CONFIGS = [
     dict(sr=22050),

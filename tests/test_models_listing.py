@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from engine.cli import main as cli
+from genredream.engine.cli import main as cli
 
 
 @pytest.fixture(autouse=True)

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.mel import StreamingMel, logc_scale, melspectrogram
-from models import contract
-from models.archs.musicnn import MEL, MSD_LABELS, MTT_LABELS, MUSICNN_LAYERS, Musicnn, _TemporalBlock, build
+from genredream.engine.mel import StreamingMel, logc_scale, melspectrogram
+from genredream.models import contract
+from genredream.models.archs.musicnn import MEL, MSD_LABELS, MTT_LABELS, MUSICNN_LAYERS, Musicnn, _TemporalBlock, build
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 
@@ -131,7 +131,7 @@ def test_matches_tensorflow_from_the_engine_offline_mel(model, clips, clip_name)
     ours = logc_scale(melspectrogram(clip["audio"], sr=16000, n_fft=512, hop_length=256, n_mels=96))
     assert ours.shape == clip["logmel"].shape
     assert np.abs(ours - clip["logmel"]).max() <= 1e-5
-    assert_matches_tf(lm.module, ours, clip, short, "engine.mel.melspectrogram")
+    assert_matches_tf(lm.module, ours, clip, short, "genredream.engine.mel.melspectrogram")
 
 
 @pytest.mark.parametrize("clip_name", CLIPS)

@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from bridge.client import OscClient
-from bridge.protocol import A
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
 from tests.conftest import make_model_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +36,7 @@ def _free_port():
 
 
 def _cmd(port, model, out, *extra):
-    return [sys.executable, "-m", "engine.cli", "run", "--osc-port", str(port), "--samplerate", str(RATE), "--model", str(model),
+    return [sys.executable, "-m", "genredream.engine.cli", "run", "--osc-port", str(port), "--samplerate", str(RATE), "--model", str(model),
             "--no-view", "--jsonl", str(out), "--threads", "1", *extra]
 
 

@@ -87,9 +87,9 @@ class _Tap:
 def _run_pd_example(tmp_path, dream, seconds):
     """Run the example headless against an in-process engine; returns (received, dreamed, pd output, bridge, results)."""
     pd = require_program("pd", "puredata-core")
-    from bridge.server import OscBridge
-    from engine.dream import Dreamer
-    from engine.runtime import Engine
+    from genredream.bridge.server import OscBridge
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.runtime import Engine
 
     rng = np.random.default_rng(7)
     t = np.arange(int(4.0 * SR)) / SR

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.client import OscClient
-from bridge.protocol import A, join_index
-from bridge.server import OscBridge
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A, join_index
+from genredream.bridge.server import OscBridge
 from tests.conftest import make_model_file, require_program
-from engine.ringbuffer import RingBuffer
-from engine.runtime import Engine
+from genredream.engine.ringbuffer import RingBuffer
+from genredream.engine.runtime import Engine
 
 PEERS = Path(__file__).parent / "peers"
 SR = 8000

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge import protocol as P
-from bridge.jitter import JitterBuffer, seq_diff
+from genredream.bridge import protocol as P
+from genredream.bridge.jitter import JitterBuffer, seq_diff
 
 
 def _tags(d):

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import protocol as P
-from bridge.client import OscClient
-from bridge.protocol import A
-from bridge.server import OscBridge
-from engine.ringbuffer import RingBuffer
-from engine.runtime import Engine
+from genredream.bridge import protocol as P
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
+from genredream.bridge.server import OscBridge
+from genredream.engine.ringbuffer import RingBuffer
+from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
 
@@ -25,22 +25,6 @@ def geng_file(tmp_path_factory):
     return make_model_file("geng", tmp_path_factory.mktemp("models"), ["a", "b", "c"], seed=0)
 
 
-@pytest.fixture
-def served():
-    """served(engine, **bridge_kw) -> (bridge, client); everything is stopped afterwards."""
-    made = []
-
-    def make(engine, **kw):
-        b = OscBridge(engine, port=0, **kw).start()
-        c = OscClient(b.port)
-        made.append((engine, b, c))
-        return b, c
-
-    yield make
-    for e, b, c in made:
-        b.stop()
-        e.stop()
-        c.close()
 
 
 def settle(bridge, n, timeout=10.0):
@@ -105,7 +89,7 @@ def test_control_errors_and_unknown_addresses_are_answered(served):
 
 def test_dream_controls_reach_the_dreamer(served, geng_file):
     """The real dreamer (engine/dream.py) on the test model: parameters, their checks, and its audio out."""
-    from engine.dream import Dreamer
+    from genredream.engine.dream import Dreamer
 
     e = Engine(8000)
     e.load_model(geng_file)
@@ -503,7 +487,7 @@ def test_genredream_run_with_osc_port_runs_on_osc_audio_and_dreams(geng_file, tm
         c.server = ("127.0.0.1", port)
         jsonl = tmp_path / "out.jsonl"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "run", "--osc-port", str(port), "--samplerate", "8000", "--model", str(geng_file),
+            [sys.executable, "-m", "genredream.engine.cli", "run", "--osc-port", str(port), "--samplerate", "8000", "--model", str(geng_file),
              "--no-view", "--duration", "1.0", "--jsonl", str(jsonl), "--osc-reply", f"127.0.0.1:{c.port}:b",
              "--dream", "--steps", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.getcwd(),

@@ -39,9 +39,9 @@ SWAP_MODELS = ["zheng", "lidy1", "smith", "doyle"] * 2  # 8 loads of 4 different
 def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
     import torch
 
-    from engine.dream import Dreamer
-    from engine.io.cring import CRingRunner
-    from engine.run import build_engine
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.io.cring import CRingRunner
+    from genredream.engine.run import build_engine
 
     torch.set_num_threads(1)
     with jack_server(PERIOD, str(tmp_path)) as srv:
@@ -127,7 +127,7 @@ def test_run_on_jack_with_the_c_callback_and_a_chosen_lead(tmp_path):
 
     model = make_model_file("geng", tmp_path)
     with jack_server(256, str(tmp_path)) as srv:
-        base = [sys.executable, "-m", "engine.cli", "run", "--device", "JACK", "--channels", "2", "--model", str(model), "--no-view", "--threads", "1"]
+        base = [sys.executable, "-m", "genredream.engine.cli", "run", "--device", "JACK", "--channels", "2", "--model", str(model), "--no-view", "--threads", "1"]
         ok = subprocess.run(base + ["--duration", "3", "--ring-lead", "0.1"], env=srv.env, capture_output=True, text=True, timeout=180)
         bad = subprocess.run(base + ["--duration", "1", "--ring-lead", "5"], env=srv.env, capture_output=True, text=True, timeout=180)
     assert ok.returncode == 0, ok.stderr[-2000:]

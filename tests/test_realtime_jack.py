@@ -45,12 +45,12 @@ RATE = 48000
 
 
 def _device_module():
-    """engine.io.device, or skip/fail when PortAudio is missing."""
+    """genredream.engine.io.device, or skip/fail when PortAudio is missing."""
     try:
         import sounddevice  # noqa: F401
     except OSError as e:
         require_component("PortAudio", False, f"apt-get install libportaudio2 ({e})")
-    from engine.io import device
+    from genredream.engine.io import device
 
     return device
 
@@ -118,8 +118,8 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
 @pytest.fixture(scope="module")
 def geng_model(tmp_path_factory):
     """A cheap contract-valid model: geng, 8 kHz waveform, three labels (untrained)."""
-    from models.archs import build
-    from models.contract import save
+    from genredream.models.archs import build
+    from genredream.models.contract import save
 
     path = tmp_path_factory.mktemp("model") / "geng.pt"
     m, meta = build("geng", ["a", "b", "c"])
@@ -168,7 +168,7 @@ def _metronome(srv):
 def _run_engine(srv, model, period, seconds, tmp_path):
     """Run the duplex engine on the JACK device for ``seconds`` of stream time; return measurements."""
     device = _device_module()
-    from engine.run import build_engine
+    from genredream.engine.run import build_engine
 
     engine = build_engine(RATE, [str(model)], 5.0, 0.5)
     log_before = len(srv.xrun_lines())
@@ -292,13 +292,13 @@ def test_unknown_device_lists_devices_and_suggests_a_file(tmp_path, capsys):
         assert "JACK Audio Connection Kit" in msg and "system" in msg  # the devices, listed
         assert "--input FILE" in msg
         # The same through the command line, before any model is loaded.
-        from engine.cli import main
+        from genredream.engine.cli import main
 
         assert main(["run", "--device", "no-such-interface", "--no-view"]) == 2
         err = capsys.readouterr().err
         assert "no-such-interface" in err and "JACK Audio Connection Kit" in err and "--input FILE" in err
         # An impossible channel count names what the device has.
-        from engine.runtime import Engine
+        from genredream.engine.runtime import Engine
 
         with pytest.raises(device.DeviceError, match=r"8 input channel\(s\) asked for, but device .* has 2 input channel"):
             device.DuplexRunner(Engine(RATE), device="JACK", channels=8, blocksize=256)
@@ -327,7 +327,7 @@ def test_callback_allocates_nothing(tmp_path, dreamed):
     device = _device_module()
     import sounddevice as sd
 
-    from engine.runtime import Engine
+    from genredream.engine.runtime import Engine
 
     with jack_server(256, str(tmp_path)):
         engine = Engine(RATE)

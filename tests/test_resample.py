@@ -6,7 +6,7 @@ import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.resample import StreamingResampler
+from genredream.engine.resample import StreamingResampler
 
 
 @settings(max_examples=40, deadline=None)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.ringbuffer import RingBuffer
+from genredream.engine.ringbuffer import RingBuffer
 
 
 def test_clock_and_latest_across_wraparound():

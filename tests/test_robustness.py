@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from bridge import protocol as P
-from bridge.client import OscClient
-from bridge.protocol import A
-from bridge.server import OscBridge
-from engine.runtime import Engine
+from genredream.bridge import protocol as P
+from genredream.bridge.client import OscClient
+from genredream.bridge.protocol import A
+from genredream.bridge.server import OscBridge
+from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
 SR = 16000
@@ -284,7 +284,7 @@ def _wait(pred, timeout=10.0):
 
 def test_a_fault_in_each_worker_is_logged_counted_reported_and_the_worker_restarted(model_files, caplog):
     """Every worker in turn raises once: the engine keeps scoring, counts it, says so and restarts it."""
-    from engine.dream import Dreamer
+    from genredream.engine.dream import Dreamer
 
     r = Rig(model_files["geng"], dreamer=Dreamer(model_files["geng"], steps=1))
     try:
@@ -338,7 +338,7 @@ def test_a_worker_that_keeps_failing_is_disabled_and_said_loudly(model_files, ca
         assert any(rec.levelno == logging.CRITICAL and "disabled" in rec.getMessage() for rec in caplog.records)
         # logged with a traceback once, then one line per repeat
         assert sum(1 for rec in caplog.records if rec.exc_info) == 1
-        from engine.io.sinks import summary
+        from genredream.engine.io.sinks import summary
 
         assert any("frontend DISABLED" in line for line in summary(e))
         # the control plane still answers
@@ -384,7 +384,7 @@ def test_a_model_loaded_mid_stream_at_another_rate_runs_on_the_stream_clock(mode
 def test_unloading_every_model_leaves_the_dream_running_and_says_so(model_files):
     """16.3: the dream is not a classifier (it holds its own copy of its model): unloading the
     last classifier stops scoring, not the dream; the ack warns, status tells both apart."""
-    from engine.dream import Dreamer
+    from genredream.engine.dream import Dreamer
 
     r = Rig(model_files["geng"], dreamer=Dreamer(model_files["geng"], steps=1))
     try:
@@ -449,7 +449,7 @@ def test_control_port_answers_control_and_refuses_audio(model_files):
 def test_the_live_view_shows_the_last_result_age_and_a_disabled_worker(model_files):
     from rich.console import Console
 
-    from engine.io.view import render
+    from genredream.engine.io.view import render
 
     e = Engine(SR, hop=HOP)
     e.load_model(model_files["geng"])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.runtime import Engine, ModelLoadError
-from models.archs import build
-from models.contract import save
+from genredream.engine.runtime import Engine, ModelLoadError
+from genredream.models.archs import build
+from genredream.models.contract import save
 from tests.conftest import make_model_file
 
 
@@ -52,8 +52,8 @@ def test_one_result_per_hop_with_exact_clock_and_window_times(model_files):
 
 def test_streamed_mel_window_equals_offline_mel_slice(model_files):
     """What the engine feeds a mel model is the offline mel of the stream, sliced and scaled."""
-    from models.contract import load
-    from models.inputs import InputSpec
+    from genredream.models.contract import load
+    from genredream.models.inputs import InputSpec
 
     sr = 22050
     e = Engine(sr)
@@ -166,7 +166,7 @@ def test_nan_input_is_repaired_and_counted(model_files):
 
 
 def test_silence_still_scores_flagged_low_energy(model_files):
-    from engine.io.file import silence_blocks
+    from genredream.engine.io.file import silence_blocks
 
     e = Engine(22050)
     e.load_model(model_files["zheng"])

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.cli import main as cli
+from genredream.engine.cli import main as cli
 from tests.conftest import require_component
 
 MODELS = ["musicnn-msd", "geng"]
@@ -60,7 +60,7 @@ def _jsonl(path):
 
 
 def test_walk_takes_audio_by_extension_and_content(library):
-    from models.tag.files import find_audio
+    from genredream.models.tag.files import find_audio
 
     entries, missing = find_audio([library, library / "nope"])
     names = sorted(Path(e.path).name for e in entries)
@@ -72,8 +72,8 @@ def test_rows_agree_with_classify(library, tmp_path):
     """--overlap 0 gives classify's windows: same starts and ends, same scores within 1e-5."""
     import torch
 
-    from models.classify import classify_file
-    from models.contract import load, resolve_model
+    from genredream.models.classify import classify_file
+    from genredream.models.contract import load, resolve_model
 
     torch.set_num_threads(1)
     out, win = tmp_path / "tags.jsonl", tmp_path / "windows.jsonl"
@@ -108,9 +108,9 @@ def test_default_hop_is_half_a_window(library, tmp_path):
     """
     import torch
 
-    from models.contract import load, resolve_model
-    from models.data import consecutive_starts, load_audio
-    from models.inputs import InputSpec
+    from genredream.models.contract import load, resolve_model
+    from genredream.models.data import consecutive_starts, load_audio
+    from genredream.models.inputs import InputSpec
 
     out, win = tmp_path / "tags.csv", tmp_path / "windows.csv"
     f = library / "long.wav"
@@ -139,7 +139,7 @@ def test_damaged_files_get_error_rows_and_the_rest_is_tagged(tmp_path):
     _damage(lib)
     out = tmp_path / "tags.parquet"
     r = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "tag", str(lib), "--out", str(out), "--models", "geng", "--workers", "2"],
+        [sys.executable, "-m", "genredream.engine.cli", "tag", str(lib), "--out", str(out), "--models", "geng", "--workers", "2"],
         capture_output=True, text=True, timeout=300,
     )
     assert r.returncode == 0, r.stderr
@@ -162,7 +162,7 @@ def _library_for_resume(root, n=6):
 
 def test_resume_after_ctrl_c_gives_the_uninterrupted_file(tmp_path):
     lib = _library_for_resume(tmp_path / "lib")
-    args = [sys.executable, "-m", "engine.cli", "tag", str(lib), "--models", "musicnn-msd", "--workers", "1", "--per-window"]
+    args = [sys.executable, "-m", "genredream.engine.cli", "tag", str(lib), "--models", "musicnn-msd", "--workers", "1", "--per-window"]
     whole = tmp_path / "whole.csv"
     r = subprocess.run(args + [str(tmp_path / "whole_w.csv"), "--out", str(whole)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

@@ -13,7 +13,7 @@ GENRES = ["classical", "metal", "electronica"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from models.corpus.build import build_corpus
+    from genredream.models.corpus.build import build_corpus
 
     require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
     out = tmp_path_factory.mktemp("corpus")
@@ -23,9 +23,9 @@ def corpus(tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_export_classify_above_chance(corpus, tmp_path, capsys):
-    from engine.cli import main as cli
-    from models.contract import validate
-    from models.train import TrainConfig, train
+    from genredream.engine.cli import main as cli
+    from genredream.models.contract import validate
+    from genredream.models.train import TrainConfig, train
 
     out = tmp_path / "zheng-small.pt"
     report = train(TrainConfig(data=str(corpus), arch="zheng", out=str(out), epochs=6, segments_per_file=24, batch_size=16, valid=0.15, test=0.3, seed=5, progress=False))
@@ -52,7 +52,7 @@ def test_train_export_classify_above_chance(corpus, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_continues_from_checkpoint(corpus, tmp_path):
-    from models.train import TrainConfig, train
+    from genredream.models.train import TrainConfig, train
 
     out = tmp_path / "g.pt"
     base = dict(data=str(corpus), arch="geng", out=str(out), segments_per_file=2, valid=0.15, test=0.15, seed=1, progress=False, patience=99)
@@ -66,7 +66,7 @@ def test_resume_continues_from_checkpoint(corpus, tmp_path):
 def test_unreadable_file_is_counted_not_fatal(tmp_path):
     import soundfile as sf
 
-    from models.train import TrainConfig, train
+    from genredream.models.train import TrainConfig, train
 
     rng = np.random.default_rng(0)
     for g, f in (("low", 150.0), ("high", 2500.0)):

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from models import validated
-from models.contract import ModelFileError
+from genredream.models import validated
+from genredream.models.contract import ModelFileError
 from tests.conftest import make_model_file
 
 
@@ -23,7 +23,7 @@ def test_validated_once_per_content_then_only_loaded(tmp_path, cache, monkeypatc
     (tmp_path / "seed1").mkdir()
     reweighted = make_model_file("geng", tmp_path / "seed1", seed=1)
     calls = []
-    import models.contract as contract
+    import genredream.models.contract as contract
 
     real = contract.validate
 
@@ -70,7 +70,7 @@ def test_cache_lives_next_to_the_user_models(tmp_path, monkeypatch):
 
 def test_validate_cli_says_cached_and_force_checks_again(tmp_path, cache):
     path = make_model_file("geng", tmp_path)
-    env_run = [sys.executable, "-m", "engine.cli", "validate", str(path)]
+    env_run = [sys.executable, "-m", "genredream.engine.cli", "validate", str(path)]
     first = subprocess.run(env_run, capture_output=True, text=True, timeout=120)
     second = subprocess.run(env_run, capture_output=True, text=True, timeout=120)
     forced = subprocess.run(env_run + ["--force"], capture_output=True, text=True, timeout=120)

@@ -1,6 +1,6 @@
 """The audio callback in C: rtmixer's PortAudio callback, two lock-free rings, a Python pump.
 
-Why: a Python audio callback (:class:`engine.io.device.DuplexRunner`) needs
+Why: a Python audio callback (:class:`genredream.engine.io.device.DuplexRunner`) needs
 the GIL on every block, so anything else that holds it (``torch.jit.load``,
 compiling a step, the garbage collector, a worker's Python code, or simply
 Python's 5 ms thread switch interval) makes the block late: an xrun (issue
@@ -63,7 +63,7 @@ import time
 
 import numpy as np
 
-from engine.io.device import (
+from genredream.engine.io.device import (
     _C_IN_OVER,
     _C_IN_UNDER,
     _C_OUT_OVER,
@@ -104,7 +104,7 @@ def _rtmixer():
 
 
 class CRingRunner(DuplexRunner):
-    """Like :class:`engine.io.device.DuplexRunner`, with rtmixer's C callback.
+    """Like :class:`genredream.engine.io.device.DuplexRunner`, with rtmixer's C callback.
 
     Takes the same parameters, plus ``lead_s`` (seconds the output ring is
     kept ahead of the device; see the module's docstring). ``output_delay``

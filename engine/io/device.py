@@ -1,8 +1,8 @@
 """Audio devices: the duplex callback, device lookup, and `genredream devices`.
 
 The audio callback (:meth:`DuplexRunner._duplex_callback`) is the one piece
-of genredream that runs on the audio driver's clock (DESIGN.md, "Data
-flow"). What it does, per block of ``frames``:
+of genredream that runs on the audio driver's clock (docs/architecture.md,
+"Threading rules"). What it does, per block of ``frames``:
 
 1. ``engine.write(indata)``: the input block is copied (averaged to mono)
    into the engine's input ring and timestamped;
@@ -24,7 +24,7 @@ flow"). What it does, per block of ``frames``:
 What may *not* happen in the callback: allocating arrays (every buffer is
 preallocated; the work is done by Numba kernels or in place), taking a lock,
 printing, logging, or calling torch. The front end and the models run on the
-engine's worker threads (:meth:`engine.runtime.Engine.start`). There is no
+engine's worker threads (:meth:`genredream.engine.runtime.Engine.start`). There is no
 resampling here: the engine runs at the device's rate and resamples per
 model, off the callback.
 
@@ -43,7 +43,7 @@ import time
 import numpy as np
 from numba import njit
 
-from engine.ringbuffer import RingBuffer
+from genredream.engine.ringbuffer import RingBuffer
 
 __all__ = [
     "DeviceError",
@@ -400,7 +400,7 @@ def _flags(status):
 
 
 class DuplexRunner:
-    """A sounddevice stream feeding an :class:`engine.runtime.Engine`, and its output.
+    """A sounddevice stream feeding an :class:`genredream.engine.runtime.Engine`, and its output.
 
     Parameters
     ----------
@@ -598,7 +598,7 @@ class DuplexRunner:
         for n in (0, self.blocksize // 2, self.blocksize):
             _render_out_frames(out, self._frames_buf, n, self._dry_frames, self.blocksize)
         if self._out_ch is not None:
-            from engine.channels import FrameRing
+            from genredream.engine.channels import FrameRing
 
             fr = FrameRing(4 * self.blocksize, self._out_ch.channels)
             a = np.zeros((self.blocksize, self.channels), np.float32)
@@ -759,15 +759,15 @@ class DuplexRunner:
 def run_device(args, err):
     """`genredream run` on an audio device; returns the exit code.
 
-    ``args`` is the namespace of :func:`engine.run.add_arguments`; ``err``
+    ``args`` is the namespace of :func:`genredream.engine.run.add_arguments`; ``err``
     a rich Console for errors.
     """
     from rich.console import Console
 
-    from engine.io.sinks import JsonlSink, summary
-    from engine.run import build_engine
-    from engine.runtime import ModelLoadError
-    from models.contract import ModelFileError
+    from genredream.engine.io.sinks import JsonlSink, summary
+    from genredream.engine.run import build_engine
+    from genredream.engine.runtime import ModelLoadError
+    from genredream.models.contract import ModelFileError
 
     def fail(msg):
         err.print(f"[red]genredream run:[/] {msg}", markup=True, highlight=False)
@@ -790,7 +790,7 @@ def run_device(args, err):
         cls = DuplexRunner
         if getattr(args, "audio_callback", "c") == "c":
             # The C callback (rtmixer): no Python on the audio thread.
-            from engine.io.cring import DEFAULT_LEAD_S, CRingRunner
+            from genredream.engine.io.cring import DEFAULT_LEAD_S, CRingRunner
 
             cls = CRingRunner
             kw["lead_s"] = DEFAULT_LEAD_S if getattr(args, "ring_lead", None) is None else args.ring_lead
@@ -837,14 +837,14 @@ def run_device(args, err):
                 time.sleep(0.05)
 
         if view_on:
-            from engine.io.view import LiveView
+            from genredream.engine.io.view import LiveView
 
             with LiveView(engine, extra=extra):
                 stopped_by = wait()
         else:
             stopped_by = wait()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (engine/interrupt.py)
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         interrupt.calm()
         interrupted = e
@@ -861,7 +861,7 @@ def run_device(args, err):
     for line in summary(engine) + runner.summary_lines():
         out.print(line, highlight=False)
     if interrupted is not None:
-        from engine import interrupt
+        from genredream.engine import interrupt
 
         return interrupt.exit_code(interrupted)
     if stopped_by == "stream":

@@ -7,7 +7,7 @@ to rehearse what a live input would do), once or looped.
 Files libsndfile reads (wav, flac, ogg, au, and mp3 from libsndfile 1.1) are
 decoded block by block while they play, so memory does not grow with the
 file's length (an hour-long file costs what a minute does). Anything else
-goes through the models' loader (:func:`models.data.load_audio`), whole.
+goes through the models' loader (:func:`genredream.models.data.load_audio`), whole.
 
 A damaged file (cut off, or unreadable part way) plays up to the damage;
 :attr:`FileSource.damage` then says what is wrong and how much was decoded.
@@ -28,7 +28,7 @@ class FileSource:
     Parameters
     ----------
     path : path
-        wav, flac, ogg, mp3 or au (anything :func:`models.data.load_audio` reads).
+        wav, flac, ogg, mp3 or au (anything :func:`genredream.models.data.load_audio` reads).
     block : int
         Frames per block (like an audio callback's block size).
     loop : bool
@@ -38,13 +38,13 @@ class FileSource:
     ------
     models.data.AudioFileError
         With the path and the decoder's reason; also for a missing file and a
-        file shorter than :data:`models.data.MIN_SECONDS`.
+        file shorter than :data:`genredream.models.data.MIN_SECONDS`.
     """
 
     def __init__(self, path, block=1024, loop=False):
         import soundfile as sf
 
-        from models.data import AudioFileError, check_length, check_path, header_damage, load_audio
+        from genredream.models.data import AudioFileError, check_length, check_path, header_damage, load_audio
 
         if int(block) != block or block < 1:
             raise ValueError(f"block must be a positive number of frames, got {block!r}")

@@ -1,6 +1,6 @@
 """Where results go: JSON lines, and a run summary.
 
-A sink is any callable taking a :class:`engine.runtime.Result`; it runs on
+A sink is any callable taking a :class:`genredream.engine.runtime.Result`; it runs on
 the inference worker, so it must be quick (a line to a file, a dict update).
 """
 

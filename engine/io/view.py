@@ -35,7 +35,7 @@ def render(engine, extra=None, top_n=10):
     from rich.panel import Panel
     from rich.table import Table
 
-    from models.classify import display_scores
+    from genredream.models.classify import display_scores
 
     st = engine.status()
     lat = st["latency_ms"]

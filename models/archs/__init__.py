@@ -3,7 +3,7 @@
 :data:`ARCHS` maps an architecture id to a factory ``build(labels) ->
 (module, meta)``: an untrained ``torch.nn.Module`` (scriptable with
 ``torch.jit.script``) and the metadata dict that
-:func:`models.contract.save` writes into the model file.
+:func:`genredream.models.contract.save` writes into the model file.
 
 :data:`RECIPES` maps the same ids to the training recipe each paper used,
 filled in with our choices where the paper is silent (marked in the

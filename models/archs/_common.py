@@ -1,7 +1,7 @@
 """Pieces every architecture shares: the module base class and the metadata builder.
 
 Not an architecture itself (hence the underscore): each family lives in its
-own file (``geng.py``, ``zheng.py``, ...), and :mod:`models.archs` lists them.
+own file (``geng.py``, ``zheng.py``, ...), and :mod:`genredream.models.archs` lists them.
 
 TorchScript note: no ``from __future__ import annotations`` in the arch
 modules, because TorchScript reads class-level annotations such as
@@ -14,11 +14,11 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from engine.mel import MelConfig
+from genredream.engine.mel import MelConfig
 
 from ..frontend import TorchMel
 
-#: Every model sees the engine's 5-second window (DESIGN.md, "The seed systems").
+#: Every model sees the engine's 5-second window (the engine's window: docs/architecture.md).
 WINDOW_SECONDS = 5.0
 
 #: Version of freshly built (untrained) models; train.py bumps it per release.
@@ -157,8 +157,8 @@ def make_meta(
 ) -> Dict[str, Any]:
     """Model-file metadata for a freshly built (untrained) ``module``.
 
-    The keys are the ones :func:`models.contract.validate` checks (see
-    :mod:`models.contract`); ``provenance`` says the weights are untrained
+    The keys are the ones :func:`genredream.models.contract.validate` checks (see
+    :mod:`genredream.models.contract`); ``provenance`` says the weights are untrained
     until train.py fills in data, accuracy and split.
     """
     return {

@@ -21,7 +21,7 @@ ours, chosen to keep the model around 2.5 MB:
   32x54 -> 16x27 -> 8x13 -> 4x6;
 * flatten (3072) -> dropout 0.5 -> dense 128 + ReLU -> dropout 0.5 -> logits.
 
-The companion generator (``doyle-gru`` in DESIGN.md) is not part of this
+The companion generator (``doyle-gru``, models/archs/doyle_gru.py) is not part of this
 module.
 """
 
@@ -30,7 +30,7 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
-from engine.mel import MelConfig
+from genredream.engine.mel import MelConfig
 
 from ._common import MelNet, flat_size, make_meta
 

@@ -30,7 +30,7 @@ audio at its real level): the network sees every context at the same RMS, so
 a quiet song and a loud one are the same problem, and what it predicts is in
 units of the context's level. It is one half of the fix for the paper's "too
 low amplitude" (the other half, matching each generated chunk's RMS to the
-seed's, is in :mod:`models.generator`).
+seed's, is in :mod:`genredream.models.generator`).
 
 ``forward`` is deterministic: randomness (noise injected while generating)
 belongs to the caller, which seeds it.

@@ -12,7 +12,7 @@ Input
 -----
 A log-compressed mel spectrogram ``x``, float32 ``[batch, 96, frames]``:
 16 kHz audio, n_fft 512 (32 ms), hop 256 (16 ms), 96 slaney mel bands, power
-2, then ``log10(1 + 10000 * mel)`` (:func:`engine.mel.logc_scale`). The
+2, then ``log10(1 + 10000 * mel)`` (:func:`genredream.engine.mel.logc_scale`). The
 network was trained on patches of 187 frames (3 s); it pools globally over
 time, so any ``frames >= 1`` works, and the engine feeds its 5-second window
 (313 frames) whole: see ``docs/musicnn.md`` for how close that is to the mean
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.mel import MelConfig
+from genredream.engine.mel import MelConfig
 
 from ._common import MelNet, check_labels, glorot_init, make_meta
 
@@ -632,7 +632,7 @@ class Musicnn(MelNet):
 
 
 def build(labels: Optional[List[str]] = None) -> Tuple[Musicnn, Dict[str, Any]]:
-    """An untrained musicnn and its metadata (the shape of :data:`models.archs.ARCHS` factories).
+    """An untrained musicnn and its metadata (the shape of :data:`genredream.models.archs.ARCHS` factories).
 
     The pre-trained taggers are ``models/pretrained/musicnn-{msd,mtt}.pt``
     (made by ``scripts/convert_musicnn.py``; task "tags", sigmoid). This

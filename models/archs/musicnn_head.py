@@ -13,7 +13,7 @@ standard deviation (buffers, saved in the file), then is a linear layer or
 one hidden layer (ReLU) and a linear layer. Which one a user gets is decided
 by measurement (``docs/heads.md``).
 
-Why a subclass of :class:`~models.archs.musicnn.Musicnn` and not a wrapper:
+Why a subclass of :class:`~genredream.models.archs.musicnn.Musicnn` and not a wrapper:
 the engine runs musicnn through its frame-branch methods and a compiled step
 around them (``engine/incremental.py``, ``engine/stream_step.py``). Here only
 ``_logits`` changes, which ``forward``, ``features`` and ``stream_tail`` all

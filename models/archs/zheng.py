@@ -37,7 +37,7 @@ from typing import Final, List
 import torch
 from torch import Tensor, nn
 
-from engine.mel import MelConfig
+from genredream.engine.mel import MelConfig
 
 from ._common import MelNet, flat_size, glorot_init, make_meta
 

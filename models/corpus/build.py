@@ -9,7 +9,7 @@
       ...
 
 The same arguments always produce byte-identical files (see
-:mod:`models.corpus.render`), so a corpus can be rebuilt instead of shipped.
+:mod:`genredream.models.corpus.render`), so a corpus can be rebuilt instead of shipped.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def build_corpus(
         Created if missing. Existing files of the same names are overwritten;
         other files are left alone.
     genres : sequence of str or comma-separated str, optional
-        Genre names (see :func:`models.corpus.genres.genre_names`); all by
+        Genre names (see :func:`genredream.models.corpus.genres.genre_names`); all by
         default. Duplicates are dropped; order is kept.
     songs_per_genre : int
         >= 1 (GTZAN has 100).

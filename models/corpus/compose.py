@@ -661,7 +661,7 @@ def compose_song(genre: str, seed: int, index: int, seconds: float) -> Song:
     Parameters
     ----------
     genre : str
-        A name from :data:`models.corpus.genres.GENRES`.
+        A name from :data:`genredream.models.corpus.genres.GENRES`.
     seed : int
         Corpus seed; with ``genre`` and ``index`` it determines the song.
     index : int

@@ -4,7 +4,7 @@ Each genre is one or more *feels* (:class:`Style`): a tempo range, a meter, a
 swing amount, drum grooves for GM channel 10, chord progressions, and the parts
 that play over them (bass, chords, arpeggios, pads, a lead, a rap "voice"),
 each with candidate General MIDI programs, a register and rhythm templates.
-:mod:`models.corpus.compose` turns a style into a song by drawing from all of
+:mod:`genredream.models.corpus.compose` turns a style into a song by drawing from all of
 these with a seeded generator.
 
 The genres are designed to be told apart by a small CNN on mel spectrograms

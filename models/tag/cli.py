@@ -24,7 +24,7 @@ overlap by half (a 2.5 s hop), musicnn's published practice for tagging
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    from models.classify import DEFAULT_MODEL
+    from genredream.models.classify import DEFAULT_MODEL
 
     p.description = "Tag audio files and folders (searched recursively) by genre: one row per file, written as .csv, .jsonl or .parquet."
     p.epilog = _EPILOG
@@ -96,11 +96,11 @@ def _progress(total_files, total_bytes, quiet):
 def main(args) -> int:
     from rich.console import Console
 
-    from models.classify import default_model
-    from models.contract import ModelFileError, read_meta, resolve_model
-    from models.tag.files import find_audio
-    from models.tag.local import local_cores
-    from models.tag.output import Journal, check_format, file_columns, read_rows, window_columns, write_rows
+    from genredream.models.classify import default_model
+    from genredream.models.contract import ModelFileError, read_meta, resolve_model
+    from genredream.models.tag.files import find_audio
+    from genredream.models.tag.local import local_cores
+    from genredream.models.tag.output import Journal, check_format, file_columns, read_rows, window_columns, write_rows
 
     err = Console(stderr=True)
 
@@ -195,12 +195,12 @@ def main(args) -> int:
     try:
         with bar:
             if todo and args.ray is not None:
-                from models.tag.ray_run import run_ray
+                from genredream.models.tag.ray_run import run_ray
 
                 run_ray(refs, todo, args.overlap, bool(args.per_window), args.ray or None, workers, on_row, upload=args.ray_upload)
             elif todo:
-                from models.tag.local import run_local
-                from models.tag.tagger import Tagger
+                from genredream.models.tag.local import run_local
+                from genredream.models.tag.tagger import Tagger
 
                 run_local(Tagger(paths, overlap=args.overlap, per_window=bool(args.per_window)), todo, workers, on_row)
     except KeyboardInterrupt:

@@ -2,11 +2,11 @@
 
 The file listing becomes a Ray dataset; ``map_batches`` hands batches of
 files to a pool of actors of :class:`TagActor`, each holding the models
-(loaded once per actor) and a :class:`~models.tag.tagger.Tagger`; the rows
+(loaded once per actor) and a :class:`~genredream.models.tag.tagger.Tagger`; the rows
 come back to the driver, which writes them with the same writers, journal
 and progress bar as the embedded run. Rows travel as JSON text, so a
 score's float is the one the worker computed, bit for bit, and since every
-forward call has the same batch shape (see :mod:`models.tag.tagger`) the
+forward call has the same batch shape (see :mod:`genredream.models.tag.tagger`) the
 rows equal the embedded run's whichever actor tagged which file.
 
 Without an address, a local Ray starts with the local cores. With one
@@ -32,8 +32,8 @@ class TagActor:
     def __init__(self, model_refs, overlap, per_window):
         import torch
 
-        from models.contract import resolve_model
-        from models.tag.tagger import Tagger
+        from genredream.models.contract import resolve_model
+        from genredream.models.tag.tagger import Tagger
 
         torch.set_num_threads(1)
         self.tagger = Tagger([str(resolve_model(r)) for r in model_refs], overlap=overlap, per_window=per_window)
@@ -41,7 +41,7 @@ class TagActor:
     def __call__(self, batch):
         import numpy as np
 
-        from models.tag.files import FileEntry
+        from genredream.models.tag.files import FileEntry
 
         entries = [FileEntry(str(p), int(s), int(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime_ns"])]
         data = {e.path: bytes(b) for e, b in zip(entries, batch["data"])} if "data" in batch else None

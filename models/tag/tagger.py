@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.data import AudioFileError
-from models.inputs import InputSpec
-from models.tag.output import error_row, file_row, window_rows
-from models.tag.windows import FileWindows
+from genredream.models.data import AudioFileError
+from genredream.models.inputs import InputSpec
+from genredream.models.tag.output import error_row, file_row, window_rows
+from genredream.models.tag.windows import FileWindows
 
 __all__ = ["Tagger", "BATCH"]
 
@@ -72,7 +72,7 @@ class Tagger:
     Parameters
     ----------
     model_paths : list of str
-        Resolved model files (:func:`models.contract.resolve_model`).
+        Resolved model files (:func:`genredream.models.contract.resolve_model`).
     overlap : float
         Fraction of a window shared with the next one (0.5 by default).
     batch : int
@@ -84,7 +84,7 @@ class Tagger:
     def __init__(self, model_paths, overlap=0.5, batch=BATCH, per_window=False):
         import torch
 
-        from models.contract import load
+        from genredream.models.contract import load
 
         _keep_freed_memory()
         self.torch = torch

@@ -1,14 +1,14 @@
 """One file, streamed: decode in blocks, resample, mel, and cut the model windows.
 
 The windows and their inputs are ``genredream classify``'s
-(:func:`models.classify.classify_file`): the same starts
-(:func:`models.data.consecutive_starts`, the last window aligned to the
-file's end), the same features (:class:`models.inputs.InputSpec`, a window
+(:func:`genredream.models.classify.classify_file`): the same starts
+(:func:`genredream.models.data.consecutive_starts`, the last window aligned to the
+file's end), the same features (:class:`genredream.models.inputs.InputSpec`, a window
 is a slice of the song's unscaled mel, scaled afterwards) and the same
 repeat-padding of files shorter than a window. Only the memory differs:
 classify decodes the whole file and computes its whole mel; here
-``soundfile`` reads blocks, :class:`engine.resample.StreamingResampler`
-and :class:`engine.mel.StreamingMel` (whose concatenated output equals the
+``soundfile`` reads blocks, :class:`genredream.engine.resample.StreamingResampler`
+and :class:`genredream.engine.mel.StreamingMel` (whose concatenated output equals the
 one-shot functions) turn them into frames, and only the frames a window
 still needs are kept, so memory does not grow with the file's length.
 
@@ -25,10 +25,10 @@ import warnings
 
 import numpy as np
 
-from engine.mel import StreamingMel
-from engine.resample import StreamingResampler
-from models.data import AudioFileError, consecutive_starts, fit_length
-from models.inputs import InputSpec
+from genredream.engine.mel import StreamingMel
+from genredream.engine.resample import StreamingResampler
+from genredream.models.data import AudioFileError, consecutive_starts, fit_length
+from genredream.models.inputs import InputSpec
 
 __all__ = ["hop_units", "FileWindows", "BLOCK_FRAMES"]
 
@@ -119,7 +119,7 @@ class FileWindows:
     :attr:`model_seconds` (the file's length at each model's rate, for
     the windows' end times as classify reports them).
 
-    Raises :class:`models.data.AudioFileError` for a file that cannot be
+    Raises :class:`genredream.models.data.AudioFileError` for a file that cannot be
     decoded, is empty or holds NaN/Inf samples.
     """
 
