@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -202,7 +203,7 @@ def main(args) -> int:
                 from genredream.models.tag.local import run_local
                 from genredream.models.tag.tagger import Tagger
 
-                run_local(Tagger(paths, overlap=args.overlap, per_window=bool(args.per_window)), todo, workers, on_row)
+                run_local(functools.partial(Tagger, paths, overlap=args.overlap, per_window=bool(args.per_window)), todo, workers, on_row)
     except KeyboardInterrupt:
         finish()
         err.print(f"interrupted: {len(new)} new rows kept in {args.out}; run again with --resume to tag the rest")

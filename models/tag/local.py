@@ -2,13 +2,14 @@
 
 Tagging is a map over files with no communication between them, so it
 scales with processes, not threads: one torch thread per process avoids
-the threads of several processes fighting for the same cores. The models
-are loaded once, in the parent, before the workers fork (they share the
-weights copy-on-write and start at once; a spawned worker would import
-torch and load the models again, the start-up the issue measured at
-several seconds). Workers draw files from a queue one at a time, so a long
-file does not hold up a worker's share of short ones, and send each row
-back as soon as it is finished.
+the threads of several processes fighting for the same cores. Each worker
+loads the models once. Workers start from a fork server (a clean process
+that has imported torch, nothing more), never by forking the caller: a
+process that has already run OpenMP threads (torch's or Numba's parallel
+kernels) must not fork, and GNU OpenMP kills such a child ("fork() called
+from a process already using GNU OpenMP"). Workers draw files from a queue
+one at a time, so a long file does not hold up a worker's share of short
+ones, and send each row back as soon as it is finished.
 
 Workers ignore SIGINT: Ctrl-C reaches the parent, which stops them and
 keeps every row already received.
@@ -32,9 +33,11 @@ def local_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _worker(tagger, tasks, results):
+def _worker(make_tagger, tasks, results):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a worker with SIGTERM: just end
     try:
+        tagger = make_tagger()
         tagger.torch.set_num_threads(1)
         for row, wins in tagger.tag(iter(tasks.get, None)):
             results.put(("row", row, wins))
@@ -43,26 +46,38 @@ def _worker(tagger, tasks, results):
     results.put(("done", None, None))
 
 
-def run_local(tagger, entries, workers, on_row):
+def _context():
+    """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["genredream.models.tag.tagger"])  # torch imported once, in the server
+        return ctx
+    return mp.get_context("spawn")
+
+
+def run_local(make_tagger, entries, workers, on_row):
     """Tag ``entries`` with ``workers`` processes; ``on_row(row, window_rows)`` in this process as rows arrive.
 
-    With one worker (or one file) the job runs in this process: no fork, the
+    ``make_tagger``: a picklable callable returning a :class:`Tagger` (e.g.
+    ``functools.partial(Tagger, paths, ...)``), called once in each worker.
+    With one worker (or one file) the job runs in this process, with the
     same rows.
     """
     entries = list(entries)
     workers = max(1, min(int(workers), len(entries)))
     if workers == 1:
+        tagger = make_tagger()
         tagger.torch.set_num_threads(1)
         for row, wins in tagger.tag(entries):
             on_row(row, wins)
         return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx = _context()
     tasks, results = ctx.Queue(), ctx.Queue()
     for e in entries:
         tasks.put(e)
     for _ in range(workers):
         tasks.put(None)
-    procs = [ctx.Process(target=_worker, args=(tagger, tasks, results), daemon=True) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(make_tagger, tasks, results), daemon=True) for _ in range(workers)]
     for p in procs:
         p.start()
     done, fatal = 0, None
