@@ -322,7 +322,8 @@ class OscBridge:
     # -- receive -----------------------------------------------------------------
 
     def _recv_loop(self):
-        self._receive(self._sock, self.route)
+        # looked up per datagram, not bound once: a handler replaced on the instance takes effect
+        self._receive(self._sock, lambda data, addr: self.route(data, addr))
 
     def _receive(self, sock, handle):
         """Read datagrams from ``sock`` and hand each to ``handle`` until the bridge stops."""
@@ -362,7 +363,7 @@ class OscBridge:
         return True
 
     def _control_recv_loop(self):
-        self._receive(self._csock, self._route_control)
+        self._receive(self._csock, lambda data, addr: self._route_control(data, addr))
 
     def _route_control(self, data, addr):
         """The control port's work: control messages only; audio and bundles are refused."""

@@ -27,23 +27,6 @@ __all__ = ["FrontEnds", "RateStream", "MelStream"]
 _MARGIN_S = 2.0
 
 
-def _holdback(in_rate, out_rate, seconds=2.0, blocks=(1024, 256)):
-    """The most output samples soxr holds back from ``in_rate`` to ``out_rate``, found by resampling
-    a scratch stream of silence in the engine's usual block sizes (a few ms, once per rate pair)."""
-    if int(in_rate) == int(out_rate):
-        return 0
-    worst = 0
-    for b in blocks:
-        r = StreamingResampler(in_rate, out_rate)
-        fed = made = 0
-        z = np.zeros(b, np.float32)
-        while fed < seconds * in_rate:
-            made += r.process(z).size
-            fed += b
-            worst = max(worst, int(np.floor(fed * r.ratio)) - made)
-    return worst
-
-
 class RateStream:
     """The input stream resampled to one model rate, with its own ring.
 
@@ -61,7 +44,6 @@ class RateStream:
         self.resampler = StreamingResampler(in_rate, sr)
         self.ring = RingBuffer(int(np.ceil((window_s + _MARGIN_S) * sr)))
         self.mels: dict[MelConfig, MelStream] = {}
-        self.lag = _holdback(in_rate, sr)  # see waveform_window_at
 
     def push(self, block):
         y = self.resampler.process(block)
@@ -78,27 +60,6 @@ class RateStream:
         """Newest ``n`` samples (copy) and the input-rate index one past the last."""
         y, end = self.ring.latest(n)
         return y, self.input_index(end)
-
-    def waveform_window_at(self, input_end, n):
-        """``n`` samples ending a steady lag behind input index ``input_end``, and that end (input rate).
-
-        soxr releases its output in chunks (about 0.145 s at 48 kHz -> 8 kHz), so the newest
-        resampled sample trails the input by a varying amount, and windows ending at the newest
-        sample came alternately 0.436 s and 0.581 s apart at a 0.5 s hop (issue 16). Ending every
-        window the same lag behind the input (the largest hold-back seen so far; it stops growing
-        within a few hops) spaces results exactly one hop apart, for a constant extra latency.
-        """
-        want = int(np.floor(input_end * self.resampler.ratio))
-        have = self.ring.total_written
-        self.lag = max(self.lag, want - have)
-        end = max(0, want - self.lag)
-        start = end - n
-        out = np.zeros(n, np.float32)
-        lo = max(start, self.ring.oldest_available, 0)
-        if end > lo:
-            data, got = self.ring.read_since(lo, end - lo)
-            out[n - (end - got) : n - (end - got) + data.size] = data
-        return out, self.input_index(end)
 
 
 class MelStream:

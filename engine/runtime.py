@@ -401,7 +401,8 @@ class Engine:
                 end = slot.rate.input_index(end_model)
                 frames = slot.mel.frames_out
             else:
-                x, end = slot.rate.waveform_window_at(self._cursor, slot.spec.length)  # evenly spaced ends
+                # the newest resampled samples: lowest latency (README, "Spacing", says why ends are not evenly spaced)
+                x, end = slot.rate.waveform_window(slot.spec.length)
             job.inputs[name] = (slot, x, min(end, self._cursor), frames)
         if self.dreamer is not None:
             job.dream = self.dreamer.snapshot()
