@@ -59,7 +59,10 @@ def _interrupt(args, at, sig, tmp_path, env=None):
 
 def _check(code, stdout, stderr, out, sig, where):
     assert "Traceback" not in stderr, f"{where}:\n{stderr[-3000:]}"
-    assert code == 128 + sig, f"{where}: exit {code}\n{stderr[-2000:]}"
+    # 128 + the signal, or killed by the signal itself (-sig here): a shell reports both as 128 + the
+    # signal. The second happens when the signal lands while the interpreter itself ends a KeyboardInterrupt
+    # (CPython re-raises SIGINT at exit then); seen once in a fresh clone, at 0.5 s into start-up.
+    assert code in (128 + sig, -sig), f"{where}: exit {code}\n{stderr[-2000:]}"
     said = stdout + stderr
     assert any(w in said for w in ("stream:", "stopped during start-up", "interrupted")), f"{where}: no closing word:\n{said[-2000:]}"
     if out.exists():
