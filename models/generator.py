@@ -5,7 +5,7 @@ next 0.1 s (:class:`genredream.models.archs.doyle_gru.DoyleGRU`), one network pe
 Generating is autoregressive, as in the paper: the prediction is appended and
 the newest 0.9 s is the next input.
 
-Commands (the lead wires them into ``engine/cli.py``):
+Commands (the lead wires them into ``engine/cli/``):
 
 * ``genredream train-generator DATA --genre G --out FILE.pt`` (or ``--all
   --out-dir DIR``): :func:`add_train_generator_arguments` / :func:`train_generator_main`;

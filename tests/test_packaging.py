@@ -60,7 +60,7 @@ def test_wheel_installs_beside_a_top_level_models(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert not any(n.split("/")[0] in FOLDERS for n in names), "the wheel installs a top-level engine/models/bridge"
     assert "genredream/models/pretrained/musicnn-msd.pt" in names
-    assert "genredream/engine/cli.py" in names and "genredream/__main__.py" in names
+    assert "genredream/engine/cli/__init__.py" in names and "genredream/__main__.py" in names
 
     # Another distribution that owns a top-level `models` (as countless projects do).
     other = tmp_path / "other"

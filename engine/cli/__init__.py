@@ -5,6 +5,12 @@ their names, one-line help and where to find them, so ``genredream --help``
 answers at once without importing torch or compiling kernels. A subcommand
 whose issue has not landed yet is listed with what it will do and says so
 when called, instead of failing in some other way.
+
+Convention (issue 15): each command moves to its own module here,
+``engine/cli/<command>.py``, which provides ``add_arguments(parser)`` and
+``main(args) -> int`` and is the only place that parses arguments or prints;
+the library modules it calls return values and raise. Errors go to stderr;
+exit 2 for usage errors, 1 for failures, 130 on interrupt.
 """
 
 from __future__ import annotations
@@ -152,6 +158,3 @@ def _main(argv=None):
     runner = getattr(mod, f"{cmd.name.replace('-', '_')}_main", None) or mod.main
     return int(runner(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
