@@ -53,9 +53,9 @@ class Command:
 
 
 COMMANDS = [
-    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "genredream.engine.demo", "start here"),
-    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.run", "perform"),
-    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.io.device", "perform"),
+    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "genredream.engine.cli.demo", "start here"),
+    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.cli.run", "perform"),
+    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.cli.devices", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "genredream.models.classify", "models"),
     Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.models.tag.cli", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.dream_cli", "models"),
