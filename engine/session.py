@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
 __all__ = ["Session", "SessionResult", "build_engine", "fast_jit"]
@@ -179,7 +180,8 @@ class Session:
             res.stopped_by = None
             self.notify("stopped")
         finally:
-            self._stop(source, jsonl)
+            # A clean-up failure must not hide the error that stopped the run (if one is on its way out).
+            self._stop(source, jsonl, raise_failure=sys.exc_info()[1] is None)
         if res.engine is None:
             res.summary = ["stopped during start-up (loading models): no audio was processed"]
         else:
@@ -190,7 +192,7 @@ class Session:
                 res.summary += self.control.summary_lines()
         return res
 
-    def _stop(self, source, jsonl):
+    def _stop(self, source, jsonl, raise_failure=True):
         """Stop in the one safe order; every step runs even if an earlier one failed."""
         steps = [lambda: source.stop(self)]
         if self.engine is not None:
@@ -208,4 +210,6 @@ class Session:
             except Exception as e:  # noqa: BLE001 - finish the clean-up, then raise the first failure
                 first = first or e
         if first is not None:
-            raise first
+            if raise_failure:
+                raise first
+            log.warning("while stopping after an error: %s", first)
