@@ -37,6 +37,15 @@ DURATIONS = 1 << 18  # callbacks remembered: 23 min at 256 frames / 48 kHz, 5.8 
 
 
 @njit(cache=True)
+def silence_from(outdata, start):
+    """outdata[start:] = 0, every channel."""
+    frames, co = outdata.shape
+    for i in range(start, frames):
+        for c in range(co):
+            outdata[i, c] = 0.0
+
+
+@njit(cache=True)
 def render_duplex(indata, outdata, mono, n_ready, dry):
     """outdata[:n_ready] = mono fanned out; the rest dry (input through) or silence."""
     frames, co = outdata.shape
@@ -60,9 +69,7 @@ def render_duplex(indata, outdata, mono, n_ready, dry):
                 for c in range(co):
                     outdata[i, c] = acc
     else:
-        for i in range(n_ready, frames):
-            for c in range(co):
-                outdata[i, c] = 0.0
+        silence_from(outdata, n_ready)
 
 
 @njit(cache=True)
@@ -84,27 +91,22 @@ def put_frames(outdata, frames_buf, n_ready):
 @njit(cache=True)
 def render_duplex_frames(indata, outdata, frames_buf, n_ready, dry):
     """As render_duplex, the ready part from the engine's frame ring (the input's channels, dreamed)."""
-    frames, co = outdata.shape
+    frames = outdata.shape[0]
     put_frames(outdata, frames_buf, n_ready)
     if dry:
         put_frames(outdata[n_ready:], indata[n_ready:], frames - n_ready)
     else:
-        for i in range(n_ready, frames):
-            for c in range(co):
-                outdata[i, c] = 0.0
+        silence_from(outdata, n_ready)
 
 
 @njit(cache=True)
 def render_out_frames(outdata, frames_buf, n_ready, dry_buf, n_dry):
     """Output-only stream with channels: dreamed frames first, then dry frames (the input's, from its frame ring) or silence."""
-    frames, co = outdata.shape
     put_frames(outdata, frames_buf, n_ready)
     m = max(n_ready, n_dry)
     if n_dry > n_ready:
         put_frames(outdata[n_ready:m], dry_buf[n_ready:m], m - n_ready)
-    for i in range(m, frames):
-        for c in range(co):
-            outdata[i, c] = 0.0
+    silence_from(outdata, m)
 
 
 @njit(cache=True)
