@@ -133,3 +133,16 @@ def test_demo_plays_its_clip_through_a_session(geng, tmp_path, capfd, monkeypatc
     assert cli(["demo", "--fast", "--no-view", "--model", geng]) == 0
     out = capfd.readouterr().out
     assert "genredream demo" in out and "stream: 6.00 s at 22050 Hz" in out and "test-geng: latency" in out
+
+
+def test_the_command_line_exit_codes(geng, tmp_path, capfd):
+    """2 for a usage error, 1 for a failure no command explained (one line on stderr, no traceback)."""
+    assert cli(["run", "--no-such-option"]) == 2
+    err = capfd.readouterr().err
+    assert "unrecognized arguments: --no-such-option" in err and "Traceback" not in err
+    # A --jsonl path that cannot be written: the session's OSError reaches main().
+    wav = tmp_path / "a.wav"
+    sf.write(wav, music(2.0), SR)
+    assert cli(["run", "--input", str(wav), "--no-view", "--jsonl", str(tmp_path / "no-such-dir" / "r.jsonl"), "--model", geng]) == 1
+    err = capfd.readouterr().err
+    assert err.startswith("genredream run: FileNotFoundError") and "Traceback" not in err, err
