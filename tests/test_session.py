@@ -146,3 +146,13 @@ def test_the_command_line_exit_codes(geng, tmp_path, capfd):
     assert cli(["run", "--input", str(wav), "--no-view", "--jsonl", str(tmp_path / "no-such-dir" / "r.jsonl"), "--model", geng]) == 1
     err = capfd.readouterr().err
     assert err.startswith("genredream run: FileNotFoundError") and "Traceback" not in err, err
+
+
+def test_the_documented_example_source_runs_stereo_audio(geng):
+    """engine/demo.py's ArraySource, the example in docs/architecture.md, as the docs use it."""
+    from genredream.engine.demo import ArraySource
+
+    y = music(3.0, channels=2)
+    res = Session([geng], view=False).run(ArraySource(y, SR, realtime=False))
+    assert res.stopped_by == END and res.engine.channels == 2 and res.engine.ring.total_written == y.shape[0]
+    assert res.engine.counters["results"] == int(3.0 / 0.5) and res.summary[0].startswith("stream: 3.00 s at 8000 Hz")
