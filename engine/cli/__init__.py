@@ -54,9 +54,9 @@ class Command:
 
 
 COMMANDS = [
-    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "genredream.engine.demo", "start here"),
-    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.run", "perform"),
-    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.io.device", "perform"),
+    Command("demo", "stream a built-in test signal through the engine's front end and print what it computes", "genredream.engine.cli.demo", "start here"),
+    Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.cli.run", "perform"),
+    Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.cli.devices", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "genredream.models.classify", "models"),
     Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.models.tag.cli", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.dream_cli", "models"),
@@ -143,6 +143,12 @@ def main(argv=None):
             interrupt.calm()
             print("interrupted", file=sys.stderr)
             return interrupt.exit_code(e)
+        except Exception as e:  # a failure no command turned into its own message: one line, exit 1
+            if _os.environ.get("GENREDREAM_TRACEBACK") == "1":
+                raise
+            name = next((a for a in (sys.argv[1:] if argv is None else argv)[:1]), "")
+            print(f"genredream {name}: {type(e).__name__}: {e}\n(GENREDREAM_TRACEBACK=1 shows where it happened)", file=sys.stderr)
+            return 1
 
 
 def _main(argv=None):
@@ -160,7 +166,10 @@ def _main(argv=None):
         p = sub.choices[name]
         adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or mod.add_arguments
         adder(p)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2, its message already on stderr)
+        return e.code if isinstance(e.code, int) else 2
     cmd = getattr(args, "_command", None)
     if cmd is None:
         parser.print_help()
