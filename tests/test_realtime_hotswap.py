@@ -23,17 +23,44 @@ words instead of passing or failing.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 
 import pytest
 
-from tests.test_realtime_jack import RATE, _metronome, jack_server
+from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
 
 pytestmark = pytest.mark.realtime
 
 PERIOD = 64
 SECONDS = 30
 SWAP_MODELS = ["zheng", "lidy1", "smith", "doyle"] * 2  # 8 loads of 4 different models, each unloaded again
+
+
+def _steal_s():
+    """CPU time the hypervisor took from this VM so far (/proc/stat's steal column), in seconds."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def _ours_alone(lines):
+    """jackd's checks that blamed our client with neither jack_metro nor the driver late in the same check."""
+    n, group = 0, []
+    for ln in lines + ["Process error"]:
+        if "Process error" in ln:  # jackd ends each cycle's report with this line
+            if any("PortAudio" in g for g in group) and not any(canary_late(g) or "JackTimedDriver" in g for g in group):
+                n += 1
+            group = []
+        else:
+            group.append(ln)
+    return n
+
+
+def _threads_by_tid():
+    from genredream.engine.io import rt
+
+    return {t["tid"]: t for t in rt.threads()}
 
 
 def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
@@ -59,6 +86,10 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
             runner.start()
             try:
                 assert metro.connector.wait(timeout=15) == 0, "jack_connect could not connect jack_metro to our input"
+                while runner.realtime["audio_how"] == "not checked yet" and runner.frames_in < 5 * RATE:
+                    time.sleep(0.05)
+                # Our threads, from here to the end: who is real-time, and the audio thread's faults and preemptions.
+                threads_start, steal_start, load_start = _threads_by_tid(), _steal_s(), os.getloadavg()
                 gap = SECONDS * RATE // (len(SWAP_MODELS) + 1)
                 for i, m in enumerate(SWAP_MODELS):
                     while runner.frames_in < (i + 1) * gap:
@@ -73,11 +104,21 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
                 while runner.frames_in < SECONDS * RATE:
                     assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
                     time.sleep(0.05)
+                threads_end, steal_end, load_end = _threads_by_tid(), _steal_s(), os.getloadavg()
             finally:
                 runner.stop()
                 engine.stop(drain=True)
         lines = srv.xrun_lines()[log_before:]
     st = runner.stats()
+    rt_info = st["realtime"]
+    audio = rt_info["audio_thread"]
+    python_threads = {t.native_id for t in threading.enumerate()}
+
+    def delta(tid, key):
+        a, b = threads_start.get(tid), threads_end.get(tid)
+        return None if a is None or b is None else b[key] - a[key]
+
+    rt_threads = {tid: f"{t['name']} {t['policy']} {t['rt_priority']}" for tid, t in threads_end.items() if t["policy"] != "SCHED_OTHER"}
     report = {
         **st,
         "swaps": swaps,
@@ -85,15 +126,35 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         "jackd_xrun_lines": lines,
         "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        "canary_late": sum("client = metro was not finished" in ln for ln in lines),
+        "canary_late": sum(canary_late(ln) for ln in lines),
+        "ours_alone": _ours_alone(lines),
+        "threads_not_ordinary": rt_threads,
+        "audio_thread_faults": delta(audio, "minflt"),
+        "audio_thread_major_faults": delta(audio, "majflt"),
+        "audio_thread_preempted": delta(audio, "preempted"),
+        "audio_thread_wakeups": delta(audio, "wakeups"),
+        "steal_s": round(steal_end - steal_start, 3),
+        "loadavg": [load_start, load_end],
     }
     (tmp_path / "hotswap.json").write_text(json.dumps(report, indent=2, default=str))
     print(
         f"\nhot swap at {PERIOD} frames, {len(swaps)} loads+unloads: xruns {st['xruns']}, jackd blamed us {report['jackd_blames_us']}, "
         f"driver late {report['jackd_driver_late']}, jack_metro late {report['canary_late']}; output ring empty {st['output_ring_empty']}, "
         f"input ring full {st['input_ring_full']}, dream late blocks {st['dream_late_blocks']}, start-up fallback blocks {st['late_blocks']}, "
-        f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s"
+        f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s\n"
+        f"{runner.summary_lines()[-1 - len(rt_info['warnings'])]}; not SCHED_OTHER: {rt_threads}; audio thread during the run: "
+        f"{report['audio_thread_faults']} page faults, preempted {report['audio_thread_preempted']} times, {report['audio_thread_wakeups']} wakeups; "
+        f"steal {report['steal_s']} s; load average {load_start[0]:.1f} -> {load_end[0]:.1f}"
     )
+    # The audio path got what it needs: a real-time callback thread, with
+    # nothing of ours at or above it (equal SCHED_FIFO threads never
+    # preempt each other), and locked memory.
+    assert st["audio_realtime"], f"the audio thread is not real-time: {rt_info}"
+    assert rt_info["memory_locked"], rt_info["memory"]
+    for tid, t in threads_end.items():
+        if t["policy"] in ("SCHED_FIFO", "SCHED_RR") and tid != audio:
+            assert t["rt_priority"] < rt_info["audio_priority"] or tid not in python_threads, f"a Python thread competes with the audio thread: {t}"
+    assert report["audio_thread_major_faults"] == 0, report
     # The work was done: every swap, and the exact clock through the C rings.
     assert len(swaps) == len(SWAP_MODELS) and list(engine.models) == ["geng"]
     assert engine.ring.total_written == runner.frames_in == st["callbacks"] * PERIOD
@@ -105,7 +166,8 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
     why = (
         f"{st['xruns']} xruns, jackd blamed our client {report['jackd_blames_us']} times; output ring empty {st['output_ring_empty']}, "
         f"input ring full {st['input_ring_full']}, dream-late blocks {st['dream_late_blocks']}; jackd's dummy driver itself woke late "
-        f"{report['jackd_driver_late']} times, jack_metro (a C client) missed {report['canary_late']} deadlines; jackd says: {lines[:6]}"
+        f"{report['jackd_driver_late']} times, jack_metro (a C client) missed {report['canary_late']} deadlines; "
+        f"checks that blamed our client alone {report['ours_alone']}; jackd says: {lines[:6]}"
     )
     ours_bad = st["xruns"] or report["jackd_blames_us"] or st["output_ring_empty"] or st["input_ring_full"] or st["dream_late_blocks"]
     ours = [ln for ln in lines if "client = PortAudio" in ln]
