@@ -258,6 +258,7 @@ class CRingRunner(DuplexRunner):
             if t is not None:
                 r.update(audio_thread=t["tid"], audio_policy=t["policy"], audio_priority=t["rt_priority"] if rtsched.is_realtime(t) else None)
             r["audio_how"] = how
+            self.engine.audio_realtime = r  # the engine's status (/genredream/status) reports it
             if r["audio_priority"] is None and not how.startswith("not checked"):
                 self._warn(f"the audio thread is not real-time ({how}): on a busy machine it will miss deadlines (xruns)")
             if rtsched.pump_priority(r["audio_priority"]) is None and self._pump_rt_priority is not None:

@@ -152,33 +152,33 @@ def is_realtime(t):
 def find_audio_thread(exclude=(), callbacks=None, window_s=0.25):
     """The thread of this process that runs the audio callback, and how it was found.
 
-    Returns ``(thread_dict_or_None, how)``. A real-time thread that is not
-    in ``exclude`` (our pump) is the host's audio thread (JACK's process
-    thread; nothing else of ours is real-time). Otherwise the thread that
-    woke about once per block over ``window_s`` is: ``callbacks()`` returns
-    the callback count, so the match is by number, not by name (thread
-    names differ per host API and platform).
+    Returns ``(thread_dict_or_None, how)``. The audio thread is the one
+    that wakes once per block: over ``window_s``, the thread (not in
+    ``exclude``: our pump) with the most wakeups, preferring real-time
+    threads (JACK's process thread is real-time; its other thread, for
+    notifications, may be too but sleeps). Without real-time threads, the
+    count must match ``callbacks()`` (the callback count) within a factor
+    of two, so the match is by number, not by name (thread names differ per
+    host API and platform).
     """
     if not _LINUX:
         return None, "not checked (not Linux: the host API schedules its own audio thread)"
     exclude = set(exclude)
     before = {t["tid"]: t for t in threads() if t["tid"] not in exclude}
-    rts = [t for t in before.values() if is_realtime(t)]
-    if rts:
-        # More than one (a JACK server inside this process?): the highest is the one that matters.
-        return max(rts, key=lambda t: t["rt_priority"]), "real-time already (set by the host API)"
-    if callbacks is None:
-        return None, "no real-time thread found"
-    c0 = callbacks()
+    c0 = callbacks() if callbacks is not None else None
     time.sleep(window_s)
-    c1 = callbacks()
-    blocks = c1 - c0
-    best, best_d = None, 0
+    c1 = callbacks() if callbacks is not None else None
+    woke = []
     for t in threads():
         if t["tid"] in before:
-            d = t["wakeups"] - before[t["tid"]]["wakeups"]
-            if d > best_d:
-                best, best_d = t, d
+            woke.append((is_realtime(t), t["wakeups"] - before[t["tid"]]["wakeups"], t))
+    rts = [w for w in woke if w[0]]
+    if rts:
+        return max(rts, key=lambda w: w[1])[2], "real-time already (set by the host API)"
+    if callbacks is None:
+        return None, "no real-time thread found"
+    blocks = c1 - c0
+    _, best_d, best = max(woke, key=lambda w: w[1], default=(False, 0, None))
     if best is None or blocks <= 0 or not (0.5 * blocks <= best_d <= 2 * blocks + 2):
         return None, f"no thread woke once per block ({blocks} blocks in {window_s:g} s; busiest thread woke {best_d} times)"
     return best, "found by its wakeups (once per block)"
