@@ -57,6 +57,22 @@ def _ours_alone(lines):
     return n
 
 
+class _LogClock(threading.Thread):
+    """Timestamps jackd's xrun lines as they appear (jackd writes none), to set them beside the model loads."""
+
+    def __init__(self, srv, t0):
+        super().__init__(daemon=True)
+        self.srv, self.t0, self.seen, self.times = srv, t0, len(srv.xrun_lines()), []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            lines = self.srv.xrun_lines()
+            now = round(time.monotonic() - self.t0, 2)
+            self.times += [(now, ln) for ln in lines[self.seen :]]
+            self.seen = len(lines)
+
+
 def _threads_by_tid():
     from genredream.engine.io import rt
 
@@ -84,29 +100,35 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         engine.start()
         with _metronome(srv) as metro:
             runner.start()
+            t_start = time.monotonic()
+            clock = _LogClock(srv, t_start)
+            clock.start()
             try:
                 assert metro.connector.wait(timeout=15) == 0, "jack_connect could not connect jack_metro to our input"
                 while runner.realtime["audio_how"] == "not checked yet" and runner.frames_in < 5 * RATE:
                     time.sleep(0.05)
                 # Our threads, from here to the end: who is real-time, and the audio thread's faults and preemptions.
                 threads_start, steal_start, load_start = _threads_by_tid(), _steal_s(), os.getloadavg()
+                checked_at = time.monotonic() - t_start
                 gap = SECONDS * RATE // (len(SWAP_MODELS) + 1)
                 for i, m in enumerate(SWAP_MODELS):
                     while runner.frames_in < (i + 1) * gap:
                         assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
                         time.sleep(0.02)
                     t0 = time.perf_counter()
+                    at = round(time.monotonic() - t_start, 2)
                     name = engine.load_model(m, name=f"hot{i}-{m}")
                     t1 = time.perf_counter()
                     time.sleep(1.0)
                     engine.unload_model(name)
-                    swaps.append({"model": m, "load_s": round(t1 - t0, 3), "unload_s": round(time.perf_counter() - t1 - 1.0, 4)})
+                    swaps.append({"model": m, "at_s": at, "load_s": round(t1 - t0, 3), "unload_s": round(time.perf_counter() - t1 - 1.0, 4)})
                 while runner.frames_in < SECONDS * RATE:
                     assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
                     time.sleep(0.05)
                 threads_end, steal_end, load_end = _threads_by_tid(), _steal_s(), os.getloadavg()
                 python_threads = {t.native_id: t.name for t in threading.enumerate()}
             finally:
+                clock.stop.set()
                 runner.stop()
                 engine.stop(drain=True)
         lines = srv.xrun_lines()[log_before:]
@@ -135,6 +157,8 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         "audio_thread_wakeups": delta(audio, "wakeups"),
         "steal_s": round(steal_end - steal_start, 3),
         "loadavg": [load_start, load_end],
+        "xrun_times_s": clock.times,  # seconds after our stream started, within 20 ms
+        "checked_at_s": round(checked_at, 2),
     }
     (tmp_path / "hotswap.json").write_text(json.dumps(report, indent=2, default=str))
     print(
