@@ -529,6 +529,8 @@ class CRingRunner(DuplexRunner):
 
     def _realtime_line(self):
         r = self.realtime
+        if r["audio_how"] == "not checked yet":
+            return "real-time: not checked (the stream stopped first)"
         audio = f"{r['audio_policy']} {r['audio_priority']}" if r["audio_priority"] is not None else "NOT real-time"
         pump = f"SCHED_FIFO {r['pump_priority']}" if r["pump_priority"] is not None else "ordinary"
         return (f"real-time: audio thread {audio} ({r['audio_how']}), pump {pump}, memory "
