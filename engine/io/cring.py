@@ -210,6 +210,14 @@ class CRingRunner(DuplexRunner):
         gc.collect()
         gc.freeze()  # fewer long collections to absorb (see DuplexRunner.start)
         self._gc_frozen = True
+        # Locked before the stream starts: faulting in every mapped page (about 0.5 s
+        # for 600 MB) is kernel work that, done while the stream ran, made jackd's own
+        # driver miss deadlines in the hot-swap test (a kernel without preemption).
+        why = rtsched.lock_memory()
+        self._mem_locked = why is None
+        self.realtime.update(memory_locked=self._mem_locked, memory=why or "locked (mlockall)", kernel_preemption=rtsched.kernel_preemption())
+        if why:
+            self._warn(f"memory {why}")
         # Both ring actions are queued before the stream starts, so the first
         # callback already records and plays: input frame i and output frame i
         # are the same callback's (duplex), and the clocks start together.
@@ -232,16 +240,9 @@ class CRingRunner(DuplexRunner):
     def _check_realtime(self):
         """Find the callback's thread, make it real-time if nobody did, and record what it got.
 
-        Runs once, off the audio path, just after the stream started; first
-        it locks the process's memory (about 0.5 s for 600 MB: not on the
-        way to the first sound; the C rings are pre-touched already).
+        Runs once, off the audio path, just after the stream started.
         """
         try:
-            why = rtsched.lock_memory()
-            self._mem_locked = why is None
-            self.realtime.update(memory_locked=self._mem_locked, memory=why or "locked (mlockall)", kernel_preemption=rtsched.kernel_preemption())
-            if why:
-                self._warn(f"memory {why}")
             deadline = time.monotonic() + 2  # the pump names its thread first (it is not the audio thread)
             while self._pump_tid is None and self._pump_thread is not None and time.monotonic() < deadline:
                 time.sleep(0.01)

@@ -260,8 +260,11 @@ def lock_memory():
     unlimited``): under a finite limit ``MCL_FUTURE`` turns later large
     allocations (a model load) into failures, which is worse than a fault.
     Counted: :func:`unlock_memory` unlocks when the last user lets go.
+    ``GENREDREAM_MLOCK=0`` in the environment turns it off.
     """
     global _locks
+    if os.environ.get("GENREDREAM_MLOCK", "1") == "0":
+        return "not locked (GENREDREAM_MLOCK=0)"
     if not _LINUX:
         return "not locked (memory locking is done here on Linux only)"
     if platform.machine() not in _MCL_ARCHES:
