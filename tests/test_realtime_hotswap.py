@@ -18,6 +18,14 @@ As in tests/test_realtime_jack.py, when jackd's own driver or jack_metro
 also missed deadlines in the run, the machine stalled (other processes on
 a shared 2-vCPU VM), and the test reports an expected failure with jackd's
 words instead of passing or failing.
+
+Also asserted (engine/io/rt.py): the audio thread is real-time, of our
+Python threads only the pump is, below it, memory is locked where allowed,
+and the audio thread took no major page fault. Recorded in hotswap.json:
+every thread that is not ordinary, the audio thread's page faults and
+preemptions, the hypervisor's steal time, the load average, jackd's xrun
+lines with their time beside each load and unload, and the checks in
+which jackd blamed our client alone (``ours_alone``).
 """
 
 from __future__ import annotations
