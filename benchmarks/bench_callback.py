@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_realtime_jack import RATE, jack_server
+from tests.test_realtime_jack import RATE, canary_late, jack_server
 
 BLOCK = 256
 SECONDS = 4
@@ -267,7 +267,7 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
         xruns=st["xruns"],
         jackd_blames_us=sum("client = PortAudio" in ln for ln in lines),
         jackd_driver_late=sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        jack_metro_late=sum("client = metro was not finished" in ln for ln in lines),
+        jack_metro_late=sum(canary_late(ln) for ln in lines),
         late_blocks=st["late_blocks"],
         output_ring_empty=st.get("output_ring_empty", "-"),
         dream_late_blocks=st.get("dream_late_blocks", "-"),

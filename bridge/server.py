@@ -781,6 +781,8 @@ class OscBridge:
             "late": j["late"],
             "restarts": j["restarts"],
             "xruns": int(xr or 0),
+            # "SCHED_FIFO 5": the audio callback's thread is real-time; "no: <why>" warns the performer; "" without a device.
+            "audio_rt": _audio_rt(est.get("audio_realtime")),
             "audio_packets": c["audio_packets"],
             "stream_s": float(est.get("stream_s", 0.0)),
             "results": int(est.get("results", 0)),
@@ -966,6 +968,15 @@ def _chunked(address, names):
         size += add
     out.append(P.encode(address, *cur))
     return out
+
+
+def _audio_rt(r):
+    """The audio thread's scheduling in one OSC string (see engine/io/rt.py)."""
+    if not r:
+        return ""
+    if r.get("audio_priority") is not None:
+        return f"{r['audio_policy']} {r['audio_priority']}"
+    return "no: " + str(r.get("audio_how"))
 
 
 def _num(v):

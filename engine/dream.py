@@ -727,8 +727,11 @@ class Dreamer:
             return
         dry, start = engine.ring.read_since(o, max_n=n)
         if start > o or dry.size < n:  # input already overwritten (or not there): silence
+            # After an overrun read_since starts at the oldest sample and may run past `end`:
+            # keep only what falls inside [o, end) (a dream far behind on a loaded machine).
             full = np.zeros(n, np.float32)
-            full[start - o : start - o + dry.size] = dry
+            k = max(0, min(dry.size, n - (start - o)))
+            full[start - o : start - o + k] = dry[:k]
             dry = full
         dream, late = self._dream_at_input(o, end)
         if late > 0:  # at the end of a file, the few samples the resampler still held pass dry

@@ -666,6 +666,8 @@ class Engine:
             "worker_errors": self.supervisor.errors,
             "workers": self.supervisor.status(),
             "xruns": self.counters["xruns"],  # published by a device runner; 0 for files and OSC
+            # What the audio thread got from the OS (engine/io/rt.py), published by the C-callback runner; None without one.
+            "audio_realtime": getattr(self, "audio_realtime", None),
             "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
             "latency_ms": self.latency_stats(),
             "dream": None if self.dreamer is None else self.dreamer.status(),

@@ -361,3 +361,27 @@ def assert_hop_joins_smooth(dr, y, out, min_rms):
     assert np.sqrt(np.mean(d**2)) > min_rms  # a real dream
     assert jump_d[near].max() <= jump_d[far].max()
     assert jump_out[near].max() <= max(jump_in.max(), jump_out[far].max())
+
+
+def test_a_dream_further_behind_than_the_input_ring_writes_on(models):
+    """On a loaded machine the dream can fall more than the input ring behind the input.
+
+    The next write then fills the gap with silence and what input is left,
+    instead of failing: it raised a broadcast error on every hop, and the
+    supervisor disabled the dream after five (seen in the 64-frame hot-swap
+    test under load, issue 14).
+    """
+    sr = 8000
+    e = Engine(sr)
+    dr = Dreamer(models["lm"]["geng"], steps=0)
+    e.set_dreamer(dr)
+    y = music(1, sr)
+    for _ in range(int(e.ring.capacity / y.size) + 3):
+        e.write(y)
+    end = e.ring.total_written - 100  # the dream is this far along; its output ring still at 0
+    dr._write(e, end, 1.0)
+    out, start = e.output.read_since(0)
+    assert e.output.total_written == end
+    kept = out[-(e.ring.capacity - 100) :]  # the input still in the ring comes through (steps=0: the dream adds nothing)
+    dry, _ = e.ring.read_since(end - kept.size, max_n=kept.size)
+    assert np.array_equal(kept, dry)

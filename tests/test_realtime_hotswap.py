@@ -18,22 +18,73 @@ As in tests/test_realtime_jack.py, when jackd's own driver or jack_metro
 also missed deadlines in the run, the machine stalled (other processes on
 a shared 2-vCPU VM), and the test reports an expected failure with jackd's
 words instead of passing or failing.
+
+Also asserted (engine/io/rt.py): the audio thread is real-time, of our
+Python threads only the pump is, below it, memory is locked where allowed,
+and the audio thread took no major page fault. Recorded in hotswap.json:
+every thread that is not ordinary, the audio thread's page faults and
+preemptions, the hypervisor's steal time, the load average, jackd's xrun
+lines with their time beside each load and unload, and the checks in
+which jackd blamed our client alone (``ours_alone``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 
 import pytest
 
-from tests.test_realtime_jack import RATE, _metronome, jack_server
+from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
 
 pytestmark = pytest.mark.realtime
 
 PERIOD = 64
 SECONDS = 30
 SWAP_MODELS = ["zheng", "lidy1", "smith", "doyle"] * 2  # 8 loads of 4 different models, each unloaded again
+
+
+def _steal_s():
+    """CPU time the hypervisor took from this VM so far (/proc/stat's steal column), in seconds."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def _ours_alone(lines):
+    """jackd's checks that blamed our client with neither jack_metro nor the driver late in the same check."""
+    n, group = 0, []
+    for ln in lines + ["Process error"]:
+        if "Process error" in ln:  # jackd ends each cycle's report with this line (its full log, not only the xrun lines)
+            if any("PortAudio" in g for g in group) and not any(canary_late(g) or "JackTimedDriver" in g for g in group):
+                n += 1
+            group = []
+        else:
+            group.append(ln)
+    return n
+
+
+class _LogClock(threading.Thread):
+    """Timestamps jackd's xrun lines as they appear (jackd writes none), to set them beside the model loads."""
+
+    def __init__(self, srv, t0):
+        super().__init__(daemon=True)
+        self.srv, self.t0, self.seen, self.times = srv, t0, len(srv.xrun_lines()), []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            lines = self.srv.xrun_lines()
+            now = round(time.monotonic() - self.t0, 2)
+            self.times += [(now, ln) for ln in lines[self.seen :]]
+            self.seen = len(lines)
+
+
+def _threads_by_tid():
+    from genredream.engine.io import rt
+
+    return {t["tid"]: t for t in rt.threads()}
 
 
 def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
@@ -51,33 +102,55 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
         engine.set_dreamer(dreamer)
         log_before = len(srv.xrun_lines())
+        full_before = len(srv.log().splitlines())
         runner = CRingRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=PERIOD, when_late="dry", output_delay=dreamer.latency_samples)
         assert runner.duplex
         swaps = []
         engine.start()
         with _metronome(srv) as metro:
             runner.start()
+            t_start = time.monotonic()
+            clock = _LogClock(srv, t_start)
+            clock.start()
             try:
                 assert metro.connector.wait(timeout=15) == 0, "jack_connect could not connect jack_metro to our input"
+                while runner.realtime["audio_how"] == "not checked yet" and runner.frames_in < 5 * RATE:
+                    time.sleep(0.05)
+                # Our threads, from here to the end: who is real-time, and the audio thread's faults and preemptions.
+                threads_start, steal_start, load_start = _threads_by_tid(), _steal_s(), os.getloadavg()
+                checked_at = time.monotonic() - t_start
                 gap = SECONDS * RATE // (len(SWAP_MODELS) + 1)
                 for i, m in enumerate(SWAP_MODELS):
                     while runner.frames_in < (i + 1) * gap:
                         assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
                         time.sleep(0.02)
                     t0 = time.perf_counter()
+                    at = round(time.monotonic() - t_start, 2)
                     name = engine.load_model(m, name=f"hot{i}-{m}")
                     t1 = time.perf_counter()
                     time.sleep(1.0)
                     engine.unload_model(name)
-                    swaps.append({"model": m, "load_s": round(t1 - t0, 3), "unload_s": round(time.perf_counter() - t1 - 1.0, 4)})
+                    swaps.append({"model": m, "at_s": at, "load_s": round(t1 - t0, 3), "unload_s": round(time.perf_counter() - t1 - 1.0, 4)})
                 while runner.frames_in < SECONDS * RATE:
                     assert runner.active, f"the stream stopped by itself ({runner.stats()['pump_error']})"
                     time.sleep(0.05)
+                threads_end, steal_end, load_end = _threads_by_tid(), _steal_s(), os.getloadavg()
+                python_threads = {t.native_id: t.name for t in threading.enumerate()}
             finally:
+                clock.stop.set()
                 runner.stop()
                 engine.stop(drain=True)
         lines = srv.xrun_lines()[log_before:]
+        full_log = srv.log().splitlines()[full_before:]
     st = runner.stats()
+    rt_info = st["realtime"]
+    audio = rt_info["audio_thread"]
+
+    def delta(tid, key):
+        a, b = threads_start.get(tid), threads_end.get(tid)
+        return None if a is None or b is None else b[key] - a[key]
+
+    rt_threads = {tid: f"{t['name']} {t['policy']} {t['rt_priority']}" for tid, t in threads_end.items() if t["policy"] != "SCHED_OTHER"}
     report = {
         **st,
         "swaps": swaps,
@@ -85,15 +158,38 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         "jackd_xrun_lines": lines,
         "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        "canary_late": sum("client = metro was not finished" in ln for ln in lines),
+        "canary_late": sum(canary_late(ln) for ln in lines),
+        "ours_alone": _ours_alone(full_log),
+        "threads_not_ordinary": rt_threads,
+        "audio_thread_faults": delta(audio, "minflt"),
+        "audio_thread_major_faults": delta(audio, "majflt"),
+        "audio_thread_preempted": delta(audio, "preempted"),
+        "audio_thread_wakeups": delta(audio, "wakeups"),
+        "steal_s": round(steal_end - steal_start, 3),
+        "loadavg": [load_start, load_end],
+        "xrun_times_s": clock.times,  # seconds after our stream started, within 20 ms
+        "checked_at_s": round(checked_at, 2),
     }
     (tmp_path / "hotswap.json").write_text(json.dumps(report, indent=2, default=str))
     print(
         f"\nhot swap at {PERIOD} frames, {len(swaps)} loads+unloads: xruns {st['xruns']}, jackd blamed us {report['jackd_blames_us']}, "
         f"driver late {report['jackd_driver_late']}, jack_metro late {report['canary_late']}; output ring empty {st['output_ring_empty']}, "
         f"input ring full {st['input_ring_full']}, dream late blocks {st['dream_late_blocks']}, start-up fallback blocks {st['late_blocks']}, "
-        f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s"
+        f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s\n"
+        f"{runner.summary_lines()[-1 - len(rt_info['warnings'])]}; not SCHED_OTHER: {rt_threads}; audio thread during the run: "
+        f"{report['audio_thread_faults']} page faults, preempted {report['audio_thread_preempted']} times, {report['audio_thread_wakeups']} wakeups; "
+        f"steal {report['steal_s']} s; load average {load_start[0]:.1f} -> {load_end[0]:.1f}"
     )
+    # The audio path got what it needs: a real-time callback thread, with
+    # nothing of ours at or above it (equal SCHED_FIFO threads never
+    # preempt each other), and locked memory.
+    assert st["audio_realtime"], f"the audio thread is not real-time: {rt_info}"
+    assert rt_info["memory_locked"] or "memory-lock limit" in str(rt_info["memory"]), rt_info["memory"]  # locked wherever allowed
+    for tid, t in threads_end.items():
+        if t["policy"] in ("SCHED_FIFO", "SCHED_RR") and tid in python_threads:
+            # Of our Python threads only the pump is real-time, and below the audio thread.
+            assert python_threads[tid] == "genredream-audio-pump" and t["rt_priority"] < rt_info["audio_priority"], f"{python_threads[tid]}: {t}"
+    assert report["audio_thread_major_faults"] == 0, report
     # The work was done: every swap, and the exact clock through the C rings.
     assert len(swaps) == len(SWAP_MODELS) and list(engine.models) == ["geng"]
     assert engine.ring.total_written == runner.frames_in == st["callbacks"] * PERIOD
@@ -105,7 +201,8 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
     why = (
         f"{st['xruns']} xruns, jackd blamed our client {report['jackd_blames_us']} times; output ring empty {st['output_ring_empty']}, "
         f"input ring full {st['input_ring_full']}, dream-late blocks {st['dream_late_blocks']}; jackd's dummy driver itself woke late "
-        f"{report['jackd_driver_late']} times, jack_metro (a C client) missed {report['canary_late']} deadlines; jackd says: {lines[:6]}"
+        f"{report['jackd_driver_late']} times, jack_metro (a C client) missed {report['canary_late']} deadlines; "
+        f"checks that blamed our client alone {report['ours_alone']}; jackd says: {lines[:6]}"
     )
     ours_bad = st["xruns"] or report["jackd_blames_us"] or st["output_ring_empty"] or st["input_ring_full"] or st["dream_late_blocks"]
     ours = [ln for ln in lines if "client = PortAudio" in ln]

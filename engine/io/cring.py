@@ -57,6 +57,7 @@ ALSA, CoreAudio, WASAPI, ASIO).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 import time
@@ -76,6 +77,9 @@ from genredream.engine.io.callback_kernels import (
 )
 from genredream.engine.io.devices import DeviceError, capabilities
 from genredream.engine.io.duplex import DuplexRunner
+from genredream.engine.io import rt as rtsched
+
+log = logging.getLogger("genredream.audio")
 
 __all__ = ["CRingRunner", "DEFAULT_LEAD_S", "MIN_LEAD_S", "MAX_LEAD_S"]
 
@@ -85,8 +89,10 @@ DEFAULT_LEAD_S = 0.3
 #: empties the ring; over 2 s the performer hears the change too late.
 MIN_LEAD_S, MAX_LEAD_S = 0.02, 2.0
 _STATS_EVERY_S = 0.1
-#: SCHED_FIFO priority of the pump thread where allowed (JACK's clients run at 10 and up with jackd -R).
-PUMP_RT_PRIORITY = 5
+#: SCHED_FIFO priority of the pump thread where allowed: the lowest, below every
+#: JACK client thread (jack2: the server's priority minus 5, 5 for jackd -R);
+#: at 5 a busy pump kept JACK's clients waiting (engine/io/rt.py says why).
+PUMP_RT_PRIORITY = 1
 
 
 def _pow2(n):
@@ -130,12 +136,13 @@ class CRingRunner(DuplexRunner):
         self.output_delay = self.dream_delay + self.lead
         rt = self._rt
         n_in = _pow2(max(self.samplerate, 4 * self.lead, 16 * b))
-        self.in_ring = rt.RingBuffer(4 * self.channels, n_in)
+        # The C rings' pages are written once here, so the callback never takes a first-touch fault.
+        self.in_ring = rt.RingBuffer(4 * self.channels, buffer=rtsched.touched(4 * self.channels * n_in))
         self._in_buf = np.zeros((n_in, self.channels), np.float32)
         co = self.out_channels
         if co:
             n_out = _pow2(self.lead + 16 * b)
-            self.out_ring = rt.RingBuffer(4 * co, n_out)
+            self.out_ring = rt.RingBuffer(4 * co, buffer=rtsched.touched(4 * co * n_out))
             self._out_buf = np.zeros((n_out, co), np.float32)
             self._wet = np.zeros(n_out, np.float32)
         else:
@@ -153,6 +160,12 @@ class CRingRunner(DuplexRunner):
         self._stop_pump = threading.Event()
         self._pump_error = None
         self._pump_rt = None
+        self._pump_tid = self._pump_rt_priority = None
+        self._mem_locked = False
+        self._rt_check = None
+        #: What real-time scheduling and memory locking the audio path got (engine/io/rt.py).
+        self.realtime = dict(audio_thread=None, audio_policy=None, audio_priority=None, audio_how="not checked yet",
+                             pump_priority=None, memory_locked=False, memory=None, kernel_preemption=None, warnings=[])
 
     # -- streams ---------------------------------------------------------------
 
@@ -196,6 +209,14 @@ class CRingRunner(DuplexRunner):
         gc.collect()
         gc.freeze()  # fewer long collections to absorb (see DuplexRunner.start)
         self._gc_frozen = True
+        # Locked before the stream starts: faulting in every mapped page (about 0.5 s
+        # for 600 MB) is kernel work that, done while the stream ran, made jackd's own
+        # driver miss deadlines in the hot-swap test (a kernel without preemption).
+        why = rtsched.lock_memory()
+        self._mem_locked = why is None
+        self.realtime.update(memory_locked=self._mem_locked, memory=why or "locked (mlockall)", kernel_preemption=rtsched.kernel_preemption())
+        if why:
+            self._warn(f"memory {why}")
         # Both ring actions are queued before the stream starts, so the first
         # callback already records and plays: input frame i and output frame i
         # are the same callback's (duplex), and the clocks start together.
@@ -207,7 +228,52 @@ class CRingRunner(DuplexRunner):
         for s in self._streams:
             s.start()
         self._pump_thread.start()
+        self._rt_check = threading.Thread(target=self._check_realtime, name="genredream-rt-check", daemon=True)
+        self._rt_check.start()
         return self
+
+    def _warn(self, msg):
+        self.realtime["warnings"].append(msg)
+        log.warning("audio: %s", msg)
+
+    def _check_realtime(self):
+        """Find the callback's thread, make it real-time if nobody did, and record what it got.
+
+        Runs once, off the audio path, just after the stream started.
+        """
+        try:
+            deadline = time.monotonic() + 2  # the pump names its thread first (it is not the audio thread)
+            while self._pump_tid is None and self._pump_thread is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            blocks = lambda: (self.counters[FRAMES_IN] + self.in_ring.read_available) // self.blocksize  # noqa: E731
+            t, how = rtsched.find_audio_thread(exclude={self._pump_tid}, callbacks=blocks)
+            if t is not None and not rtsched.is_realtime(t):
+                why = rtsched.make_realtime(t["tid"], rtsched.RAISE_PRIORITY)
+                if why is None:
+                    how = f"raised by genredream (it was {t['policy']})"
+                    t = dict(t, policy="SCHED_FIFO", rt_priority=rtsched.RAISE_PRIORITY)
+                else:
+                    how = f"not real-time: {why}"
+            r = self.realtime
+            if t is not None:
+                r.update(audio_thread=t["tid"], audio_policy=t["policy"], audio_priority=t["rt_priority"] if rtsched.is_realtime(t) else None)
+            r["audio_how"] = how
+            self.engine.audio_realtime = r  # the engine's status (/genredream/status) reports it
+            if r["audio_priority"] is None and not how.startswith("not checked"):
+                self._warn(f"the audio thread is not real-time ({how}): on a busy machine it will miss deadlines (xruns)")
+            if rtsched.pump_priority(r["audio_priority"]) is None and self._pump_rt_priority is not None:
+                # The pump must stay below the audio thread (equal SCHED_FIFO threads never preempt each other).
+                try:
+                    os.sched_setscheduler(self._pump_tid, os.SCHED_OTHER, os.sched_param(0))
+                    self._pump_rt_priority = None
+                except OSError:
+                    pass
+            r["pump_priority"] = self._pump_rt_priority
+            if r["kernel_preemption"] == "none":
+                self._warn("this kernel does not preempt system calls (preemption model 'none'): a real-time thread may wait "
+                           "up to milliseconds for another thread's system call; boot with preempt=full, or use a low-latency kernel")
+        except Exception as e:  # a diagnosis, never a reason to stop the music
+            self.realtime["audio_how"] = f"check failed: {type(e).__name__}: {e}"
 
     @property
     def active(self):
@@ -237,6 +303,12 @@ class CRingRunner(DuplexRunner):
             except Exception:
                 pass
         self._streams = []
+        if self._rt_check is not None:
+            self._rt_check.join(timeout=5)  # it may be locking memory right now
+            self._rt_check = None
+        if self._mem_locked:
+            rtsched.unlock_memory()
+            self._mem_locked = False
         if self._gc_frozen:
             gc.unfreeze()
             self._gc_frozen = False
@@ -254,17 +326,16 @@ class CRingRunner(DuplexRunner):
     def _realtime_pump(self):
         """Ask the OS to run the pump before ordinary threads (Linux, when allowed).
 
-        SCHED_FIFO at priority :data:`PUMP_RT_PRIORITY`, below JACK's audio
-        threads (jackd -R: 10 and up): on a busy machine a sleeping pump then
-        wakes on time. It still takes the GIL like any Python thread (the
-        lead absorbs that). Without the right (rtprio limit or
+        SCHED_FIFO at :data:`PUMP_RT_PRIORITY`, below every JACK client
+        thread (engine/io/rt.py), reset on fork: on a busy machine a sleeping
+        pump then wakes on time. It still takes the GIL like any Python thread
+        (the lead absorbs that). Without the right (rtprio limit or
         CAP_SYS_NICE) the pump runs as an ordinary thread; stats say which.
         """
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PUMP_RT_PRIORITY))  # 0: this thread (Linux)
-            self._pump_rt = True
-        except (AttributeError, OSError):
-            self._pump_rt = False
+        self._pump_tid = threading.get_native_id()
+        why = rtsched.realtime_this_thread(PUMP_RT_PRIORITY)
+        self._pump_rt = why is None
+        self._pump_rt_priority = PUMP_RT_PRIORITY if why is None else None
 
     def _pump_loop(self):
         poll = max(0.002, min(0.005, self.blocksize / self.samplerate))
@@ -432,6 +503,9 @@ class CRingRunner(DuplexRunner):
         st = super().stats()
         st.update(self.extra)
         st.update(callback="c", lead_frames=self.lead, lead_s=self.lead / self.samplerate, output_delay=self.output_delay, low_water_frames=self.low_water, pump_error=self._pump_error, pump_realtime=self._pump_rt)
+        r = self.realtime
+        st.update(audio_realtime=r["audio_priority"] is not None, audio_thread_policy=r["audio_policy"], audio_thread_priority=r["audio_priority"],
+                  memory_locked=r["memory_locked"], kernel_preemption=r["kernel_preemption"], realtime=dict(r, warnings=list(r["warnings"])))
         if st["min_output_fill"] is None:
             st["min_output_fill"] = self.lead
         return st
@@ -450,4 +524,15 @@ class CRingRunner(DuplexRunner):
             f"rings: output lead {st['lead_s'] * 1e3:.0f} ms (output {st['output_delay'] / st['samplerate']:.3f} s behind the input), "
             f"lowest output fill {st['min_output_fill'] / st['samplerate'] * 1e3:.0f} ms"
             + (f"; pump failed: {st['pump_error']}" if st["pump_error"] else ""),
-        ]
+            self._realtime_line(),
+        ] + [f"warning: {w}" for w in self.realtime["warnings"]]
+
+    def _realtime_line(self):
+        r = self.realtime
+        if r["audio_how"] == "not checked yet":
+            return "real-time: not checked (the stream stopped first)"
+        audio = f"{r['audio_policy']} {r['audio_priority']}" if r["audio_priority"] is not None else "NOT real-time"
+        pump = f"SCHED_FIFO {r['pump_priority']}" if r["pump_priority"] is not None else "ordinary"
+        return (f"real-time: audio thread {audio} ({r['audio_how']}), pump {pump}, memory "
+                + ("locked" if r["memory_locked"] else "not locked")
+                + (f", kernel preemption {r['kernel_preemption']}" if r["kernel_preemption"] else ""))
