@@ -133,6 +133,36 @@ def test_default_hop_is_half_a_window(library, tmp_path):
     np.testing.assert_allclose([float(row[f"musicnn-msd:{k}"]) for k in m.labels], ref.mean(axis=0), atol=1e-5, rtol=0)
 
 
+def test_overlapping_windows_reuse_the_previous_windows_work(library):
+    """At the default hop musicnn's windows are scored incrementally along each file,
+    every window after a file's first from the previous one's front end, with the
+    scores of whole, batched forward passes (within 1e-5)."""
+    import torch
+
+    from genredream.models.contract import resolve_model
+    from genredream.models.tag.files import find_audio
+    from genredream.models.tag.tagger import Tagger
+
+    torch.set_num_threads(1)
+    entries, _ = find_audio([library])
+    paths = [str(resolve_model(m)) for m in MODELS]
+    fast = Tagger(paths, per_window=True)
+    rows = {r["path"]: (r, w) for r, w in fast.tag(entries)}
+    whole = Tagger(paths, per_window=True, incremental=False)
+    ref = {r["path"]: (r, w) for r, w in whole.tag(entries)}
+    n = sum(r["windows"] for r, _ in rows.values())  # musicnn's windows (the first model's)
+    assert fast.stats["incremental"] == n and fast.stats["reused"] == n - len(entries)
+    assert whole.stats["incremental"] == 0 and whole.stats["batched"] > n
+    for path, (row, wins) in rows.items():
+        r, w = ref[path]
+        keys = [k for k in row if ":" in k]
+        assert row["windows"] == r["windows"] and len(wins) == len(w)
+        np.testing.assert_allclose([row[k] for k in keys], [r[k] for k in keys], atol=1e-5, rtol=0)
+        for a, b in zip(wins, w):
+            assert (a["model"], a["start_s"], a["end_s"]) == (b["model"], b["start_s"], b["end_s"])
+            np.testing.assert_allclose([a[k] for k in a if ":" in k], [b[k] for k in b if ":" in k], atol=1e-5, rtol=0)
+
+
 def test_damaged_files_get_error_rows_and_the_rest_is_tagged(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -50,7 +50,9 @@ def _context():
     """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["genredream.models.tag.tagger"])  # torch imported once, in the server
+        # torch and the tagging code imported once, in the server, and shared
+        # by the workers it forks (importing runs no OpenMP thread: safe to fork).
+        ctx.set_forkserver_preload(["torch", "genredream.engine.incremental", "genredream.models.tag.tagger"])
         return ctx
     return mp.get_context("spawn")
 
