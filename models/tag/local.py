@@ -4,7 +4,8 @@ Tagging is a map over files with no communication between them, so it
 scales with processes, not threads: one torch thread per process avoids
 the threads of several processes fighting for the same cores. Each worker
 loads the models once. Workers start from a fork server (a clean process
-that has imported torch, nothing more), never by forking the caller: a
+that has imported torch and the tagging code, and run nothing: the workers
+share those pages and skip a second of import each), never by forking the caller: a
 process that has already run OpenMP threads (torch's or Numba's parallel
 kernels) must not fork, and GNU OpenMP kills such a child ("fork() called
 from a process already using GNU OpenMP"). Workers draw files from a queue
