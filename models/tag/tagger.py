@@ -26,10 +26,10 @@ score is the mean over its windows. A window is scored one of two ways:
   files shared its batch.
 
 Models run without TorchScript's graph optimisation (the profiling
-executor's), as the engine does (``engine.run.fast_jit``): it spends
-seconds of CPU compiling on the first calls in every worker, for no
-measured gain on these convolution-bound networks, and no run-dependent
-re-optimisation can change a score's last bits.
+executor's), as the engine does (``engine.run.fast_jit``, which measured
+seconds of compiling on each of the first calls against a steady state
+within noise): here every worker would pay that compile, and no
+run-dependent re-optimisation can change a score's last bits.
 """
 
 from __future__ import annotations
