@@ -4,7 +4,8 @@ Tagging is a map over files with no communication between them, so it
 scales with processes, not threads: one torch thread per process avoids
 the threads of several processes fighting for the same cores. Each worker
 loads the models once. Workers start from a fork server (a clean process
-that has imported torch, nothing more), never by forking the caller: a
+that has imported torch and the tagging code, and run nothing: the workers
+share those pages and skip a second of import each), never by forking the caller: a
 process that has already run OpenMP threads (torch's or Numba's parallel
 kernels) must not fork, and GNU OpenMP kills such a child ("fork() called
 from a process already using GNU OpenMP"). Workers draw files from a queue
@@ -50,7 +51,9 @@ def _context():
     """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["genredream.models.tag.tagger"])  # torch imported once, in the server
+        # torch and the tagging code imported once, in the server, and shared
+        # by the workers it forks (importing runs no OpenMP thread: safe to fork).
+        ctx.set_forkserver_preload(["torch", "genredream.engine.incremental", "genredream.models.tag.tagger"])
         return ctx
     return mp.get_context("spawn")
 

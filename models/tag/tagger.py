@@ -1,22 +1,40 @@
-"""The models of a tagging job, and the rows they give, with windows batched across files.
+"""The models of a tagging job, and the rows they give.
 
 A :class:`Tagger` loads its models once (per worker process or Ray actor)
-and takes files one after another. Each file's windows join a queue per
-model; a full queue is one ``forward`` call, so a short file's two windows
-share a call with the next files' instead of costing a call each. Scores
-are the activations ``classify`` computes (sigmoid or softmax, as the
-model's metadata says), and a file's score is the mean over its windows.
+and takes files one after another. Scores are the activations ``classify``
+computes (sigmoid or softmax, as the model's metadata says), and a file's
+score is the mean over its windows. A window is scored one of two ways:
 
-Every ``forward`` call has the same batch shape (a last, partial batch is
-padded with zeros and the padding's outputs dropped): torch's CPU kernels
-can round differently for another batch size (by about 1e-6 for musicnn),
-and a fixed shape makes a window's score independent of which files
-shared its batch. That is what makes the embedded run and the Ray run
-give identical rows, whatever files each worker drew.
+* **Incrementally, along the file**, for a model with the frame-branch
+  methods (musicnn) when windows overlap (the default hop): the engine's
+  :class:`~genredream.engine.incremental.FrameBranchRunner` computes the
+  front end and mid end only where a window differs from the previous one
+  of the same file. At a 50 % overlap a window shares half its frames with
+  the last, and the timbral convolutions, most of musicnn's arithmetic,
+  are computed once per frame instead of twice. The result is the
+  windowed network's (the runner reuses only outputs whose inputs are
+  bit-identical), and it depends only on the file, not on which files a
+  worker drew before, so the embedded and the Ray runs give identical rows.
+* **Batched across files** otherwise (models without those methods, and
+  ``--overlap 0``, where consecutive windows share nothing): each file's
+  windows join a queue per model, and a full queue is one ``forward`` call,
+  so a short file's two windows share a call with the next files'.
+  Every such call has the same batch shape (a last, partial batch is
+  padded with zeros and the padding's outputs dropped): torch's CPU kernels
+  can round differently for another batch size (by about 1e-6 for
+  musicnn), and a fixed shape makes a window's score independent of which
+  files shared its batch.
+
+Models run without TorchScript's graph optimisation (the profiling
+executor's), as the engine does (``engine.run.fast_jit``, which measured
+seconds of compiling on each of the first calls against a steady state
+within noise): here every worker would pay that compile, and no
+run-dependent re-optimisation can change a score's last bits.
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +42,7 @@ import numpy as np
 from genredream.models.data import AudioFileError
 from genredream.models.inputs import InputSpec
 from genredream.models.tag.output import error_row, file_row, window_rows
-from genredream.models.tag.windows import FileWindows
+from genredream.models.tag.windows import FileWindows, hop_units
 
 __all__ = ["Tagger", "BATCH"]
 
@@ -79,9 +97,18 @@ class Tagger:
         Windows per forward call.
     per_window : bool
         Also return window rows.
+    incremental : bool
+        Score overlapping windows of streaming models incrementally (see
+        the module's docstring); False batches every window's whole forward.
+
+    Attributes
+    ----------
+    stats : collections.Counter
+        ``windows`` scored, of them ``incremental`` and ``reused`` (computed
+        from the previous window's outputs), and ``batched``.
     """
 
-    def __init__(self, model_paths, overlap=0.5, batch=BATCH, per_window=False):
+    def __init__(self, model_paths, overlap=0.5, batch=BATCH, per_window=False, incremental=True):
         import torch
 
         from genredream.models.contract import load
@@ -91,7 +118,21 @@ class Tagger:
         self.models = [load(p) for p in model_paths]
         self.specs = [InputSpec(m.meta) for m in self.models]
         self.overlap, self.batch, self.per_window = float(overlap), int(batch), bool(per_window)
+        self.runners = [self._runner(m, s) if incremental else None for m, s in zip(self.models, self.specs)]
         self._queues = [[] for _ in self.models]  # (file, window_index, x)
+        self.stats = collections.Counter()
+
+    def _runner(self, model, spec):
+        """The incremental runner for a streaming mel model whose windows overlap, else None."""
+        if spec.kind != "mel" or hop_units(spec, self.overlap) >= spec.length:
+            return None
+        from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+
+        return FrameBranchRunner(model.module) if supports_streaming(model.module) else None
+
+    def _scores(self, i, logits):
+        torch, meta = self.torch, self.models[i].meta
+        return (torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)).numpy()
 
     def tag(self, entries, data=None):
         """Yield ``(row, window_rows)`` for each entry, as each file's windows are all scored.
@@ -105,8 +146,14 @@ class Tagger:
             fw = FileWindows(e.path, self.specs, self.overlap, data=(data or {}).get(e.path))
             f = _File(e, fw, [{} for _ in self.models])
             live.append(f)
+            for r in self.runners:
+                if r is not None:
+                    r.reset()  # a file's first window is computed whole
             try:
-                for i, w, _start, x in f.fw:
+                for i, w, start, x in f.fw:
+                    if self.runners[i] is not None:
+                        f.probs[i][w] = self._step(i, x, start)
+                        continue
                     self._queues[i].append((f, w, x))
                     f.pending += 1
                     if len(self._queues[i]) >= self.batch:
@@ -122,15 +169,27 @@ class Tagger:
                 self._run(i)
         yield from self._finished(live)
 
+    def _step(self, i, x, start):
+        """One window of a file through model ``i``'s incremental runner: its scores."""
+        r, torch = self.runners[i], self.torch
+        before = r.stats["reused_windows"]
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            logits = r(x, start + self.specs[i].length)
+        self.stats["windows"] += 1
+        self.stats["incremental"] += 1
+        self.stats["reused"] += r.stats["reused_windows"] - before
+        return self._scores(i, logits)[0]
+
     def _run(self, i):
         q, self._queues[i] = self._queues[i][: self.batch], self._queues[i][self.batch :]
         x = np.stack([w[2] for w in q])
         if len(q) < self.batch:
             x = np.concatenate([x, np.zeros((self.batch - len(q),) + x.shape[1:], dtype=x.dtype)])
-        torch, meta = self.torch, self.models[i].meta
-        with torch.no_grad():
-            logits = self.models[i].module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-            p = (torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)).numpy()
+        torch = self.torch
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            p = self._scores(i, self.models[i].module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))))
+        self.stats["windows"] += len(q)
+        self.stats["batched"] += len(q)
         for (f, w, _), row in zip(q, p):
             f.probs[i][w] = row
             f.pending -= 1
