@@ -116,7 +116,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
 
     e = Engine(SR)
     e.load_model(geng_file)
-    e.set_dreamer(Dreamer(geng_file, steps=1))
+    e.set_transform(Dreamer(geng_file, steps=1))
     b = OscBridge(e, port=0).start()
     e.start()
     rx = OscClient(b.port)
@@ -179,7 +179,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
         reordered_in=j["reordered"],
         samples_out=received["samples"],
         dreamer_wrote=e.output.total_written,
-        dream_rtf_p50=round(e.dreamer.status()["rtf_p50"], 4),
+        dream_rtf_p50=round(e.transform.status()["rtf_p50"], 4),
         packets_out=received["packets"],
         out_seq_gaps=int(np.sum(np.diff(received["seqs"]) != 1)) if received["seqs"] else 0,
         scores_messages=received["scores"],
@@ -188,7 +188,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
     )
     assert e.ring.total_written == n_packets * BLOCK
     assert j["lost"] == 0 and j["duplicates"] == 0 and b.counters["rejected"] == 0
-    assert e.output.total_written >= (n_packets * BLOCK) - 2 * e.hop_samples - e.dreamer.latency_samples
+    assert e.output.total_written >= (n_packets * BLOCK) - 2 * e.hop_samples - e.transform.latency_samples
     assert received["samples"] == e.output.total_written, "dreamed audio lost on the way out"
     assert received["seqs"] == list(range(len(received["seqs"])))
 

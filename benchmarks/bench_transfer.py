@@ -33,8 +33,9 @@ import soundfile as sf
 import soxr
 import torch
 
-from genredream.engine.dream_core import dream_offline, load_dream_model, make_objective
-from genredream.engine.dream_transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer, judge_score
+from genredream.engine.dream.objective import judge_score, load_dream_model, make_objective
+from genredream.engine.dream.wave import dream_offline
+from genredream.engine.dream.transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer
 from tests.conftest import require_program
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")

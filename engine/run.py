@@ -144,10 +144,11 @@ def attach_dreamer(engine, args, writers=None):
     """Start the dreamer the options describe on ``engine`` (raises DreamError, a ValueError, with the reason).
 
     The dream model defaults to the first ``--model`` (reusing the engine's
-    loaded copy). ``--dream-out`` adds a :class:`genredream.engine.dream.DreamWavWriter`
+    loaded copy). ``--dream-out`` adds a :class:`genredream.engine.io.sinks.WavWriter`
     to the dreamer's output sinks and to ``writers`` (close them at the end).
     """
-    from genredream.engine.dream import Dreamer, add_wav_output
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.io.sinks import add_wav_output
     from genredream.models.classify import default_model
     from genredream.models.contract import ModelFileError, resolve_model
 
@@ -169,7 +170,7 @@ def attach_dreamer(engine, args, writers=None):
         latency=args.dream_latency,
         depth=getattr(args, "depth", None),
     )
-    engine.set_dreamer(dreamer)
+    engine.set_transform(dreamer)
     if args.dream_out:
         add_wav_output(dreamer, args.dream_out, engine.sample_rate, writers)
     return dreamer
@@ -290,8 +291,8 @@ def _main(args, early) -> int:
 
                 blocks = file_progress(blocks, engine, src, args, err)
             engine.run_blocks(blocks, realtime=args.realtime, duration=args.duration)
-        if engine.dreamer is not None:
-            engine.dreamer.finish(engine)  # the file's end: emit what is still being dreamed
+        if engine.transform is not None:
+            engine.transform.finish(engine)  # the file's end: emit what is still being dreamed
         if src.damage is not None:
             err.print(f"[yellow]warning:[/] {src.damage_text()}")
         if jsonl:

@@ -804,7 +804,7 @@ def run_device(args, err):
             when_late=args.when_late,
             # The dreamer writes its output that many samples behind the input
             # clock; delaying playback by as much makes every block dreamed.
-            output_delay=engine.dreamer.latency_samples if getattr(engine, "dreamer", None) is not None else 0,
+            output_delay=engine.transform.latency_samples if getattr(engine, "transform", None) is not None else 0,
             **kw,
         )
         runner.open()

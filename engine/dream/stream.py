@@ -14,10 +14,10 @@ Each hop it appends the new samples to the live part (as the dry signal;
 the older live samples keep their dream: a warm start), runs ``K``
 gradient steps on the live part only, and then emits the oldest hop. Toward
 a target (by default) a step ascends the target's logit through a
-time-varying EQ of the window (:class:`genredream.engine.dream_transfer.StreamingEq`,
+time-varying EQ of the window (:class:`genredream.engine.dream.eq.StreamingEq`,
 the offline dream's parametrisation: audible, and heard by other networks);
 for a layer objective, ``away`` or ``param="wave"`` it is Geng et al.'s
-waveform step (:func:`genredream.engine.dream_core.ascent_step`: normalised steps,
+waveform step (:func:`genredream.engine.dream.wave.ascent_step`: normalised steps,
 clipped to [-1, 1], spectrally masked by the original). The live part is ``dream latency`` seconds
 long (from one hop to the window): every sample stays live for
 ``latency / hop`` hops, so it gets ``K * latency / hop`` steps. More latency,
@@ -28,18 +28,7 @@ fall to zero at the frozen boundary and at the newest sample, so the emitted
 audio joins the frozen audio continuously and the dry samples appended next
 hop join the live ones continuously.
 
-Output, sample-exact
---------------------
-The dreamer writes into ``engine.output`` (a :class:`~genredream.engine.ringbuffer.RingBuffer`
-at the *input* rate) such that ``engine.output[j]`` is input sample ``j``
-dreamed: ``dry[j] + mix * dream[j]``, where ``dream`` is the change the
-dreamer made at the model rate, resampled back to the input rate (so the
-input's content above the model's Nyquist passes dry). After the job of the
-hop boundary ``B`` (input samples) ``engine.output.total_written == B - lag``
-exactly. :attr:`Dreamer.latency_samples` adds to ``lag`` one hop (until the
-next emission), one hop for the job to finish (the engine's own deadline)
-and a device block: an audio callback that plays ``engine.output[k -
-latency_samples]`` at its output sample ``k`` always finds the sample there.
+Output, sample-exact: see :mod:`genredream.engine.dream.output`.
 
 Channels and depth
 ------------------
@@ -48,7 +37,7 @@ channels). When the engine keeps the channels (:meth:`Engine.set_channels`,
 :mod:`genredream.engine.channels`), every hop's change is also added to each channel
 of the input, into ``engine.output_ch`` (same clock as ``engine.output``),
 and the output sinks get those frames. ``depth`` (0..1,
-:mod:`genredream.engine.dream_depth`) sets steps per hop and the share of the change
+:mod:`genredream.engine.dream.depth`) sets steps per hop and the share of the change
 heard from the next hop, and the dream latency when the dreamer is laid out;
 at an effective mix of 0 (depth 0, mix 0, or disabled) the output is the dry
 input, sample for sample, unclipped.
@@ -56,10 +45,12 @@ input, sample for sample, unclipped.
 Default steps per hop
 ---------------------
 Picked so that one hop's steps take at most half the hop (real-time factor
-0.5) on the 2-core machines, one torch thread: :data:`DEFAULT_STEPS` holds
-the figures measured with ``benchmarks/bench_dream.py`` for the shipped
-models; any other model is timed at load (a few warm-up steps) and gets
-``floor(0.5 * hop / seconds_per_step)``, between 1 and :data:`MAX_DEFAULT_STEPS`.
+0.5) on the 2-core machines, one torch thread:
+:data:`genredream.engine.dream.defaults.STREAM_DEFAULTS` holds the figures
+measured with ``benchmarks/bench_dream.py`` for the shipped architectures
+(keyed by what the model is, so a musicnn head dreams as musicnn); any
+other model is timed at load (a few warm-up steps) and gets
+``floor(0.5 * hop / seconds_per_step)``, between 1 and ``MAX_DEFAULT_STEPS``.
 musicnn accepts any input length, and one step in its 5 s window costs
 0.35-1 s, more than the whole budget (0.6 s in 3 s): it dreams in a 2 s
 window (1.5 s of frozen context before the live hop, which covers the
@@ -67,7 +58,8 @@ window (1.5 s of frozen context before the live hop, which covers the
 frame) with one step per hop, unless ``window`` says otherwise; a longer
 dream latency gives each sample more steps.
 
-Threads: :meth:`Dreamer.process` and :meth:`Dreamer.finish` run on the
+The Dreamer is an output transform (:mod:`genredream.engine.transform`: the
+engine's ``transform`` slot). Threads: :meth:`Dreamer.process` and :meth:`Dreamer.finish` run on the
 engine's inference worker (or inline for files); :meth:`Dreamer.snapshot`
 on its front-end worker; :meth:`Dreamer.set_params` on any thread (the OSC
 bridge): parameters apply at the start of the next hop.
@@ -83,84 +75,19 @@ import time
 import numpy as np
 import torch
 
-from genredream.engine.dream_core import (
-    DEFAULT_DITHER,
-    DEFAULT_MASK_RANGE_DB,
-    DEFAULT_STEP_SIZE,
-    DreamError,
-    SpectralMask,
-    ascent_step,
-    load_dream_model,
-    make_objective,
-    model_input,
-)
-from genredream.engine.dream_depth import depth_settings
-from genredream.engine.dream_transfer import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
-from genredream.engine.resample import StreamingResampler
+from genredream.engine.dream.defaults import MAX_DEFAULT_STEPS, RTF_TARGET, VARIABLE_CONTEXT_S, stream_defaults
+from genredream.engine.dream.depth import depth_settings
+from genredream.engine.dream.eq import DEFAULT_LIVE_LR, DEFAULT_MAX_DB, StreamingEq
+from genredream.engine.dream.objective import DreamError, load_dream_model, make_objective, model_input
+from genredream.engine.dream.output import BACK_EDGE, InputRateOutput, forward_lag
+from genredream.engine.dream.params import PARAMS, checked_params
+from genredream.engine.dream.wave import DEFAULT_DITHER, DEFAULT_MASK_RANGE_DB, DEFAULT_STEP_SIZE, SpectralMask, ascent_step
+from genredream.engine.transform import FADE_S, OutputTransform, fade, output_latency
 
-__all__ = ["Dreamer", "DreamError", "DreamWavWriter", "add_wav_output", "DEFAULT_STEPS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "PARAMS"]
-
-#: One hop's steps may take this share of the hop (the issue's budget).
-RTF_TARGET = 0.5
-#: Cap of the timed default: more steps per hop change the sound more than
-#: they add dream; raise the step size instead.
-MAX_DEFAULT_STEPS = 8
-#: Measured defaults (``benchmarks/bench_dream.py``, 2 cores, 1 torch thread,
-#: hop 0.5 s, dream latency one hop): model name -> steps per hop, and the
-#: dream window in seconds (None: the model's own window). See docs/dream.md.
-DEFAULT_STEPS = {
-    "geng": {"steps": 8, "window": None},
-    "musicnn-msd": {"steps": 1, "window": 2.0},
-    "musicnn-mtt": {"steps": 1, "window": 2.0},
-}
-#: Frozen context fed before the live part to a model that accepts any input
-#: length (musicnn), when no table entry or ``window`` says otherwise.
-VARIABLE_CONTEXT_S = 1.5
-#: Length of the fades of the gradient at both ends of the live part.
-FADE_S = 0.03
-#: A device block of slack in the reported latency (input samples).
-BLOCK_MARGIN = 1024
-#: Model samples kept at each end of a segment resampled back to the input
-#: rate in one shot (soxr HQ needs about 100; checked in tests/test_dream.py).
-BACK_EDGE = 256
-#: What :meth:`Dreamer.set_params` accepts.
-PARAMS = ("enabled", "layer", "target", "away", "steps", "step_size", "mix", "depth", "max_db", "param")
+__all__ = ["Dreamer", "DreamError", "PARAMS"]
 
 
-def _forward_lag(in_rate, model_rate, hop_in, seconds=6.0, blocks=(64, 1024)):
-    """Model-rate samples the engine's streaming resampler still owes at a hop boundary (measured maximum).
-
-    soxr releases its output in internal chunks, so at a boundary the
-    model-rate stream trails the input by a varying amount; the maximum is
-    the same for any block size (checked for 64 to 4096) and repeats within
-    a few seconds.
-    """
-    if in_rate == model_rate:
-        return 0
-    worst = 0.0
-    for block in blocks:
-        r = StreamingResampler(in_rate, model_rate)
-        x = np.zeros(block, np.float32)
-        n_in = n_out = 0
-        nb = hop_in
-        while n_in < seconds * in_rate:
-            take = min(block, nb - n_in)
-            n_out += r.process(x[:take]).size
-            n_in += take
-            if n_in == nb:
-                worst = max(worst, n_in * model_rate / in_rate - n_out)
-                nb += hop_in
-    return int(math.ceil(worst))
-
-
-def _fade(n):
-    """Raised-cosine ramp 0 -> 1 of ``n`` samples (float32)."""
-    if n <= 0:
-        return np.zeros(0, np.float32)
-    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
-
-
-class Dreamer:
+class Dreamer(InputRateOutput, OutputTransform):
     """Streams the deep dream of one model over the engine's input.
 
     Parameters
@@ -173,7 +100,7 @@ class Dreamer:
     target : str, optional
         A label to push toward (or ``away`` from) instead of a layer.
     steps : int, optional
-        Gradient steps per hop (``K``); default: :data:`DEFAULT_STEPS` or timed.
+        Gradient steps per hop (``K``); default: the architecture's (:mod:`genredream.engine.dream.defaults`) or timed.
     step_size : float
         RMS change of the live samples per step (full scale 1).
     mix : float
@@ -183,7 +110,7 @@ class Dreamer:
         engine's hop (default) to the dream window.
     window : float, optional
         Dream window in seconds (models that take any length only); default
-        the model's window, or :data:`DEFAULT_STEPS`'s, or ``latency + 1.5``.
+        the model's window, or its architecture's, or ``latency + 1.5``.
     mask_range : float
         Spectral mask range in dB (0 disables it; waveform dream only).
     max_db : float
@@ -191,7 +118,7 @@ class Dreamer:
         far the EQ may boost or cut (dB; 0: no change).
     param : {"eq", "wave"}
         Toward a target: ``"eq"`` (default) dreams a time-varying EQ of the
-        live part (:class:`genredream.engine.dream_transfer.StreamingEq`, the offline
+        live part (:class:`genredream.engine.dream.eq.StreamingEq`, the offline
         dream's parametrisation: it transfers to other networks and is
         audible); ``"wave"`` the waveform ascent of Geng et al. Layer
         objectives and ``away`` always dream the waveform.
@@ -205,7 +132,7 @@ class Dreamer:
         Share of a hop a job may take to finish, in the reported latency
         (1: the engine's own deadline).
     depth : float, optional
-        0..1, the performer's control (:mod:`genredream.engine.dream_depth`): sets the
+        0..1, the performer's control (:mod:`genredream.engine.dream.depth`): sets the
         steps per hop (overriding ``steps``), the share of the change heard
         (times ``mix``) and, unless ``latency`` is given, the dream latency.
         None: ``steps``, ``mix`` and ``latency`` as given.
@@ -229,6 +156,8 @@ class Dreamer:
         ``hops``, ``steps``, ``late_samples`` (output written before the
         dream reached it: dry), ``samples_lost`` (the model-rate ring overran).
     """
+
+    kind = "dream"
 
     def __init__(
         self,
@@ -290,44 +219,7 @@ class Dreamer:
         return make_objective(self.model, layer=None if p["target"] is not None else p["layer"], target=p["target"], away=p["away"])
 
     def _checked(self, kw, base=None):
-        unknown = sorted(set(kw) - set(PARAMS))
-        if unknown:
-            raise DreamError(f"unknown dream parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
-        p = dict(self._params if base is None else base)
-        if "layer" in kw and "target" not in kw:
-            p["target"] = None  # choosing a layer leaves target mode
-            p["away"] = False
-        p.update(kw)
-        if p["target"] is None:
-            p["away"] = False
-        steps = p["steps"]
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer, float)) or int(steps) != steps or not 0 <= steps <= 256:
-            raise DreamError(f"steps must be an integer from 0 to 256, got {steps!r}")
-        p["steps"] = int(steps)
-        for key, lo, hi in (("step_size", 0.0, 1.0), ("mix", 0.0, 1.0)):
-            v = p[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (lo <= float(v) <= hi):
-                raise DreamError(f"{key.replace('_', ' ')} must be a number from {lo:g} to {hi:g}, got {v!r}")
-            p[key] = float(v)
-        if p["depth"] is not None:
-            try:
-                p["depth"] = depth_settings(p["depth"], 1).depth
-            except ValueError as e:
-                raise DreamError(str(e)) from None
-        v = p["max_db"]
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (0.0 <= float(v) <= 40.0):
-            raise DreamError(f"max dB must be a number from 0 to 40, got {v!r}")
-        p["max_db"] = float(v)
-        if p["param"] not in ("eq", "wave"):
-            raise DreamError(f"param must be eq or wave, got {p['param']!r}")
-        p["enabled"] = bool(p["enabled"])
-        p["away"] = bool(p["away"])
-        obj = self._objective_of(p)  # raises DreamError with the layers or labels
-        if obj.kind != "target":
-            p["layer"] = obj.name
-        else:
-            p["target"] = obj.name
-        return p
+        return checked_params(kw, self._params if base is None else base, self._objective_of)
 
     def set_params(self, **kw):
         """Change dream parameters while running; they apply at the start of the next hop.
@@ -335,7 +227,7 @@ class Dreamer:
         Keys: ``enabled`` (bool; off: no steps, dry output), ``layer`` (name,
         index or ``"all"``; leaves target mode), ``target`` (label or None),
         ``away`` (bool), ``steps`` (0-256), ``step_size`` (0-1), ``mix`` (0-1),
-        ``depth`` (0-1 or None; :mod:`genredream.engine.dream_depth`: steps and the
+        ``depth`` (0-1 or None; :mod:`genredream.engine.dream.depth`: steps and the
         share heard from the next hop; the latency stays as laid out).
         Thread-safe. Checked at once: a bad value raises :class:`DreamError`
         (listing the layers or labels) and changes nothing.
@@ -387,7 +279,7 @@ class Dreamer:
     def prepare(self, engine):
         """Lay out the windows for the engine's hop and rates, warm up and time a step.
 
-        Called by :meth:`genredream.engine.runtime.Engine.set_dreamer` outside the
+        Called by :meth:`genredream.engine.runtime.Engine.set_transform` outside the
         engine's lock (it runs the model: up to a second or two for musicnn).
 
         Raises
@@ -401,7 +293,7 @@ class Dreamer:
         full = self.model.n_samples
         depth = self.params()["depth"]
         lat = hop_s if self.latency_s is None else self.latency_s
-        entry = DEFAULT_STEPS.get(self.name, {})
+        entry = stream_defaults(self.model)
         lat_from_depth = self.latency_s is None and depth is not None
         if lat_from_depth:  # the depth's latency (engine/dream_depth.py), kept within the dream window below
             lat = depth_settings(depth, 1).latency_hops * hop_s
@@ -432,9 +324,9 @@ class Dreamer:
         # resampler may still owe at a boundary, plus the edge the one-shot
         # resampling back to the input rate needs (see _dream_at_input).
         self._passthrough = sr == sr_in
-        self._resample_margin = 0 if self._passthrough else _forward_lag(sr_in, sr, engine.hop_samples) + BACK_EDGE + 64
+        self._resample_margin = 0 if self._passthrough else forward_lag(sr_in, sr, engine.hop_samples) + BACK_EDGE + 64
         self.lag_samples = int(math.ceil((self._keep_m + self._resample_margin) / self._ratio))
-        self.latency_samples = self.lag_samples + engine.hop_samples + int(math.ceil(self.headroom * engine.hop_samples)) + BLOCK_MARGIN
+        self.latency_samples = output_latency(self.lag_samples, engine.hop_samples, self.headroom)
         self._warm_up(engine)
         self._prepared_for = id(engine)
 
@@ -465,8 +357,8 @@ class Dreamer:
         finally:
             torch.set_num_threads(before)
         if not self._steps_given:
-            entry = DEFAULT_STEPS.get(self.name)
-            if entry is not None:
+            entry = stream_defaults(self.model)
+            if entry:
                 k, self.steps_source = entry["steps"], "table"
             else:
                 k = int(RTF_TARGET * engine.hop / max(self.step_seconds, 1e-6))
@@ -478,7 +370,7 @@ class Dreamer:
         self._base_steps = self.params()["steps"]
 
     def attach(self, engine):
-        """Attach to ``engine`` (called by ``Engine.set_dreamer`` under the engine's lock).
+        """Attach to ``engine`` (called by ``Engine.set_transform`` under the engine's lock).
 
         Attaches a front end at the model rate (``engine.frontends.attach(sr,
         None)``) and fixes the clocks: model sample ``m`` is input sample
@@ -486,7 +378,7 @@ class Dreamer:
         a common grid of both rates, so output indices stay integers.
         """
         if self._prepared_for != id(engine):
-            raise DreamError("Dreamer.prepare(engine) must run before attach (Engine.set_dreamer does both)")
+            raise DreamError("Dreamer.prepare(engine) must run before attach (Engine.set_transform does both)")
         if self._engine_id is not None and self._engine_id != id(engine):
             raise DreamError("this Dreamer is attached to another engine; make a new one")
         self._engine_id = id(engine)
@@ -514,10 +406,6 @@ class Dreamer:
         self._h_start = m0
         self._final = False
         self._finished = False
-
-    def detach(self, engine):
-        """Stop writing (the engine drops the front end if nothing else uses it)."""
-        self._finished = True
 
     # -- the engine's workers -------------------------------------------------------
 
@@ -621,7 +509,7 @@ class Dreamer:
         w = np.ones(n_live, np.float32)
         f = min(self._fade_m, n_live // 2)
         if f:
-            ramp = _fade(f)
+            ramp = fade(f)
             w[:f] *= ramp
             w[n_live - f :] *= ramp[::-1]
         return w
@@ -665,7 +553,7 @@ class Dreamer:
         w = np.ones(n_live, np.float32)
         f = min(self._fade_m, n_live // 2)
         if f:
-            w[:f] = _fade(f)
+            w[:f] = fade(f)
         return w
 
     def _weights_out(self, n_live):
@@ -679,103 +567,6 @@ class Dreamer:
         chunk = self._delta[pos : pos + n].copy()
         self._emitted = end
         self._hist = np.concatenate([self._hist, chunk])
-
-    def _model_index(self, j):
-        """Model-rate time of input index ``j`` (float)."""
-        return (j - self._in_off) * self._p / self._q
-
-    def _dream_at_input(self, o, end):
-        """The emitted dream for input indices ``[o, end)`` (float32) and how many of them were not ready.
-
-        Passthrough when the rates agree. Otherwise the emitted model-rate
-        dream from a grid point (a multiple of the rates' alignment period)
-        :data:`BACK_EDGE` samples before ``o`` is resampled in one shot
-        (``soxr.resample``, HQ): on such a segment soxr's output sample ``k``
-        is input index ``grid + k`` exactly, and away from its ends (by
-        ``BACK_EDGE`` model samples) it equals streaming resampling of the
-        whole signal to about 1e-6. So the newest ``BACK_EDGE`` emitted samples
-        wait for the next hop, which the reported lag includes.
-        """
-        import soxr
-
-        n = end - o
-        out = np.zeros(n, np.float32)
-        lo = max(o, self._out_start)
-        if lo >= end or self._emitted <= self._h_start:
-            return out, 0
-        if self._passthrough:
-            m_lo, m_hi = lo - self._in_off, min(end - self._in_off, self._emitted)
-            if m_hi > m_lo:
-                out[lo - o : m_hi + self._in_off - o] = self._hist[m_lo - self._h_start : m_hi - self._h_start]
-            return out, max(0, end - (self._emitted + self._in_off))
-        p, q = self._p, self._q
-        s = max(self._h_start, int(math.floor((self._model_index(lo) - BACK_EDGE) / p)) * p)
-        seg = soxr.resample(self._hist[s - self._h_start :], self.sample_rate, self._in_rate, quality="HQ")
-        base = self._in_off + (s // p) * q
-        ready_m = self._emitted if self._final else self._emitted - BACK_EDGE
-        ready = min(base + seg.size, self._in_off + int(math.floor(ready_m * q / p)))
-        hi = min(end, ready)
-        if hi > lo:
-            out[lo - o : hi - o] = seg[lo - base : hi - base]
-        return out, max(0, end - max(lo, ready))
-
-    def _write(self, engine, end, mix, final=False):
-        out_ring = engine.output
-        o = out_ring.total_written
-        n = end - o
-        if n <= 0:
-            return
-        dry, start = engine.ring.read_since(o, max_n=n)
-        if start > o or dry.size < n:  # input already overwritten (or not there): silence
-            full = np.zeros(n, np.float32)
-            full[start - o : start - o + dry.size] = dry
-            dry = full
-        dream, late = self._dream_at_input(o, end)
-        if late > 0:  # at the end of a file, the few samples the resampler still held pass dry
-            self.counters["tail_dry_samples" if final else "late_samples"] += late
-        if mix == 0.0:  # dry, sample for sample (no clipping either: depth 0 and mix 0 are bypasses)
-            change = None
-            out = dry.astype(np.float32, copy=True)
-        else:
-            change = np.float32(mix) * dream
-            out = np.clip(dry + change, -1.0, 1.0).astype(np.float32)
-        out_ring.write(out)
-        frames = self._write_channels(engine, o, n, change, dry)
-        # Forget the model-rate dream the next write no longer needs.
-        keep_from = int(math.floor((self._model_index(end) - 2 * BACK_EDGE) / self._p)) * self._p
-        if self._h_start < keep_from <= self._emitted:  # stays on the grid
-            cut = keep_from - self._h_start
-            self._hist = self._hist[cut:]
-            self._h_start += cut
-        for sink in self.output_sinks:
-            try:
-                sink(out if frames is None else frames, o)
-            except Exception as e:  # a full disk must not stop the dream
-                self.counters["sink_errors"] += 1
-                engine.errors.append(f"dream output sink {sink!r}: {type(e).__name__}: {e}")
-
-    def _write_channels(self, engine, o, n, change, mid):
-        """The input's channels with the mid's change added to each (engine/channels.py), into ``engine.output_ch``.
-
-        Returns the frames written (float32 ``[n, channels]``), or None for a
-        mono engine. Input frames from before the engine kept channels (or
-        already gone) are the mid on every channel.
-        """
-        ring, out_ring = getattr(engine, "ring_ch", None), getattr(engine, "output_ch", None)
-        if ring is None or out_ring is None:
-            return None
-        dry, missing = ring.read(o, n)
-        if missing:
-            dry[:missing] = mid[:missing, None]
-            self.counters["channel_frames_from_mid"] += missing
-        frames = dry if change is None else np.clip(dry + change[:, None], -1.0, 1.0).astype(np.float32)
-        if out_ring.total_written < o:  # something else wrote engine.output meanwhile: silence there, counted
-            self.counters["channel_frames_silent"] += o - out_ring.total_written
-            out_ring.write(np.zeros((o - out_ring.total_written, 1), np.float32))
-        skip = out_ring.total_written - o
-        if skip < n:
-            out_ring.write(frames[skip:])
-        return frames
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -815,63 +606,3 @@ class Dreamer:
     @property
     def _out_rate(self):
         return self.sample_rate / self._ratio
-
-
-class DreamWavWriter:
-    """An output sink writing the dreamed stream to a 16-bit PCM WAV at the input rate.
-
-    The file starts at the stream's sample 0 (``engine.output`` index 0), so
-    it lines up sample for sample with the input file. It has the channels
-    of the first block it gets (``[n]`` mono, ``[n, channels]`` frames: the
-    dreamer sends the input's channels when the engine keeps them), or
-    ``channels`` when given; a later block with another channel count is
-    folded to its mean on every channel.
-    """
-
-    def __init__(self, path, sample_rate, channels=None):
-        self.path = str(path)
-        self.sample_rate = int(sample_rate)
-        self.channels = None if channels is None else int(channels)
-        self._f = None
-        self.frames = 0
-        if self.channels is not None:
-            self._open()
-
-    def _open(self):
-        import soundfile as sf
-
-        self._f = sf.SoundFile(self.path, "w", samplerate=self.sample_rate, channels=self.channels, subtype="PCM_16", format="WAV")
-
-    def __call__(self, block, start):
-        x = block.reshape(-1, 1) if block.ndim == 1 else block
-        if self._f is None:
-            self.channels = x.shape[1]
-            self._open()
-        if x.shape[1] != self.channels:
-            x = np.repeat(x.mean(axis=1, keepdims=True, dtype=np.float32), self.channels, axis=1)
-        if start > self.frames:  # a gap (dreamer attached mid-run): silence
-            self._f.write(np.zeros((start - self.frames, self.channels), np.float32))
-            self.frames = start
-        skip = self.frames - start
-        if skip < x.shape[0]:
-            self._f.write(x[skip:])
-            self.frames += x.shape[0] - skip
-
-    def close(self):
-        if self._f is None:  # nothing was written: an empty mono file, so the path exists as promised
-            self.channels = 1
-            self._open()
-        self._f.close()
-
-
-def add_wav_output(transform, path, sample_rate, writers=None):
-    """Write what the engine's output transform (dreamer or continuer) emits to a WAV file.
-
-    The writer joins ``transform.output_sinks``; it is also appended to
-    ``writers`` (when given) so the caller can close it at the end.
-    """
-    w = DreamWavWriter(path, sample_rate)
-    transform.output_sinks.append(w)
-    if writers is not None:
-        writers.append(w)
-    return w
