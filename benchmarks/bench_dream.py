@@ -2,7 +2,7 @@
 
 What is timed is everything the engine does for the dream at a hop: the
 front end taking the hop's audio (44.1 kHz in, resampled to the model's
-rate) and :meth:`genredream.engine.dream.Dreamer.process` (take the new samples,
+rate) and :meth:`genredream.engine.dream.stream.Dreamer.process` (take the new samples,
 K steps of waveform -> [torch mel ->] features -> backward with the spectral
 mask, emit, resample the dream back, write ``engine.output``). ``rtf`` is
 the median over the hop; the engine's default K per model

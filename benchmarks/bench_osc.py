@@ -8,7 +8,7 @@
   dreamed audio out as blobs to a subscriber, for 60 s under ``make bench``
   (``GENREDREAM_OSC_SUSTAIN_S`` overrides; 3 s under ``make test``, where
   benchmarks run once with timing off). Zero loss is asserted both ways.
-  The dreamer is engine/dream.py's on the cheap test model (one step a hop):
+  The dreamer is engine/dream/stream.py's on the cheap test model (one step a hop):
   the bridge's job measured here is moving the audio, not dreaming it.
 * **message rate**: the same 512-sample ``/genredream/audio/in`` packets sent to
   our server and to python-osc's ``BlockingOSCUDPServer`` (a handler that

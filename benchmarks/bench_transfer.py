@@ -11,7 +11,7 @@ has them).
 
 Rows (pair "dream transfer: 6 (clip, target) pairs, 15 s each"):
 
-* ours: the default dream (:func:`genredream.engine.dream_transfer.dream_transfer`:
+* ours: the default dream (:func:`genredream.engine.dream.transfer.dream_transfer`:
   time-varying EQ, musicnn-msd + musicnn-mtt, expectation over
   transformation);
 * reference: Geng et al.'s waveform dream as ``genredream dream`` did it

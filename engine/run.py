@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser):
         help="torch threads for inference (default 1: the engine's other thread decodes and computes the front end, "
              "and one inference thread keeps its speed when another job shares the cores; more helps only on an idle machine)",
     )
-    d = p.add_argument_group("dreaming (engine/dream.py; docs/dream.md)")
+    d = p.add_argument_group("dreaming (engine/dream/; docs/dream.md)")
     d.add_argument("--dream", nargs="?", const="all", default=None, metavar="LAYER|all", help="dream while running: ascend this layer's mean activation, or all layers' (the default)")
     d.add_argument("--target", metavar="LABEL", help="dream toward this label instead of a layer (implies --dream)")
     d.add_argument("--away", action="store_true", help="with --target: dream away from the label")

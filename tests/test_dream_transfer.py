@@ -14,9 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from genredream.engine.dream.objective import DreamError, load_dream_model
 from genredream.engine.dream.eq import EqParam
-from genredream.engine.dream.objective import judge_score
+from genredream.engine.dream.objective import DreamError, judge_score, load_dream_model
 from genredream.engine.dream.transfer import Ensemble, dream_transfer
 from genredream.models import contract
 from tests.conftest import require_component, require_program

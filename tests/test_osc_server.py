@@ -88,7 +88,7 @@ def test_control_errors_and_unknown_addresses_are_answered(served):
 
 
 def test_dream_controls_reach_the_dreamer(served, geng_file):
-    """The real dreamer (engine/dream.py) on the test model: parameters, their checks, and its audio out."""
+    """The real dreamer (engine/dream/stream.py) on the test model: parameters, their checks, and its audio out."""
     from genredream.engine.dream import Dreamer
 
     e = Engine(8000)
@@ -446,7 +446,7 @@ def test_fuzz_server_still_answers_and_accounts_for_every_packet(fuzz_target):
 
 def test_dreamed_audio_goes_out_as_blob_or_floats_as_each_subscriber_asked(served):
     e = Engine(8000)
-    e.output = RingBuffer(8000 * 4)  # stands in for the dreamer's output ring (engine/dream.py)
+    e.output = RingBuffer(8000 * 4)  # stands in for the dreamer's output ring (engine/dream/stream.py)
     b, cb = served(e)
     with OscClient(b.port) as cf:
         cb.subscribe("b")
