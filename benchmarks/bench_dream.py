@@ -112,6 +112,8 @@ def _info(benchmark, model, k, dr, default_k, cpu, **more):
         role="ours",
         budget_s=HOP_S,
         window_s=round(dr._win_m / dr.sample_rate, 3),
+        # The output delay the dream costs a performer (issue 13: the RTF is reported with the latency).
+        latency_s=round(dr.latency_samples / IN_RATE, 3),
         default_k=default_k,
         **more,
     )

@@ -253,6 +253,11 @@ def evaluate_objective(lm, wave, objective, batch=4, stride=None):
     float
         No dither, no gradient: the value a listener's copy of the file has.
     """
+    return _mean_over_windows(lm, wave, lambda xb: objective(lm, xb), batch, stride)
+
+
+def _mean_over_windows(lm, wave, per_window, batch=4, stride=None):
+    """Mean of ``per_window(xb)`` (Tensor ``[B]``) over ``lm``'s windows of ``wave`` every ``stride`` (default half a window)."""
     w = lm.n_samples
     x = np.zeros(max(w, len(wave)), np.float32)
     x[: len(wave)] = wave
@@ -261,7 +266,7 @@ def evaluate_objective(lm, wave, objective, batch=4, stride=None):
     with torch.no_grad():
         for i in range(0, len(starts), batch):
             xb = torch.from_numpy(np.stack([x[s : s + w] for s in starts[i : i + batch]]))
-            vals.append(objective(lm, xb).double().numpy())
+            vals.append(per_window(xb).double().numpy())
     return float(np.concatenate(vals).mean())
 
 
@@ -297,13 +302,4 @@ def judge_score(lm, wave, label, batch=4):
     idx = label_index(lm, label)
     if idx is None:
         raise DreamError(f"{lm.name} has no label {label!r}; its labels: {', '.join(lm.meta['labels'])}")
-    w = lm.n_samples
-    x = np.zeros(max(w, len(wave)), np.float32)
-    x[: len(wave)] = wave
-    starts = window_starts(x.size, w, w // 2)
-    vals = []
-    with torch.no_grad():
-        for i in range(0, len(starts), batch):
-            xb = torch.from_numpy(np.stack([x[s : s + w] for s in starts[i : i + batch]]))
-            vals.append(target_logits(lm, xb, idx).double().numpy())
-    return float(np.concatenate(vals).mean())
+    return _mean_over_windows(lm, wave, lambda xb: target_logits(lm, xb, idx), batch)
