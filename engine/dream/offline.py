@@ -127,6 +127,12 @@ def dream_file(
         except ValueError as e:
             raise DreamError(f"--{e}") from None
         steps, mix = int(round(d.steps * d.latency_hops)), float(mix) * d.gain
+    # The input first: a missing or damaged file is said at once, before seconds of model loading.
+    frames, sr_in = read_channels(input_path)  # [n, channels]
+    if frames.size == 0:
+        raise AudioFileError(f"{input_path}: no samples")
+    audio = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]  # the mid, dreamed
+    check_length(frames.shape[0], sr_in, input_path)  # the same minimum as run, classify and generate
     if isinstance(model, str) and "," in model:
         model = [m.strip() for m in model.split(",") if m.strip()]
     if model is None:
@@ -165,11 +171,6 @@ def dream_file(
                 f"choose another judge or leave it out of --model ({', '.join(m.name for m in dreamers)})"
             )
         judge_score(jm, np.zeros(16, np.float32), target)  # refuses a judge without the label, before any work
-    frames, sr_in = read_channels(input_path)  # [n, channels]
-    if frames.size == 0:
-        raise AudioFileError(f"{input_path}: no samples")
-    audio = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]  # the mid, dreamed
-    check_length(frames.shape[0], sr_in, input_path)  # the same minimum as run, classify and generate
     sr_m = dreamers[0].sample_rate
     dry_m = audio if sr_m == sr_in else soxr.resample(audio, sr_in, sr_m, quality="HQ").astype(np.float32)
     t0 = time.perf_counter()
