@@ -84,13 +84,16 @@ def load_dream_model(model):
         ``features()`` (or ``frontend()`` for a mel model): said at load,
         never at the first hop.
     """
-    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
+    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model
+    from genredream.models.validated import validate_once
 
     if isinstance(model, LoadedModel):
         lm = model
     else:
         try:
-            lm = validate(resolve_model(model))
+            # Validated once per file content, as the engine loads models (models/validated.py): the
+            # full check runs musicnn 26 times, about 7 s of CPU per model, more than a 15 s clip's dream.
+            lm, _ = validate_once(resolve_model(model))
         except ModelFileError as e:
             raise DreamError(f"cannot dream with {model}: {e}") from None
     need = ["features"] + (["frontend"] if lm.input == "mel" else [])
