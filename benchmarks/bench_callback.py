@@ -238,7 +238,7 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
     with jack_server(64, str(tmp_path)) as srv:
         engine = build_engine(RATE, ["geng"], 5.0, 0.5)
         dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
-        engine.set_dreamer(dreamer)
+        engine.set_transform(dreamer)
         cls = duplex.DuplexRunner if kind == "python" else CRingRunner
         runner = cls(engine, device="JACK", channels=2, samplerate=RATE, blocksize=64, when_late="dry", output_delay=dreamer.latency_samples)
         before = len(srv.xrun_lines())

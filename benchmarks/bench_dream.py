@@ -2,11 +2,11 @@
 
 What is timed is everything the engine does for the dream at a hop: the
 front end taking the hop's audio (44.1 kHz in, resampled to the model's
-rate) and :meth:`genredream.engine.dream.Dreamer.process` (take the new samples,
+rate) and :meth:`genredream.engine.dream.stream.Dreamer.process` (take the new samples,
 K steps of waveform -> [torch mel ->] features -> backward with the spectral
 mask, emit, resample the dream back, write ``engine.output``). ``rtf`` is
 the median over the hop; the engine's default K per model
-(:data:`genredream.engine.dream.DEFAULT_STEPS`) must keep it at or under 0.5 on the
+(:data:`genredream.engine.dream.defaults.STREAM_DEFAULTS`) must keep it at or under 0.5 on the
 2-core machines with one torch thread, which ``target_abs_s`` checks.
 
 geng: the shipped file if training has produced it, else the same network
@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 import torch
 
-from genredream.engine.dream import DEFAULT_STEPS, Dreamer
+from genredream.engine.dream.defaults import STREAM_DEFAULTS
+from genredream.engine.dream.stream import Dreamer
 from genredream.engine.runtime import Engine
 from genredream.models import contract
 from tests.conftest import require_component
@@ -77,7 +78,7 @@ def _hop_runner(lm, k, **kw):
     """An engine dreaming with ``lm`` at K steps, primed with 5.5 s of audio; returns run_one_hop()."""
     e = Engine(IN_RATE, hop=HOP_S)
     dr = Dreamer(lm, steps=k, **kw)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     audio = _music(60)
     pos = {"i": 0}
 
@@ -111,6 +112,8 @@ def _info(benchmark, model, k, dr, default_k, cpu, **more):
         role="ours",
         budget_s=HOP_S,
         window_s=round(dr._win_m / dr.sample_rate, 3),
+        # The output delay the dream costs a performer (issue 13: the RTF is reported with the latency).
+        latency_s=round(dr.latency_samples / IN_RATE, 3),
         default_k=default_k,
         **more,
     )
@@ -130,7 +133,7 @@ def test_dream_hop_geng(benchmark, geng, k):
     e, dr, one_hop = _hop_runner(geng, k)
     benchmark.pedantic(one_hop, rounds=15, iterations=1, warmup_rounds=1)
     assert e.counters["dream_errors"] == 0 and dr.history[-1]["steps"] == k
-    _info(benchmark, "geng", k, dr, DEFAULT_STEPS["geng"]["steps"], one_hop.cpu, model_file=str(geng.path.name))
+    _info(benchmark, "geng", k, dr, STREAM_DEFAULTS["geng"]["steps"], one_hop.cpu, model_file=str(geng.path.name))
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 8])
@@ -138,7 +141,7 @@ def test_dream_hop_musicnn_msd(benchmark, musicnn, k):
     e, dr, one_hop = _hop_runner(musicnn, k)
     benchmark.pedantic(one_hop, rounds=3 if k >= 4 else 5, iterations=1, warmup_rounds=0)
     assert e.counters["dream_errors"] == 0 and dr.history[-1]["steps"] == k
-    _info(benchmark, "musicnn-msd", k, dr, DEFAULT_STEPS["musicnn-msd"]["steps"], one_hop.cpu)
+    _info(benchmark, "musicnn-msd", k, dr, STREAM_DEFAULTS["musicnn"]["steps"], one_hop.cpu)
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -147,8 +150,8 @@ def test_dream_hop_musicnn_msd_eq_target(benchmark, musicnn, k):
     e, dr, one_hop = _hop_runner(musicnn, k, target="rock")
     benchmark.pedantic(one_hop, rounds=5, iterations=1, warmup_rounds=0)
     assert e.counters["dream_errors"] == 0 and dr.history[-1]["steps"] == k and dr._eq_mode(dr.params())
-    _info(benchmark, "musicnn-msd", k, dr, DEFAULT_STEPS["musicnn-msd"]["steps"], one_hop.cpu, suffix=", EQ toward a target")
-    if k == DEFAULT_STEPS["musicnn-msd"]["steps"]:
+    _info(benchmark, "musicnn-msd", k, dr, STREAM_DEFAULTS["musicnn"]["steps"], one_hop.cpu, suffix=", EQ toward a target")
+    if k == STREAM_DEFAULTS["musicnn"]["steps"]:
         benchmark.extra_info.update(target="RTF <= 0.5 (default K)", target_abs_s=0.5 * HOP_S)
 
 
@@ -157,4 +160,4 @@ def test_dream_hop_musicnn_msd_full_window(benchmark, musicnn):
     e, dr, one_hop = _hop_runner(musicnn, 1, window=5.0)
     benchmark.pedantic(one_hop, rounds=5, iterations=1, warmup_rounds=0)
     assert dr._win_m == musicnn.n_samples
-    _info(benchmark, "musicnn-msd", 1, dr, DEFAULT_STEPS["musicnn-msd"]["steps"], one_hop.cpu, suffix=", 5 s window")
+    _info(benchmark, "musicnn-msd", 1, dr, STREAM_DEFAULTS["musicnn"]["steps"], one_hop.cpu, suffix=", 5 s window")

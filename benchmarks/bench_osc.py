@@ -8,7 +8,7 @@
   dreamed audio out as blobs to a subscriber, for 60 s under ``make bench``
   (``GENREDREAM_OSC_SUSTAIN_S`` overrides; 3 s under ``make test``, where
   benchmarks run once with timing off). Zero loss is asserted both ways.
-  The dreamer is engine/dream.py's on the cheap test model (one step a hop):
+  The dreamer is engine/dream/stream.py's on the cheap test model (one step a hop):
   the bridge's job measured here is moving the audio, not dreaming it.
 * **message rate**: the same 512-sample ``/genredream/audio/in`` packets sent to
   our server and to python-osc's ``BlockingOSCUDPServer`` (a handler that
@@ -118,7 +118,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
 
     e = Engine(SR)
     e.load_model(geng_file)
-    e.set_dreamer(Dreamer(geng_file, steps=1))
+    e.set_transform(Dreamer(geng_file, steps=1))
     b = OscBridge(e, port=0).start()
     e.start()
     rx = OscClient(b.port)
@@ -181,7 +181,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
         reordered_in=j["reordered"],
         samples_out=received["samples"],
         dreamer_wrote=e.output.total_written,
-        dream_rtf_p50=round(e.dreamer.status()["rtf_p50"], 4),
+        dream_rtf_p50=round(e.transform.status()["rtf_p50"], 4),
         packets_out=received["packets"],
         out_seq_gaps=int(np.sum(np.diff(received["seqs"]) != 1)) if received["seqs"] else 0,
         scores_messages=received["scores"],
@@ -190,7 +190,7 @@ def test_osc_sustained_48k_audio_in_and_dreamed_audio_out(benchmark, geng_file):
     )
     assert e.ring.total_written == n_packets * BLOCK
     assert j["lost"] == 0 and j["duplicates"] == 0 and b.counters["rejected"] == 0
-    assert e.output.total_written >= (n_packets * BLOCK) - 2 * e.hop_samples - e.dreamer.latency_samples
+    assert e.output.total_written >= (n_packets * BLOCK) - 2 * e.hop_samples - e.transform.latency_samples
     assert received["samples"] == e.output.total_written, "dreamed audio lost on the way out"
     assert received["seqs"] == list(range(len(received["seqs"])))
 

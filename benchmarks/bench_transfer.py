@@ -11,7 +11,7 @@ has them).
 
 Rows (pair "dream transfer: 6 (clip, target) pairs, 15 s each"):
 
-* ours: the default dream (:func:`genredream.engine.dream_transfer.dream_transfer`:
+* ours: the default dream (:func:`genredream.engine.dream.transfer.dream_transfer`:
   time-varying EQ, musicnn-msd + musicnn-mtt, expectation over
   transformation);
 * reference: Geng et al.'s waveform dream as ``genredream dream`` did it
@@ -33,8 +33,9 @@ import soundfile as sf
 import soxr
 import torch
 
-from genredream.engine.dream_core import dream_offline, load_dream_model, make_objective
-from genredream.engine.dream_transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer, judge_score
+from genredream.engine.dream.objective import judge_score, load_dream_model, make_objective
+from genredream.engine.dream.wave import dream_offline
+from genredream.engine.dream.transfer import DEFAULT_ENSEMBLE, Ensemble, dream_transfer
 from tests.conftest import require_program
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")

@@ -96,7 +96,7 @@ class A:
     DREAM_STEP_SIZE = PREFIX + "/dream/step_size"  # f
     DREAM_MIX = PREFIX + "/dream/mix"  # f 0..1
     DREAM_LATENCY = PREFIX + "/dream/latency"  # f ms
-    DREAM_DEPTH = PREFIX + "/dream/depth"  # f 0..1: the performer's control (engine/dream_depth.py)
+    DREAM_DEPTH = PREFIX + "/dream/depth"  # f 0..1: the performer's control (engine/dream/depth.py)
     STATUS = PREFIX + "/status"  # (in: ask) (out: key value ...)
     PING = PREFIX + "/ping"  # -> /pong with the same arguments
     # out

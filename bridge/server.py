@@ -71,7 +71,7 @@ from genredream.engine.supervise import Supervisor
 
 __all__ = ["OscBridge", "Subscriber", "DREAM_PARAMS"]
 
-#: OSC address -> keyword of ``engine.dreamer.set_params`` (engine/dream.py) and the argument type.
+#: OSC address -> keyword of ``engine.transform.set_params`` (engine/dream/stream.py) and the argument type.
 #: A keyword the dreamer does not list in ``engine.dream.PARAMS`` is answered ``unsupported``
 #: (today: the dream latency, fixed when the dreamer starts by ``--dream-latency``).
 DREAM_PARAMS = {
@@ -688,7 +688,7 @@ class OscBridge:
         if not (0 < hop <= self.engine.window):
             raise ProtocolError("bad_args", f"hop must be > 0 and at most the window ({self.engine.window:g} s), got {hop:g}")
 
-        if getattr(self.engine, "dreamer", None) is not None:
+        if getattr(self.engine, "transform", None) is not None:
             raise ProtocolError("unsupported", f"{address}: the dreamer is laid out for a {self.engine.hop:g} s hop; restart with --hop to change it")
 
         def job():
@@ -713,7 +713,7 @@ class OscBridge:
             v = v or None
         elif kind == "str_or_int" and not isinstance(v, str):
             v = as_int(v, key)
-        dreamer = getattr(self.engine, "dreamer", None)
+        dreamer = getattr(self.engine, "transform", None)
         if dreamer is None:
             raise ProtocolError("unavailable", f"{address}: this engine is not dreaming (start it with --dream)")
         if key not in _dreamer_params(dreamer):
@@ -927,7 +927,7 @@ class OscBridge:
 
 
 def _dream_enabled(engine):
-    d = getattr(engine, "dreamer", None)
+    d = getattr(engine, "transform", None)
     if d is None:
         return False
     try:

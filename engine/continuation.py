@@ -1,7 +1,8 @@
 """`genredream run --continue`: when the performer stops, keep playing in their genre.
 
-A :class:`Continuer` plugs into the engine the way the :class:`genredream.engine.dream.Dreamer`
-does: it is called once per hop on the inference worker (after the
+A :class:`Continuer` is an output transform (:mod:`genredream.engine.transform`,
+the engine's ``transform`` slot), as the streaming
+:class:`genredream.engine.dream.stream.Dreamer` is: it is called once per hop on the inference worker (after the
 classifiers) and writes the engine's output stream ``engine.output``, where
 ``engine.output[j]`` is what plays for input sample ``j``.
 
@@ -26,8 +27,9 @@ envelope (30 ms in at the silence's start, 30 ms out where the input returns);
 each generated chunk starts where the previous one's slope points
 (:func:`genredream.models.generator._declick`) and is resampled back to the input rate
 with a streaming soxr resampler, so nothing jumps. ``latency_samples`` is
-what a device should delay its output by (as for the dreamer): ``lag`` + one
-hop (until the next job) + one hop for the job to finish + a device block.
+what a device should delay its output by (as for the dreamer,
+:func:`genredream.engine.transform.output_latency`): ``lag`` + one hop (until
+the next job) + one hop for the job to finish + a device block.
 
 The continuation is level matched: every chunk is scaled to the RMS of the
 0.9 s seed (the fix for the paper's too-quiet generators, see docs/generator.md).
@@ -42,18 +44,16 @@ import time
 
 import numpy as np
 
+from genredream.engine.transform import FADE_S, OutputTransform, output_latency
+
 __all__ = ["Continuer", "ContinuationError", "DEFAULT_THRESHOLD_DB", "DEFAULT_HOLD_S", "add_continue_arguments", "continue_requested", "attach_continuer"]
 
 #: Input quieter than this (dBFS, per 10 ms block) is silence.
 DEFAULT_THRESHOLD_DB = -50.0
 #: Silence must last this long before the continuation starts (shorter rests are music).
 DEFAULT_HOLD_S = 0.3
-#: Fades of the continuation's envelope.
-FADE_S = 0.03
 #: Block of the silence detector.
 BLOCK_S = 0.01
-#: A device block of slack in the reported latency (input samples), as the dreamer.
-BLOCK_MARGIN = 1024
 
 
 class ContinuationError(ValueError):
@@ -64,11 +64,7 @@ def _norm(label):
     return re.sub(r"[^a-z0-9]", "", str(label).lower())
 
 
-def _fade(n):
-    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
-
-
-class Continuer:
+class Continuer(OutputTransform):
     """Streams a genre-conditioned continuation whenever the input falls silent.
 
     Parameters
@@ -100,6 +96,9 @@ class Continuer:
     counters : collections.Counter
         ``hops``, ``chunks``, ``continuations`` (silences that started one), ``late_chunks``.
     """
+
+    kind = "continuation"
+    name = "continuation"
 
     def __init__(self, generators=None, model=None, genre=None, threshold_db=DEFAULT_THRESHOLD_DB, hold=DEFAULT_HOLD_S, noise=0.0, seed=0, headroom=1.0):
         from genredream.models.generator import list_generators
@@ -187,7 +186,7 @@ class Continuer:
         if self.seed_in + self.hold + engine.hop_samples > engine.ring.capacity:
             raise ContinuationError(f"the engine's input ring ({engine.ring.capacity} samples) is too short for a {self.C / self.gen_sr:g} s seed")
         self.lag_samples = self.hold + self.block
-        self.latency_samples = self.lag_samples + engine.hop_samples + int(math.ceil(self.headroom * engine.hop_samples)) + BLOCK_MARGIN
+        self.latency_samples = output_latency(self.lag_samples, engine.hop_samples, self.headroom)
         # Warm up: TorchScript specialises on the first calls.
         import torch
 
@@ -219,13 +218,6 @@ class Continuer:
         self._regions = []  # [start, end or None]: continuation regions, input indices
         self._gen = None  # the running continuation: dict(start, stepper, back, out, out_start)
         self._finished = False
-
-    def detach(self, engine):
-        self._finished = True
-
-    def snapshot(self):
-        """At a hop boundary (front-end worker): tag the job as ours."""
-        return (self, None)
 
     # -- per hop -------------------------------------------------------------------
 
@@ -319,12 +311,7 @@ class Continuer:
         n = end - o
         if n <= 0:
             return 0
-        dry, start = engine.ring.read_since(o, max_n=n)
-        if start > o or dry.size < n:
-            full = np.zeros(n, np.float32)
-            full[start - o : start - o + dry.size] = dry
-            dry = full
-        out = dry.copy()
+        out = self.read_input(engine, o, n).copy()
         made = 0
         for region in self._regions:
             s0, r = region
@@ -342,12 +329,7 @@ class Continuer:
             self._gen = None
         np.clip(out, -1.0, 1.0, out=out)
         out_ring.write(out)
-        for sink in self.output_sinks:
-            try:
-                sink(out, o)
-            except Exception as e:
-                self.counters["sink_errors"] += 1
-                engine.errors.append(f"continuation output sink {sink!r}: {type(e).__name__}: {e}")
+        self.to_sinks(engine, out, o)
         return made
 
     def process(self, engine, job):
@@ -428,13 +410,13 @@ def continue_requested(args):
 
 
 def attach_continuer(engine, args, writers=None):
-    """Start the continuation the options describe on ``engine`` (in the engine's dreamer slot).
+    """Start the continuation the options describe on ``engine`` (in the engine's output-transform slot).
 
     Raises :class:`ContinuationError` (a ValueError) with the reason.
     ``--continue-out`` adds a WAV writer to the output sinks and to ``writers``.
     """
-    if getattr(engine, "set_dreamer", None) is None:
-        raise ContinuationError("this engine has no output hook (Engine.set_dreamer)")
+    if getattr(engine, "set_transform", None) is None:
+        raise ContinuationError("this engine has no output hook (Engine.set_transform)")
     if args.continue_model and args.continue_model not in engine.models:
         raise ContinuationError(f"--continue-model {args.continue_model!r} is not a loaded model; loaded: {', '.join(engine.models)}")
     c = Continuer(
@@ -445,9 +427,9 @@ def attach_continuer(engine, args, writers=None):
         hold=args.continue_hold,
         noise=args.continue_noise,
     )
-    engine.set_dreamer(c)
+    engine.set_transform(c)
     if args.continue_out:
-        from genredream.engine.dream import add_wav_output
+        from genredream.engine.io.sinks import add_wav_output
 
         add_wav_output(c, args.continue_out, engine.sample_rate, writers)
     return c

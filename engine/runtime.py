@@ -11,9 +11,10 @@ Threads and who does what (docs/architecture.md, "Data flow"):
   and at every hop boundary (every ``hop`` seconds of *stream* time) takes a
   snapshot of each model's window and queues it.
 * the **inference worker** runs the models on the snapshots and hands
-  :class:`Result` objects to the sinks; then, when a dreamer is attached
-  (:meth:`Engine.set_dreamer`, :mod:`genredream.engine.dream`), it dreams the hop and
-  writes :attr:`Engine.output`, the dreamed stream at the input rate. Its
+  :class:`Result` objects to the sinks; then, when an output transform is
+  attached (:meth:`Engine.set_transform`, :mod:`genredream.engine.transform`: the
+  dream or the continuation), it transforms the hop and writes
+  :attr:`Engine.output`, the stream played back at the input rate. Its
   queue is bounded: when inference falls behind, the stalest window is dropped and counted in
   ``skipped_windows``, never queued without end.
 
@@ -129,7 +130,7 @@ class _Job:
     repaired: int = 0
     over_full_scale: int = 0
     inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index, newest frame + 1 or None)
-    dream: object = None  # Dreamer.snapshot() at the boundary, when a dreamer is attached
+    dream: object = None  # transform.snapshot() at the boundary, when an output transform is attached
 
 
 class Engine:
@@ -186,10 +187,10 @@ class Engine:
         self.latencies = {}  # model -> deque of ms
         self.last_results = {}  # model -> Result
         self.errors = collections.deque(maxlen=100)
-        # Dreaming (engine/dream.py): the dreamed stream at the input rate,
-        # output[j] = input sample j dreamed; written by the dreamer only.
+        # The output transform (engine/transform.py: the dream or the continuation) and
+        # the stream it writes at the input rate: output[j] = input sample j transformed.
         self.output = RingBuffer(self.window_samples + 5 * self.sample_rate)
-        self.dreamer = None
+        self.transform = None
         # Workers run under a supervisor (engine/supervise.py): a failure is
         # logged, counted, reported and the worker restarted; never a silent death.
         self.supervisor = Supervisor()
@@ -297,8 +298,8 @@ class Engine:
                 raise KeyError(f"no model {name!r} is loaded; loaded: {', '.join(self.models) or 'none'}")
             slot = self.models.pop(name)
             self._prune_frontends()
-            d = self.dreamer
-            if d is not None and (d.name in (name, slot.loaded.name) or not self.models):
+            d = self.transform
+            if d is not None and d.kind == "dream" and (d.name in (name, slot.loaded.name) or not self.models):
                 return (f"the dream keeps running on its own copy of {d.name}"
                         + ("; no classifier is loaded" if not self.models else "")
                         + " (send /genredream/dream 0 to stop dreaming)")
@@ -307,28 +308,30 @@ class Engine:
     def _prune_frontends(self):
         used = {(s.spec.sample_rate, s.spec.mel) for s in self.models.values()}
         used |= {(s.spec.sample_rate, None) for s in self.models.values()}
-        if self.dreamer is not None:  # the dreamer's waveform stream at its model rate
-            used.add((self.dreamer.sample_rate, None))
+        if self.transform is not None:  # the transform's waveform stream at its rate
+            used.add((self.transform.sample_rate, None))
         self.frontends.detach_unused(used)
 
-    # -- dreaming (engine/dream.py) ----------------------------------------------
+    # -- the output transform (engine/transform.py) ---------------------------------
 
-    def set_dreamer(self, dreamer):
-        """Start dreaming with an :class:`genredream.engine.dream.Dreamer` (None stops it).
+    def set_transform(self, transform):
+        """Start an output transform (:class:`genredream.engine.transform.OutputTransform`: the
+        streaming :class:`~genredream.engine.dream.stream.Dreamer` or the
+        :class:`~genredream.engine.continuation.Continuer`); None stops it.
 
-        The dreamer is prepared (laid out, warmed up, timed) on the caller's
+        The transform is prepared (laid out, warmed up, timed) on the caller's
         thread without the engine's lock, then attached under it. From the
         next hop boundary the inference worker calls it once per job, after
         the models, and it writes ``self.output``.
         """
-        if dreamer is not None:
-            dreamer.prepare(self)
+        if transform is not None:
+            transform.prepare(self)
         with self._lock:
-            if self.dreamer is not None:
-                self.dreamer.detach(self)
-            self.dreamer = dreamer
-            if dreamer is not None:
-                dreamer.attach(self)
+            if self.transform is not None:
+                self.transform.detach(self)
+            self.transform = transform
+            if transform is not None:
+                transform.attach(self)
             self._prune_frontends()
 
     def _dream(self, job):
@@ -336,19 +339,19 @@ class Engine:
         # counts and reports it, and disables the dream if it keeps failing.
         g = self.supervisor.guard("dream")
         before = g.failures
-        g.run(self.dreamer.process, self, job)
+        g.run(self.transform.process, self, job)
         if g.failures > before:
             self.counters["dream_errors"] += 1
-            self.errors.append(f"dreamer: {g.last_error}")
+            self.errors.append(f"{self.transform.kind}: {g.last_error}")
 
     def set_hop(self, hop):
         """Change the hop while running; the next window ends one new hop after
         what has been processed. Returns the hop applied (whole samples)."""
         if not (0 < hop <= self.window):
             raise ValueError(f"hop ({hop} s) must be > 0 and at most the window ({self.window} s)")
-        if getattr(self, "dreamer", None) is not None:
-            # The dreamer lays out its window and output in hops.
-            raise RuntimeError(f"the dreamer is laid out for a {self.hop:g} s hop; stop dreaming (or restart with --hop) to change it")
+        if self.transform is not None:
+            # The transform lays out its window and output in hops.
+            raise RuntimeError(f"the {self.transform.kind} is laid out for a {self.hop:g} s hop; stop it (or restart with --hop) to change it")
         with self._lock:
             self.hop_samples = max(1, int(round(hop * self.sample_rate)))
             self.hop = self.hop_samples / self.sample_rate
@@ -404,8 +407,8 @@ class Engine:
                 # the newest resampled samples: lowest latency (README, "Spacing", says why ends are not evenly spaced)
                 x, end = slot.rate.waveform_window(slot.spec.length)
             job.inputs[name] = (slot, x, min(end, self._cursor), frames)
-        if self.dreamer is not None:
-            job.dream = self.dreamer.snapshot()
+        if self.transform is not None:
+            job.dream = self.transform.snapshot()
         self.counters["windows"] += 1
         return job
 
@@ -493,7 +496,7 @@ class Engine:
                     self.counters["sink_errors"] += 1
                     self.errors.append(f"sink {sink!r}: {type(e).__name__}: {e}")
             results.append(res)
-        if self.dreamer is not None and job.dream is not None:
+        if self.transform is not None and job.dream is not None:
             self._dream(job)
         return results
 
@@ -575,18 +578,15 @@ class Engine:
             fe = FrontEnds(self.sample_rate, self.window, origin=start)
             for slot in self.models.values():
                 slot.rate, slot.mel = fe.attach(slot.spec.sample_rate, slot.spec.mel)
-            if self.dreamer is not None:
-                fe.attach(self.dreamer.sample_rate, None)
+            if self.transform is not None:
+                fe.attach(self.transform.sample_rate, None)
             hist, got = self.ring.read_since(start, max_n=self._cursor - start)
             if got > start:  # cannot happen under the lock, but keep the clock exact if it did
                 fe.push(np.zeros(got - start, np.float32))
             fe.push(hist)
             self.frontends = fe
-            if self.dreamer is not None:  # the dreamer re-anchors on the new stream
-                d = self.dreamer
-                d.detach(self)
-                d._finished = False
-                d.attach(self)
+            if self.transform is not None:  # the transform re-anchors on the new stream
+                self.transform.reattach(self)
 
     def _frontend_loop(self):
         # Polling, not an event: the audio callback must not touch a lock.
@@ -670,5 +670,5 @@ class Engine:
             "audio_realtime": getattr(self, "audio_realtime", None),
             "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
             "latency_ms": self.latency_stats(),
-            "dream": None if self.dreamer is None else self.dreamer.status(),
+            "dream": None if self.transform is None else self.transform.status(),
         }

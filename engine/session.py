@@ -128,7 +128,7 @@ class Session:
     @property
     def transform(self):
         """The engine's output transform (a dreamer or the continuation), or None."""
-        return getattr(self.engine, "dreamer", None)
+        return getattr(self.engine, "transform", None)
 
     def _finish_transform(self):
         """The stream is complete: the transform emits what it is still working on."""

@@ -514,6 +514,7 @@ def save_models(nets, report, musicnn_dir, licence_text):
         data = "MagnaTagATune (MTT), 50 most frequent tags" if short == "mtt" else "Million Song Dataset (MSD), 50 most frequent last.fm tags"
         meta = {
             "name": f"musicnn-{short}",
+            "arch": "musicnn",  # what the model is (engine/dream/defaults.py keys the dream's defaults by it)
             "version": MUSICNN_VERSION,
             "labels": report[short]["labels"],
             "genre_labels": report[short]["genre_labels"],

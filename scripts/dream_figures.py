@@ -2,7 +2,7 @@
 
 Renders a short stereo clip of the synthetic corpus (FluidSynth), dreams it
 offline toward each target with the command's own code
-(:func:`genredream.engine.dream_cli.dream_file`, default settings but ``--steps``), and
+(:func:`genredream.engine.dream.offline.dream_file`, default settings but ``--steps``), and
 draws one PNG: the mid's mel spectrogram before, after each dream, and each
 dream's difference (dreamed minus dry, dB, the normalisation gain taken
 out), with the dreaming model's score for the target before and after. No
@@ -42,8 +42,9 @@ def main(argv=None) -> int:
     import soxr
     import torch
 
-    from genredream.engine.dream_cli import DIFF_RANGE_DB, difference_db, dream_file, mel_db
-    from genredream.engine.dream_core import load_dream_model, probabilities
+    from genredream.engine.dream.objective import load_dream_model, probabilities
+    from genredream.engine.dream.offline import dream_file
+    from genredream.engine.dream.plot import DIFF_RANGE_DB, difference_db, mel_db
     from genredream.models.corpus.build import build_corpus
 
     torch.set_num_threads(1)

@@ -13,8 +13,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from genredream.engine.dream import Dreamer, DreamWavWriter
-from genredream.engine.dream_core import DreamError, dream_offline, evaluate_objective, load_dream_model, make_objective, probabilities
+from genredream.engine.dream import Dreamer
+from genredream.engine.dream.objective import DreamError, evaluate_objective, load_dream_model, make_objective, probabilities
+from genredream.engine.dream.wave import dream_offline
 from genredream.engine.runtime import Engine
 from genredream.models.archs import build
 from genredream.models.contract import META_NAME, save
@@ -70,7 +71,7 @@ def stream(lm, y, sr, **kw):
     """Run ``y`` through an engine with a dreamer; returns (engine, dreamer, output, per-hop checks)."""
     e = Engine(sr)
     dr = Dreamer(lm, **kw)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     chunks = []
     dr.output_sinks.append(lambda b, s: chunks.append((s, b.copy())))
     checks = []
@@ -121,7 +122,7 @@ def test_target_mode_moves_the_label_score(models, arch):
 
 
 def _cli(argv):
-    from genredream.engine import dream_cli
+    from genredream.engine.cli import dream as dream_cli
 
     p = argparse.ArgumentParser()
     dream_cli.add_arguments(p)
@@ -135,7 +136,9 @@ def test_cli_writes_normalised_pcm16_as_long_as_the_input_deterministic_with_a_p
     outs = []
     for i in range(2):
         out = tmp_path / f"out{i}.wav"
-        argv = [str(src), str(out), "--model", str(models["geng"]), "--layer", "conv2", "--steps", "3", "--seed", "7", "--quiet"]
+        # Deterministic for a seed and a number of torch threads (engine/dream/wave.py). Pinned: the plot's
+        # Numba mel kernels set the OpenMP thread count that torch shares, so an unpinned second run could differ.
+        argv = [str(src), str(out), "--model", str(models["geng"]), "--layer", "conv2", "--steps", "3", "--seed", "7", "--quiet", "--threads", "1"]
         assert _cli(argv + (["--plot"] if i == 0 else [])) == 0
         info = sf.info(out)
         assert (info.samplerate, info.subtype, info.format, info.channels) == (sr, "PCM_16", "WAV", 1)
@@ -210,10 +213,10 @@ def test_bad_dream_latency_and_parameters(models):
     lm = models["lm"]["geng"]
     e = Engine(8000)
     with pytest.raises(DreamError, match="between the hop"):
-        e.set_dreamer(Dreamer(lm, latency=0.2))
+        e.set_transform(Dreamer(lm, latency=0.2))
     with pytest.raises(DreamError, match="between the hop"):
-        e.set_dreamer(Dreamer(lm, latency=6.0))
-    assert e.dreamer is None
+        e.set_transform(Dreamer(lm, latency=6.0))
+    assert e.transform is None
     dr = Dreamer(lm, steps=1)
     for kw, word in [({"mix": 2}, "mix"), ({"steps": -1}, "steps"), ({"step_size": float("nan")}, "step size"), ({"colour": 1}, "unknown dream parameter")]:
         with pytest.raises(DreamError, match=word):
@@ -278,7 +281,7 @@ def test_parameter_change_takes_effect_at_the_next_hop(models):
     y = music(6, sr)
     e = Engine(sr)
     dr = Dreamer(lm, layer="conv3", steps=2, step_size=0.01)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     got = []
     dr.output_sinks.append(lambda b, s: got.append((s, b.copy())))
     e.run_blocks(blocks(y[: 3 * sr]))
@@ -310,7 +313,7 @@ def test_engine_keeps_the_dreamers_front_end_and_runs_it_on_its_workers(models):
     sr = 22050
     e = Engine(sr)
     e.load_model(models["zheng"])  # 22.05 kHz: a different front end
-    e.set_dreamer(Dreamer(lm, steps=1))
+    e.set_transform(Dreamer(lm, steps=1))
     assert set(e.frontends.rates) == {22050, 8000}
     e.unload_model("test-zheng")
     assert set(e.frontends.rates) == {8000}  # pruning keeps the dreamer's stream
@@ -319,11 +322,11 @@ def test_engine_keeps_the_dreamers_front_end_and_runs_it_on_its_workers(models):
     assert set(e.frontends.rates) == {8000}
     y = music(2.2, sr)
     e.run_blocks(blocks(y, 512), realtime=True)
-    assert e.counters["dream_errors"] == 0 and len(e.dreamer.history) == 4
-    assert e.output.total_written == 4 * e.hop_samples - e.dreamer.lag_samples
+    assert e.counters["dream_errors"] == 0 and len(e.transform.history) == 4
+    assert e.output.total_written == 4 * e.hop_samples - e.transform.lag_samples
     assert e.status()["dream"]["model"] == "test-geng"
-    e.set_dreamer(None)
-    assert e.dreamer is None and not e.frontends.rates
+    e.set_transform(None)
+    assert e.transform is None and not e.frontends.rates
 
 
 def test_dream_wav_writer_and_run_command(models, tmp_path):

@@ -17,8 +17,8 @@ import soundfile as sf
 from genredream.bridge.client import OscClient
 from genredream.bridge.protocol import A
 from genredream.engine.dream import Dreamer
-from genredream.engine.dream_core import DreamError, load_dream_model
-from genredream.engine.dream_depth import MAX_LATENCY_HOPS, depth_settings
+from genredream.engine.dream.objective import DreamError, load_dream_model
+from genredream.engine.dream.depth import MAX_LATENCY_HOPS, depth_settings
 from genredream.engine.runtime import Engine
 from tests.conftest import make_model_file
 
@@ -50,7 +50,7 @@ def stream_stereo(lm, y, sr, **kw):
     e = Engine(sr)
     e.set_channels(y.shape[1])
     dr = Dreamer(lm, **kw)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     chunks = []
     dr.output_sinks.append(lambda b, s: chunks.append((s, b.copy())))
     e.run_blocks(blocks(y))
@@ -169,7 +169,7 @@ def test_run_command_refuses_a_depth_out_of_range(geng, tmp_path, capsys):
 
 
 def test_offline_dream_keeps_the_channels_and_depth_zero_is_the_input(geng, tmp_path):
-    from genredream.engine.dream_cli import dream_file
+    from genredream.engine.dream.offline import dream_file
 
     model, _ = geng
     sr = 16000
@@ -247,7 +247,7 @@ def test_stereo_over_osc_comes_back_stereo_and_mono_patches_still_get_mono(serve
     model, _ = geng
     sr = 8000
     e = Engine(sr)
-    e.set_dreamer(Dreamer(model, steps=2, step_size=0.01))
+    e.set_transform(Dreamer(model, steps=2, step_size=0.01))
     b, cb = served(e)
     with OscClient(b.port) as cf, OscClient(b.port) as cn:
         for c, fmt in ((cb, "b"), (cf, "f"), (cn, "fn")):
@@ -264,7 +264,7 @@ def test_stereo_over_osc_comes_back_stereo_and_mono_patches_still_get_mono(serve
             time.sleep(0.05)
         time.sleep(0.3)  # the last packets on their way
         n_out = e.output.total_written
-        assert n_out == y.shape[0] and e.channels == 2 and e.dreamer.lag_samples == 0
+        assert n_out == y.shape[0] and e.channels == 2 and e.transform.lag_samples == 0
 
         def collect(c, address, parse):
             parts = []
@@ -291,7 +291,7 @@ def test_depth_over_osc_is_checked_and_takes_effect_at_the_next_hop(served, geng
     e = Engine(sr)
     e.set_channels(2)
     dr = Dreamer(lm, steps=2, step_size=0.01, depth=1.0)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     b, c = served(e)  # the bridge's threads handle OSC; the test drives the engine's hops itself
     c.subscribe()
     c.wait_for(A.ACK)
@@ -342,7 +342,7 @@ def test_device_runner_plays_the_dreamed_channels_and_depth_zero_dry_after_the_l
     for depth in (0.0, 1.0):
         engine = Engine(RATE)
         dr = Dreamer(model, steps=1, step_size=0.01, depth=depth)
-        engine.set_dreamer(dr)
+        engine.set_transform(dr)
         with jack_server(256, str(tmp_path)):
             runner = duplex.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames_n, output_delay=dr.latency_samples)
         assert runner.out_channels == 2 and engine.channels == 2
@@ -412,7 +412,7 @@ def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
 
 
 def test_difference_panel_shows_what_the_dream_added_where_it_added_it(tmp_path):
-    from genredream.engine.dream_cli import DIFF_RANGE_DB, _plot, difference_db, mel_db
+    from genredream.engine.dream.plot import DIFF_RANGE_DB, difference_db, mel_db, plot_dream as _plot
 
     sr = 16000
     t = np.arange(2 * sr) / sr

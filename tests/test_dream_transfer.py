@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from genredream.engine.dream_core import DreamError, load_dream_model
-from genredream.engine.dream_transfer import EqParam, Ensemble, dream_transfer, judge_score
+from genredream.engine.dream.eq import EqParam
+from genredream.engine.dream.objective import DreamError, judge_score, load_dream_model
+from genredream.engine.dream.transfer import Ensemble, dream_transfer
 from genredream.models import contract
 from tests.conftest import require_component, require_program
 
@@ -75,7 +76,8 @@ def transfer_margin(clips, nets, method, dreamer_name=DREAMER):
     mean over pairs of the dream's rise minus the mean random rise of that pair; the noise
     the spread (std) of the random rises around their pair's mean.
     """
-    from genredream.engine.dream_core import dream_offline, make_objective
+    from genredream.engine.dream.objective import make_objective
+    from genredream.engine.dream.wave import dream_offline
 
     dreamer, judge = nets[DREAMER], nets[JUDGE]
     dream_rises, random_rises = [], []

@@ -228,7 +228,7 @@ def test_continuer_follows_input_and_continues_through_silence(trained):
 
 
 def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
-    """Through Engine.set_dreamer, as `genredream run --continue` uses it; WAV out aligned with the input."""
+    """Through Engine.set_transform, as `genredream run --continue` uses it; WAV out aligned with the input."""
     import soundfile as sf
 
     from genredream.engine.continuation import add_continue_arguments, attach_continuer
@@ -245,7 +245,7 @@ def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
     args = p.parse_args(["--continue", "--continue-genre", "classical", "--continue-generators", str(gdir), "--continue-out", str(out)])
     writers = []
     c = attach_continuer(eng, args, writers)
-    assert eng.dreamer is c
+    assert eng.transform is c
     t = np.arange(4 * sr) / sr
     x = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
     x[2 * sr :] = 0  # the performer stops at 2 s and does not come back

@@ -102,7 +102,7 @@ def _run_pd_example(tmp_path, dream, seconds):
     engine = Engine(SR, torch_threads=1)
     engine.load_model("musicnn-msd")
     if dream:
-        engine.set_dreamer(Dreamer(engine.models["musicnn-msd"].loaded, layer="all", steps=1, step_size=0.003, mix=1.0))
+        engine.set_transform(Dreamer(engine.models["musicnn-msd"].loaded, layer="all", steps=1, step_size=0.003, mix=1.0))
     results = []
     engine.sinks.append(results.append)
     bridge = OscBridge(engine, port=0).start()

@@ -132,7 +132,7 @@ def test_oscdump_subscribers_receive_scores_and_dreamed_audio(geng_file):
     procs = [subprocess.Popen([oscdump, "-L", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for p in ports]
     e = Engine(SR)
     e.load_model(geng_file)
-    e.output = RingBuffer(SR * 4)  # stands in for the dreamer's output ring (engine/dream.py)
+    e.output = RingBuffer(SR * 4)  # stands in for the dreamer's output ring (engine/dream/stream.py)
     got = []
     e.sinks.append(got.append)
     b = OscBridge(e, port=0).start()

@@ -88,12 +88,12 @@ def test_control_errors_and_unknown_addresses_are_answered(served):
 
 
 def test_dream_controls_reach_the_dreamer(served, geng_file):
-    """The real dreamer (engine/dream.py) on the test model: parameters, their checks, and its audio out."""
+    """The real dreamer (engine/dream/stream.py) on the test model: parameters, their checks, and its audio out."""
     from genredream.engine.dream import Dreamer
 
     e = Engine(8000)
     e.load_model(geng_file)
-    e.set_dreamer(Dreamer(geng_file, steps=1))
+    e.set_transform(Dreamer(geng_file, steps=1))
     b, c = served(e)
     c.subscribe("b")
     c.wait_for(A.ACK)
@@ -107,7 +107,7 @@ def test_dream_controls_reach_the_dreamer(served, geng_file):
             assert args[1] == pytest.approx(applied), (address, args)
         else:
             assert isinstance(args[1], str) and args[1] != "all"  # a layer index comes back as the layer's name
-    p = e.dreamer.params()
+    p = e.transform.params()
     assert p["steps"] == 2 and p["mix"] == 0.5 and p["target"] is None and p["step_size"] == pytest.approx(0.01)
     for address, v, code in [(A.DREAM_MIX, 2.0, "bad_args"), (A.DREAM_LAYER, "no-such-layer", "bad_args"),
                              (A.DREAM_TARGET, "no-such-label", "bad_args"), (A.DREAM_LATENCY, 250.0, "unsupported"),
@@ -446,7 +446,7 @@ def test_fuzz_server_still_answers_and_accounts_for_every_packet(fuzz_target):
 
 def test_dreamed_audio_goes_out_as_blob_or_floats_as_each_subscriber_asked(served):
     e = Engine(8000)
-    e.output = RingBuffer(8000 * 4)  # stands in for the dreamer's output ring (engine/dream.py)
+    e.output = RingBuffer(8000 * 4)  # stands in for the dreamer's output ring (engine/dream/stream.py)
     b, cb = served(e)
     with OscClient(b.port) as cf:
         cb.subscribe("b")

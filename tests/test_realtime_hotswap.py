@@ -100,7 +100,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         # Two steps per hop: a cheap dream, so that on a shared 2-core VM it
         # keeps up with real time; what is tested is the audio path around it.
         dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
-        engine.set_dreamer(dreamer)
+        engine.set_transform(dreamer)
         log_before = len(srv.xrun_lines())
         full_before = len(srv.log().splitlines())
         runner = CRingRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=PERIOD, when_late="dry", output_delay=dreamer.latency_samples)
@@ -154,7 +154,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
     report = {
         **st,
         "swaps": swaps,
-        "dream": engine.dreamer.status() if engine.dreamer else None,
+        "dream": engine.transform.status() if engine.transform else None,
         "jackd_xrun_lines": lines,
         "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),

@@ -45,7 +45,7 @@ class Rig:
         self.engine = Engine(SR, hop=HOP, queue_size=64)
         self.engine.load_model(model_file)
         if dreamer is not None:
-            self.engine.set_dreamer(dreamer)
+            self.engine.set_transform(dreamer)
         self.bridge = OscBridge(self.engine, port=0, error_rate=1000, **bridge_kw).start()
         self.engine.start()
         self.client = OscClient(self.bridge.port)
@@ -292,7 +292,7 @@ def test_a_fault_in_each_worker_is_logged_counted_reported_and_the_worker_restar
         r.client.wait_for(A.ACK)
         sup = r.engine.supervisor
         e, b = r.engine, r.bridge
-        targets = [("frontend", e, "pump"), ("inference", e, "infer"), ("dream", e.dreamer, "process"),
+        targets = [("frontend", e, "pump"), ("inference", e, "infer"), ("dream", e.transform, "process"),
                    ("osc-recv", b, "route"), ("osc-audio", b, "_release_late"), ("osc-send", b, "_out_once")]
         for k, (name, obj, attr) in enumerate(targets):
             box = []
@@ -312,7 +312,7 @@ def test_a_fault_in_each_worker_is_logged_counted_reported_and_the_worker_restar
         st = r.client.status()
         assert st["worker_errors"] == len(targets) and st["workers_down"] == "", st
         assert all(st["worker_" + n] == "running" for n, _, _ in targets), st
-        assert e.counters["dream_errors"] == 1 and e.dreamer is not None
+        assert e.counters["dream_errors"] == 1 and e.transform is not None
         tracebacks = [rec for rec in caplog.records if rec.levelno == logging.ERROR and rec.exc_info]
         assert len(tracebacks) == len(targets)  # each failure logged once, with its traceback
     finally:
@@ -397,9 +397,9 @@ def test_unloading_every_model_leaves_the_dream_running_and_says_so(model_files)
         assert "no classifier" in args[2] and "/genredream/dream 0" in args[2]
         time.sleep(0.3)  # a window already being scored when the unload arrived may still finish
         n = r.engine.counters["results"]
-        hops = r.engine.dreamer.counters["hops"]
+        hops = r.engine.transform.counters["hops"]
         r.feed(music(1.5, seed=1))
-        assert _wait(lambda: r.engine.dreamer.counters["hops"] >= hops + 2)  # still dreaming, as status says
+        assert _wait(lambda: r.engine.transform.counters["hops"] >= hops + 2)  # still dreaming, as status says
         assert r.engine.counters["results"] == n  # no scores without a classifier, queued windows included
         st = r.client.status()
         assert st["models"] == "" and st["dream"] == "test-geng" and st["dreaming"] == 1, st

@@ -59,7 +59,7 @@ COMMANDS = [
     Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.cli.devices", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "genredream.models.classify", "models"),
     Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.models.tag.cli", "models"),
-    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.dream_cli", "models"),
+    Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.cli.dream", "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "genredream.models.listing", "models"),
     Command("validate", "check a model file against the genredream TorchScript contract", "genredream.models.listing", "models"),
     Command("train", "train a seed architecture on a folder-per-genre collection", "genredream.models.train", "models"),

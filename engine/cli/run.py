@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser):
         help="torch threads for inference (default 1: the engine's other thread decodes and computes the front end, "
              "and one inference thread keeps its speed when another job shares the cores; more helps only on an idle machine)",
     )
-    d = p.add_argument_group("dreaming (engine/dream.py; docs/dream.md)")
+    d = p.add_argument_group("dreaming (engine/dream/; docs/dream.md)")
     d.add_argument("--dream", nargs="?", const="all", default=None, metavar="LAYER|all", help="dream while running: ascend this layer's mean activation, or all layers' (the default)")
     d.add_argument("--target", metavar="LABEL", help="dream toward this label instead of a layer (implies --dream)")
     d.add_argument("--away", action="store_true", help="with --target: dream away from the label")
@@ -149,10 +149,11 @@ def attach_dreamer(engine, args, writers=None):
     """Start the dreamer the options describe on ``engine`` (raises DreamError, a ValueError, with the reason).
 
     The dream model defaults to the first ``--model`` (reusing the engine's
-    loaded copy). ``--dream-out`` adds a :class:`genredream.engine.dream.DreamWavWriter`
+    loaded copy). ``--dream-out`` adds a :class:`genredream.engine.io.sinks.WavWriter`
     to the dreamer's output sinks and to ``writers`` (close them at the end).
     """
-    from genredream.engine.dream import Dreamer, add_wav_output
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.io.sinks import add_wav_output
     from genredream.models.classify import default_model
     from genredream.models.contract import ModelFileError, resolve_model
 
@@ -174,7 +175,7 @@ def attach_dreamer(engine, args, writers=None):
         latency=args.dream_latency,
         depth=getattr(args, "depth", None),
     )
-    engine.set_dreamer(dreamer)
+    engine.set_transform(dreamer)
     if args.dream_out:
         add_wav_output(dreamer, args.dream_out, engine.sample_rate, writers)
     return dreamer

@@ -402,7 +402,7 @@ class CRingRunner(DuplexRunner):
         out, wet = self._out_buf, self._wet
         # Wait for the dream only where one is coming: a dreamer is attached
         # (or the caller gave its own output ring).
-        dreaming = self.engine_out is not getattr(self.engine, "output", None) or getattr(self.engine, "dreamer", None) is not None
+        dreaming = self.engine_out is not getattr(self.engine, "output", None) or getattr(self.engine, "transform", None) is not None
         while p < target:
             n = min(target - p, out.shape[0], self.out_ring.write_available)
             if n <= 0:

@@ -1,7 +1,9 @@
-"""Where results go: JSON lines, and a run summary.
+"""Where results and the output stream go: JSON lines, a WAV file, and a run summary.
 
-A sink is any callable taking a :class:`genredream.engine.runtime.Result`; it runs on
+A result sink is any callable taking a :class:`genredream.engine.runtime.Result`; it runs on
 the inference worker, so it must be quick (a line to a file, a dict update).
+An output sink (:class:`WavWriter`) takes the blocks the engine's output
+transform (engine/transform.py) writes, with their input index.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
-__all__ = ["JsonlSink", "summary"]
+import numpy as np
+
+__all__ = ["JsonlSink", "WavWriter", "add_wav_output", "summary"]
 
 
 class JsonlSink:
@@ -42,6 +46,66 @@ class JsonlSink:
             self._f.flush()
 
 
+class WavWriter:
+    """An output sink of the engine's output transform: the stream it writes, as a 16-bit PCM WAV at the input rate.
+
+    The file starts at the stream's sample 0 (``engine.output`` index 0), so
+    it lines up sample for sample with the input file. It has the channels
+    of the first block it gets (``[n]`` mono, ``[n, channels]`` frames: the
+    dreamer sends the input's channels when the engine keeps them), or
+    ``channels`` when given; a later block with another channel count is
+    folded to its mean on every channel.
+    """
+
+    def __init__(self, path, sample_rate, channels=None):
+        self.path = str(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = None if channels is None else int(channels)
+        self._f = None
+        self.frames = 0
+        if self.channels is not None:
+            self._open()
+
+    def _open(self):
+        import soundfile as sf
+
+        self._f = sf.SoundFile(self.path, "w", samplerate=self.sample_rate, channels=self.channels, subtype="PCM_16", format="WAV")
+
+    def __call__(self, block, start):
+        x = block.reshape(-1, 1) if block.ndim == 1 else block
+        if self._f is None:
+            self.channels = x.shape[1]
+            self._open()
+        if x.shape[1] != self.channels:
+            x = np.repeat(x.mean(axis=1, keepdims=True, dtype=np.float32), self.channels, axis=1)
+        if start > self.frames:  # a gap (the transform attached mid-run): silence
+            self._f.write(np.zeros((start - self.frames, self.channels), np.float32))
+            self.frames = start
+        skip = self.frames - start
+        if skip < x.shape[0]:
+            self._f.write(x[skip:])
+            self.frames += x.shape[0] - skip
+
+    def close(self):
+        if self._f is None:  # nothing was written: an empty mono file, so the path exists as promised
+            self.channels = 1
+            self._open()
+        self._f.close()
+
+
+def add_wav_output(transform, path, sample_rate, writers=None):
+    """Write what the engine's output transform (dreamer or continuer) emits to a WAV file.
+
+    The writer joins ``transform.output_sinks``; it is also appended to
+    ``writers`` (when given) so the caller can close it at the end.
+    """
+    w = WavWriter(path, sample_rate)
+    transform.output_sinks.append(w)
+    if writers is not None:
+        writers.append(w)
+    return w
+
+
 def summary(engine):
     """The end-of-run summary as text lines."""
     st = engine.status()
@@ -57,8 +121,8 @@ def summary(engine):
         kind = "tag probability" if last is not None and last.activation == "sigmoid" else "probability"
         top = f"; last top genre {last.top[0]} ({kind} {last.top[1]:.0%})" if last is not None and not last.error else ""
         lines.append(f"{name}: latency p50 {ls['p50']:.1f} ms, p99 {ls['p99']:.1f} ms over {ls['n']} results{top}")
-    if getattr(engine, "dreamer", None) is not None:
-        lines.append(engine.dreamer.summary())
+    if getattr(engine, "transform", None) is not None:
+        lines.append(engine.transform.summary())
     if st["nonfinite_repaired"] or st["out_of_range_repaired"] or st["input_overruns"]:
         lines.append(f"input repairs: {st['nonfinite_repaired']} NaN/Inf samples zeroed, "
                      f"{st['out_of_range_repaired']} samples beyond +-32 full scale clipped, {st['input_overruns']} overruns")

@@ -8,7 +8,7 @@ mapping is :func:`depth_settings`; retune it here and nowhere else
 
 * **0 to 0.5: how much.** Steps per hop rise from 1 to the model's budget
   (``base_steps``: the steps one hop may take at a real-time factor of 0.5,
-  engine/dream.py ``DEFAULT_STEPS`` or timed at load) and the change's
+  engine/dream/defaults.py, or timed at load) and the change's
   gain from 0 to 1, at the shortest latency (one hop). Fewer steps also
   leave CPU to the rest of the set.
 * **0.5 to 1: how deep.** Full gain and budget; the dream latency grows from

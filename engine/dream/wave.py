@@ -1,27 +1,13 @@
-"""The gradient-ascent core of audio deep dream, shared by the offline command and the streaming Dreamer.
+"""Geng et al.'s dream: gradient ascent on the samples themselves, with the constraints that make it usable.
 
-Geng, Ren & Ogihara (2017) modify a genre CNN's input clip "in order to
-maximize the objective function which is the sum of a particular
-convolutional layer or all convolutional layers", by gradient ascent, and
-note that "more constraints might be necessary to reduce the noises". This
-module holds what both ``genredream dream`` (:mod:`genredream.engine.dream_cli`) and the
-streaming :class:`genredream.engine.dream.Dreamer` need:
-
-Objectives (:class:`Objective`, built and checked by :func:`make_objective`)
----------------------------------------------------------------------------
-All are per window, from a waveform batch ``[B, samples]`` at the model's
-rate; mel models go through their differentiable torch ``frontend()`` first.
-
-* ``layer NAME``: the **mean** of the named layer's activations (one of
-  the model's ``features()``, named by its metadata ``layers``). The paper's
-  sum, divided by the layer's size: the ascent direction is the same, and
-  values stay comparable between layers and window lengths.
-* ``all``: the sum over layers of each layer's mean: the paper's "all
-  convolutional layers", each layer weighted equally (a raw sum would be the
-  largest layer's alone: geng's conv1 has 80 times conv3's elements).
-* ``target LABEL``: ``log p(LABEL)`` ("make it more jazz"), or with
-  ``away`` ``log (1 - p(LABEL))`` (make it less so); ``p`` is the model's
-  softmax or sigmoid, as its metadata says.
+The waveform parametrisation of the seed paper (Geng, Ren & Ogihara 2017):
+each step changes the samples along the objective's gradient
+(:mod:`genredream.engine.dream.objective`). It is the dream for a layer
+objective, for ``away``, and for ``--param wave``; toward a target the
+default is the transfer dream (:mod:`genredream.engine.dream.transfer`),
+because a waveform change that fools one network is mostly adversarial
+(docs/dream.md). The paper notes that "more constraints might be necessary
+to reduce the noises"; these are they:
 
 Constraints that make the result usable
 ---------------------------------------
@@ -62,19 +48,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from genredream.engine.dream.objective import DreamError, evaluate_objective
+
 __all__ = [
-    "DreamError",
-    "Objective",
     "SpectralMask",
-    "DreamResult",
-    "load_dream_model",
-    "make_objective",
-    "model_input",
     "ascent_step",
+    "DreamResult",
     "dream_offline",
-    "evaluate_objective",
-    "window_starts",
-    "probabilities",
     "DEFAULT_STEP_SIZE",
     "DEFAULT_MASK_RANGE_DB",
     "DEFAULT_DITHER",
@@ -86,175 +66,6 @@ DEFAULT_STEP_SIZE = 0.003
 DEFAULT_MASK_RANGE_DB = 60.0
 #: RMS of the fixed noise added to the model's input (about -80 dBFS).
 DEFAULT_DITHER = 1e-4
-
-
-class DreamError(ValueError):
-    """A dream that cannot run as asked (unknown layer or label, unusable model); the message says what to do."""
-
-
-# ---------------------------------------------------------------------------
-# the model
-
-
-def load_dream_model(model):
-    """A model that can dream: a :class:`genredream.models.contract.LoadedModel`, checked.
-
-    Parameters
-    ----------
-    model : str, path or LoadedModel
-        A model name (``genredream models``), a ``.pt`` path, or an already
-        loaded model (e.g. one the engine runs).
-
-    Returns
-    -------
-    LoadedModel
-        With its parameters frozen (``requires_grad=False``: dreaming
-        differentiates with respect to the audio only, and skipping the
-        weight gradients saves about a tenth of the backward pass).
-
-    Raises
-    ------
-    DreamError
-        The file cannot be loaded or validated, or the module lacks
-        ``features()`` (or ``frontend()`` for a mel model): said at load,
-        never at the first hop.
-    """
-    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
-
-    if isinstance(model, LoadedModel):
-        lm = model
-    else:
-        try:
-            lm = validate(resolve_model(model))
-        except ModelFileError as e:
-            raise DreamError(f"cannot dream with {model}: {e}") from None
-    need = ["features"] + (["frontend"] if lm.input == "mel" else [])
-    for name in need:
-        if not has_method(lm.module, name):
-            why = "the per-layer activations dreaming ascends" if name == "features" else "the differentiable mel front end"
-            raise DreamError(
-                f"cannot dream with {lm.name} ({lm.path}): the model has no {name}() method ({why}); "
-                "export it with models.contract.save and mark the method @torch.jit.export"
-            )
-    for p in lm.module.parameters():
-        p.requires_grad_(False)
-    return lm
-
-
-def model_input(lm, wave):
-    """What ``forward``/``features`` take for a waveform batch ``[B, samples]`` (mel models: ``frontend(wave)``)."""
-    return lm.module.frontend(wave) if lm.input == "mel" else wave
-
-
-def probabilities(lm, wave):
-    """Scores (softmax or sigmoid, per the metadata) of a waveform batch, float64 numpy ``[B, labels]``."""
-    with torch.no_grad():
-        z = lm.module(model_input(lm, torch.as_tensor(wave, dtype=torch.float32)))
-        p = torch.sigmoid(z) if lm.meta["activation"] == "sigmoid" else torch.softmax(z, dim=1)
-    return p.double().numpy()
-
-
-# ---------------------------------------------------------------------------
-# objectives
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What a dream ascends, per window.
-
-    Attributes
-    ----------
-    kind : {"layer", "all", "target"}
-    name : str
-        The layer name, ``"all"``, or the target label.
-    index : int
-        Index of the layer in ``features()`` or of the label in the logits (-1 for all).
-    away : bool
-        Target mode only: push away from the label instead of toward it.
-    activation : {"softmax", "sigmoid"}
-    """
-
-    kind: str
-    name: str
-    index: int = -1
-    away: bool = False
-    activation: str = "softmax"
-
-    def __call__(self, lm, wave):
-        """Objective of each window of ``wave`` (``[B, samples]``, model rate): Tensor ``[B]``."""
-        x = model_input(lm, wave)
-        if self.kind == "target":
-            z = lm.module(x)
-            c = self.index
-            if self.activation == "sigmoid":
-                zc = z[:, c]
-                return torch.nn.functional.logsigmoid(-zc if self.away else zc)
-            logp = torch.log_softmax(z, dim=1)
-            if not self.away:
-                return logp[:, c]
-            others = torch.cat([logp[:, :c], logp[:, c + 1 :]], dim=1)
-            return torch.logsumexp(others, dim=1)  # log(1 - p_c), stably
-        feats = lm.module.features(x)
-        if self.kind == "layer":
-            return feats[self.index].flatten(1).mean(1)
-        total = feats[0].flatten(1).mean(1)
-        for f in feats[1:]:
-            total = total + f.flatten(1).mean(1)
-        return total
-
-    def describe(self):
-        if self.kind == "target":
-            return f"{'away from' if self.away else 'toward'} {self.name!r} (log {'1 - ' if self.away else ''}p)"
-        if self.kind == "all":
-            return "all layers (sum of each layer's mean activation)"
-        return f"layer {self.name!r} (mean activation)"
-
-
-def make_objective(lm, layer=None, target=None, away=False):
-    """Check a dream request against the model and return its :class:`Objective`.
-
-    Parameters
-    ----------
-    lm : LoadedModel
-    layer : str or int, optional
-        A name from the model's ``layers``, its index, or ``"all"`` (default
-        when no target is given).
-    target : str, optional
-        A label of the model (exclusive with ``layer``).
-    away : bool
-        With ``target``: push away from it.
-
-    Raises
-    ------
-    DreamError
-        For an unknown layer (the message lists the layers) or label (it
-        lists the labels), or both a layer and a target.
-    """
-    layers = list(lm.meta["layers"])
-    labels = list(lm.meta["labels"])
-    if target is not None and layer not in (None, "all"):
-        raise DreamError(f"choose a layer ({layer!r}) or a target ({target!r}), not both")
-    if target is not None:
-        if target not in labels:
-            folded = [lab for lab in labels if lab.lower() == str(target).lower()]
-            if len(folded) != 1:
-                raise DreamError(f"unknown target label {target!r} for {lm.name}; its labels: {', '.join(labels)}")
-            target = folded[0]
-        return Objective("target", target, labels.index(target), bool(away), lm.meta["activation"])
-    if away:
-        raise DreamError("--away needs a target label (--target LABEL)")
-    if layer is None or (isinstance(layer, str) and layer.lower() == "all"):
-        return Objective("all", "all", -1)
-    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
-        if not 0 <= layer < len(layers):
-            raise DreamError(f"layer index {layer} out of range for {lm.name}; its layers: {', '.join(f'{i} {n}' for i, n in enumerate(layers))}, or all")
-        return Objective("layer", layers[int(layer)], int(layer))
-    if layer not in layers:
-        folded = [n for n in layers if n.lower() == str(layer).lower()]
-        if len(folded) != 1:
-            raise DreamError(f"unknown layer {layer!r} for {lm.name}; its layers: {', '.join(layers)}, or all")
-        layer = folded[0]
-    return Objective("layer", layer, layers.index(layer))
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +123,7 @@ class SpectralMask:
 
 
 # ---------------------------------------------------------------------------
-# one step
+# one step (the streaming Dreamer's)
 
 
 def ascent_step(lm, objective, dry, delta, dith, live, weights, step_size, mask=None, mask_w=None, mask_from=0):
@@ -358,46 +169,7 @@ def ascent_step(lm, objective, dry, delta, dith, live, weights, step_size, mask=
 
 
 # ---------------------------------------------------------------------------
-# offline
-
-
-def window_starts(n, w, stride):
-    """Starts of windows of ``w`` covering ``[0, n)`` every ``stride``, the last one aligned to the end (n >= w)."""
-    if n <= w:
-        return [0]
-    starts = list(range(0, n - w + 1, stride))
-    if starts[-1] != n - w:
-        starts.append(n - w)
-    return starts
-
-
-def evaluate_objective(lm, wave, objective, batch=4, stride=None):
-    """The objective of a signal: its mean over windows every ``stride`` samples (the last aligned to the end).
-
-    Parameters
-    ----------
-    wave : array, float32, shape [n]
-        At the model's rate; shorter than a window: zero-padded at the end.
-    stride : int, optional
-        Samples between windows; default half a window. The engine scores a
-        window every hop: ``stride = hop * sample_rate`` measures the
-        objective as the running engine sees it.
-
-    Returns
-    -------
-    float
-        No dither, no gradient: the value a listener's copy of the file has.
-    """
-    w = lm.n_samples
-    x = np.zeros(max(w, len(wave)), np.float32)
-    x[: len(wave)] = wave
-    starts = window_starts(x.size, w, int(stride or w // 2))
-    vals = []
-    with torch.no_grad():
-        for i in range(0, len(starts), batch):
-            xb = torch.from_numpy(np.stack([x[s : s + w] for s in starts[i : i + batch]]))
-            vals.append(objective(lm, xb).double().numpy())
-    return float(np.concatenate(vals).mean())
+# a whole signal
 
 
 @dataclass
