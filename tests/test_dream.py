@@ -377,7 +377,7 @@ def test_a_dream_further_behind_than_the_input_ring_writes_on(models):
     sr = 8000
     e = Engine(sr)
     dr = Dreamer(models["lm"]["geng"], steps=0)
-    e.set_dreamer(dr)
+    e.set_transform(dr)
     y = music(1, sr)
     for _ in range(int(e.ring.capacity / y.size) + 3):
         e.write(y)
