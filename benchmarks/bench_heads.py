@@ -43,7 +43,7 @@ def mel_stream(msd):
 
 @pytest.mark.parametrize("role", ["ours", "reference"])
 def test_head_per_hop_vs_musicnn(benchmark, msd, head_file, mel_stream, role):
-    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.incremental import FrameBranchRunner
 
     torch.set_num_threads(1)
     module = head_file if role == "ours" else msd

@@ -127,9 +127,9 @@ def _hops(mel, start=313):
 
 @pytest.mark.parametrize("role", ["ours", "reference"])
 def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_stream, threads, role):
-    """The engine's cost per hop: only what changed (engine/incremental.py) against the
+    """The engine's cost per hop: only what changed (models/incremental/runner.py) against the
     whole 5 s window, on the same successive windows, denormals flushed as the engine does."""
-    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.incremental import FrameBranchRunner
 
     runner = FrameBranchRunner(musicnn)
     windows = list(_hops(mel_stream))

@@ -118,7 +118,7 @@ class _Slot:
     rate: object
     mel: object
     disabled: str | None = None
-    runner: object = None  # engine.incremental.FrameBranchRunner for models that stream
+    runner: object = None  # models.incremental.FrameBranchRunner for models that stream
 
 
 @dataclass
@@ -249,7 +249,7 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
-        from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+        from genredream.models.incremental import FrameBranchRunner, supports_streaming
         from genredream.models.contract import ModelFileError, resolve_model
         from genredream.models.inputs import InputSpec
         from genredream.models.validated import validate_once
@@ -269,7 +269,7 @@ class Engine:
             raise ModelLoadError(msg)
         name = name or loaded.name
         # A model with frame-branch methods (musicnn) is run incrementally:
-        # only what changed since the last window is computed (engine/incremental.py).
+        # only what changed since the last window is computed (models/incremental/runner.py).
         runner = None
         if spec.mel is not None and supports_streaming(loaded.module):
             runner = FrameBranchRunner(loaded.module)

@@ -35,7 +35,7 @@ Methods the TorchScript module must have
   agreeing with :mod:`genredream.engine.mel`.
 
 Optional: a mel model whose front end is convolutions along time may add the
-frame-branch methods (:data:`genredream.engine.incremental.STREAM_METHODS`, described
+frame-branch methods (:data:`genredream.models.incremental.STREAM_METHODS`, described
 there). The engine
 then computes each window's front end only where it changed since the last
 one. :func:`validate` checks that they agree with ``forward``.
@@ -67,7 +67,7 @@ from typing import Any
 
 import torch
 
-from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+from genredream.models.incremental import FrameBranchRunner, supports_streaming
 from genredream.engine.mel import MelConfig
 
 __all__ = [
