@@ -11,7 +11,7 @@ room for the mel and other models, so well below 1 is the goal).
 import pytest
 import torch
 
-from genredream.models import contract
+from genredream.models import contract, registry
 
 HOP_S = 0.5
 SR = 16000
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:D
 
 @pytest.fixture(scope="module")
 def musicnn():
-    module = contract.load(contract.PRETRAINED_DIR / "musicnn-mtt.pt").module
+    module = contract.load(registry.PRETRAINED_DIR / "musicnn-mtt.pt").module
     # A dreamer differentiates with respect to the audio only: frozen weights
     # skip the weight gradients (about 10 % of the backward pass).
     for p in module.parameters():

@@ -151,7 +151,7 @@ class ControlHandlers:
             raise ProtocolError("bad_args", f"{address} takes no arguments")
 
         def job():
-            from genredream.models.contract import list_models
+            from genredream.models.registry import list_models
 
             loaded = list(self.engine.models)
             available = sorted({m["name"] for m in list_models() if not m["error"] and m["name"]})

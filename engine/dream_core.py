@@ -119,7 +119,8 @@ def load_dream_model(model):
         ``features()`` (or ``frontend()`` for a mel model): said at load,
         never at the first hop.
     """
-    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model, validate
+    from genredream.models.contract import LoadedModel, ModelFileError, has_method, validate
+    from genredream.models.registry import resolve_model
 
     if isinstance(model, LoadedModel):
         lm = model

@@ -250,7 +250,8 @@ class Engine:
         :class:`ModelLoadError` says why; the error is also recorded.
         """
         from genredream.models.incremental import FrameBranchRunner, supports_streaming
-        from genredream.models.contract import ModelFileError, resolve_model
+        from genredream.models.contract import ModelFileError
+        from genredream.models.registry import resolve_model
         from genredream.models.inputs import InputSpec
         from genredream.models.validated import validate_once
 

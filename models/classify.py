@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def default_model():
-    from genredream.models.contract import ModelFileError, list_models, resolve_model
+    from genredream.models.contract import ModelFileError
+    from genredream.models.registry import list_models, resolve_model
 
     try:
         return resolve_model(DEFAULT_MODEL)
@@ -117,7 +118,8 @@ def main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from genredream.models.contract import ModelFileError, load, resolve_model
+    from genredream.models.contract import ModelFileError, load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import AudioFileError
 
     err = Console(stderr=True)

@@ -40,25 +40,17 @@ there). The engine
 then computes each window's front end only where it changed since the last
 one. :func:`validate` checks that they agree with ``forward``.
 
-Where models are found
-----------------------
-Shipped models live in ``models/pretrained/``. User models live in
-``~/.genredream/models``, or, when the environment variable
-``GENREDREAM_MODELS`` is set, in the directories it lists (separated by
-``os.pathsep``, ``:`` on Unix), which then replace ``~/.genredream/models``.
-User directories are searched first, so a user model shadows a shipped
-model of the same name. Files ending in ``.pt`` or ``.ts`` are models.
+Where models are found: :mod:`genredream.models.registry`. The archive itself
+(opening it, finding ``genredream.json``): :mod:`genredream.models.archive`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import shutil
 import tempfile
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -67,31 +59,21 @@ from typing import Any
 
 import torch
 
-from genredream.models.incremental import FrameBranchRunner, supports_streaming
 from genredream.engine.mel import MelConfig
+from genredream.models.archive import META_NAME, ModelFileError, meta_entry, open_archive, quiet_torchscript
+from genredream.models.incremental import FrameBranchRunner, supports_streaming
 
 __all__ = [
     "META_NAME",
     "ModelFileError",
     "LoadedModel",
     "check_meta",
-    "list_models",
     "load",
-    "model_dirs",
     "read_meta",
-    "resolve_model",
     "save",
     "validate",
-    "PRETRAINED_DIR",
 ]
 
-#: Name of the metadata entry inside the archive (``_extra_files`` key).
-META_NAME = "genredream.json"
-
-#: Shipped model files.
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-MODEL_SUFFIXES = (".pt", ".ts")
 TASKS = ("genre", "tags")
 ACTIVATIONS = ("softmax", "sigmoid")
 INPUTS = ("waveform", "mel")
@@ -101,23 +83,6 @@ INPUTS = ("waveform", "mel")
 _VALIDATE_BATCH = 2
 _NOISE_STD = 0.1
 _NOISE_SEED = 1234
-
-
-@contextlib.contextmanager
-def _quiet_torchscript():
-    """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
-
-    Recent torch releases mark TorchScript deprecated in favour of
-    torch.export; it remains this project's model-file format (docs/architecture.md), and
-    a warning on every model load would only confuse a performer.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
-        yield
-
-
-class ModelFileError(Exception):
-    """A model file that cannot be used; the message starts with the path and says what to do."""
 
 
 # ---------------------------------------------------------------------------
@@ -233,55 +198,6 @@ def _input_shape(meta: dict, batch: int) -> list[int]:
 # the archive
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    """Open ``path`` as a TorchScript zip, or raise the matching ModelFileError."""
-    if not path.exists():
-        raise ModelFileError(f"{path}: file not found")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, expected a TorchScript model file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise ModelFileError(f"{path}: not readable: {e.strerror or e}") from None
-    if not head:
-        raise ModelFileError(f"{path}: truncated or corrupt: the file is empty; export or download it again")
-    if head[:2] != b"PK":
-        if head[:1] == b"\x80":
-            raise ModelFileError(
-                f"{path}: not a TorchScript file: it looks like a legacy torch.save pickle; "
-                "export the model with models.contract.save (torch.jit.script + genredream.json)"
-            )
-        raise ModelFileError(
-            f"{path}: not a TorchScript file: no zip archive signature; "
-            "expected a file written by torch.jit.save (use models.contract.save)"
-        )
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ModelFileError(
-            f"{path}: truncated or corrupt: the zip archive cannot be read ({e}); export or download it again"
-        ) from None
-    names = zf.namelist()
-    is_script = any("/code/" in n for n in names) and any(n.endswith("/constants.pkl") for n in names)
-    if not is_script:
-        zf.close()
-        if any(n.endswith("data.pkl") for n in names):
-            raise ModelFileError(
-                f"{path}: not a TorchScript file: it is a torch.save archive (a state_dict or pickled "
-                "module), which the engine cannot run; export with models.contract.save"
-            )
-        raise ModelFileError(f"{path}: not a TorchScript file: a zip archive without TorchScript code")
-    return zf
-
-
-def _meta_entry(zf: zipfile.ZipFile) -> str | None:
-    for n in zf.namelist():
-        if n.endswith("/extra/" + META_NAME):
-            return n
-    return None
-
-
 def read_meta(path) -> dict:
     """Read and check ``genredream.json`` from a model file, without loading the model.
 
@@ -295,8 +211,8 @@ def read_meta(path) -> dict:
         ``missing genredream.json metadata`` or ``invalid metadata: <field>: <why>``.
     """
     path = Path(path)
-    with _open_archive(path) as zf:
-        entry = _meta_entry(zf)
+    with open_archive(path) as zf:
+        entry = meta_entry(zf)
         if entry is None:
             raise ModelFileError(
                 f"{path}: missing {META_NAME} metadata: a TorchScript file, but not a genredream model; "
@@ -404,7 +320,7 @@ def load(path) -> LoadedModel:
     """
     path = Path(path).expanduser()
     meta = read_meta(path)
-    with _open_archive(path) as zf:
+    with open_archive(path) as zf:
         # The CRC check reads every entry once (a few MB): it catches bytes
         # damaged in transit that torch's loader would accept as weights.
         try:
@@ -414,7 +330,7 @@ def load(path) -> LoadedModel:
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
     try:
-        with _quiet_torchscript():
+        with quiet_torchscript():
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError and others; the message is what matters
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -602,7 +518,7 @@ def save(module, meta: dict, path) -> LoadedModel:
             scripted = module
         else:
             try:
-                with _quiet_torchscript():
+                with quiet_torchscript():
                     scripted = torch.jit.script(module)
             except Exception as e:
                 raise ModelFileError(f"{path}: torch.jit.script failed: {_first_line(e)}") from e
@@ -625,7 +541,7 @@ def save(module, meta: dict, path) -> LoadedModel:
         tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
         try:
             tmp = tmpdir / path.name
-            with _quiet_torchscript():
+            with quiet_torchscript():
                 torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
             try:
                 loaded = validate(tmp)
@@ -647,100 +563,14 @@ def save(module, meta: dict, path) -> LoadedModel:
     return LoadedModel(path=path, meta=loaded.meta, module=loaded.module)
 
 
-# ---------------------------------------------------------------------------
-# finding models
+_MOVED_TO_REGISTRY = ("PRETRAINED_DIR", "MODEL_SUFFIXES", "user_model_dirs", "model_dirs", "list_models", "resolve_model")
 
 
-def user_model_dirs() -> list[Path]:
-    """``$GENREDREAM_MODELS`` (os.pathsep-separated) if set, else ``~/.genredream/models``."""
-    env = os.environ.get("GENREDREAM_MODELS")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [Path.home() / ".genredream" / "models"]
+def __getattr__(name):
+    # Model discovery lives in models/registry.py; callers written before the
+    # move (and branches merged after it) still find it here.
+    if name in _MOVED_TO_REGISTRY:
+        from genredream.models import registry
 
-
-def model_dirs() -> list[Path]:
-    """Directories searched for models, in priority order: user dirs, then shipped."""
-    return user_model_dirs() + [PRETRAINED_DIR]
-
-
-def _model_files(search_dirs) -> list[Path]:
-    files = []
-    for d in search_dirs:
-        d = Path(d).expanduser()
-        if d.is_dir():
-            files.extend(sorted(p for p in d.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file()))
-    return files
-
-
-def list_models(search_dirs=None) -> list[dict]:
-    """Describe the model files in ``search_dirs`` (default :func:`model_dirs`), for ``genredream models``.
-
-    Reads only metadata (no model is loaded or run). A file whose metadata
-    cannot be read is listed with ``error`` set and the other fields None.
-
-    Returns
-    -------
-    list of dict
-        Keys: ``name``, ``path`` (str), ``labels``, ``input``, ``sample_rate``,
-        ``window_seconds``, ``size_bytes``, ``provenance``, ``licence``,
-        ``version``, ``error`` (None or the ModelFileError message), in search order.
-    """
-    dirs = model_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    out = []
-    for f in _model_files(dirs):
-        entry = {
-            "name": f.stem,
-            "path": str(f),
-            "labels": None,
-            "input": None,
-            "sample_rate": None,
-            "window_seconds": None,
-            "size_bytes": f.stat().st_size,
-            "provenance": None,
-            "licence": None,
-            "version": None,
-            "error": None,
-        }
-        try:
-            meta = read_meta(f)
-        except ModelFileError as e:
-            entry["error"] = str(e)
-        else:
-            for k in ("name", "labels", "input", "sample_rate", "window_seconds", "provenance", "licence", "version"):
-                entry[k] = meta[k]
-        out.append(entry)
-    return out
-
-
-def resolve_model(name_or_path, search_dirs=None) -> Path:
-    """The file a ``--model`` argument means: an existing path, or a model name.
-
-    A name matches a model's metadata ``name`` or its file name without
-    suffix, in the search order of :func:`model_dirs` (user models first).
-
-    Raises
-    ------
-    ModelFileError
-        For a path that does not exist, or an unknown name (the message lists
-        the known names and the directories searched).
-    """
-    s = os.fspath(name_or_path)
-    p = Path(s).expanduser()
-    if p.is_file():
-        return p
-    if os.sep in s or (os.altsep and os.altsep in s) or p.suffix in MODEL_SUFFIXES:
-        raise ModelFileError(f"{p}: file not found")
-    dirs = model_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    models = list_models(dirs)
-    for m in models:
-        if m["error"] is None and m["name"] == s:
-            return Path(m["path"])
-    for m in models:
-        if Path(m["path"]).stem == s:
-            return Path(m["path"])
-    known = sorted({m["name"] for m in models if m["error"] is None})
-    where = ", ".join(str(d) for d in dirs)
-    if not known:
-        raise ModelFileError(f"unknown model {s!r}: no models installed (searched {where})")
-    raise ModelFileError(f"unknown model {s!r}; known models: {', '.join(known)} (searched {where})")
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def main(args) -> int:
-    from genredream.models.contract import ModelFileError, resolve_model
+    from genredream.models.contract import ModelFileError
+    from genredream.models.registry import resolve_model
     from genredream.models.data import CollectionError
 
     try:

@@ -175,11 +175,12 @@ class GeneratorFile:
 
 def read_generator_meta(path) -> dict:
     """The checked metadata of a generator file, without loading torch."""
-    from genredream.models.contract import META_NAME, ModelFileError, _meta_entry, _open_archive
+    from genredream.models.contract import META_NAME, ModelFileError
+    from genredream.models.archive import meta_entry, open_archive
 
     path = Path(path)
-    with _open_archive(path) as zf:
-        entry = _meta_entry(zf)
+    with open_archive(path) as zf:
+        entry = meta_entry(zf)
         if entry is None:
             raise ModelFileError(f"{path}: missing {META_NAME} metadata: not a genredream generator; save it with models.generator.save_generator")
         raw = zf.read(entry)
@@ -194,12 +195,13 @@ def load_generator(path) -> GeneratorFile:
     """Load a generator file (format, metadata, methods; no run: see :func:`validate_generator`)."""
     import torch
 
-    from genredream.models.contract import ModelFileError, _quiet_torchscript
+    from genredream.models.contract import ModelFileError
+    from genredream.models.archive import quiet_torchscript
 
     path = Path(path).expanduser()
     meta = read_generator_meta(path)
     try:
-        with _quiet_torchscript():
+        with quiet_torchscript():
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
         raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
@@ -244,7 +246,8 @@ def save_generator(module, meta, path) -> GeneratorFile:
     """
     import torch
 
-    from genredream.models.contract import META_NAME, ModelFileError, _quiet_torchscript
+    from genredream.models.contract import META_NAME, ModelFileError
+    from genredream.models.archive import quiet_torchscript
 
     path = Path(path).expanduser()
     check_generator_meta(meta, str(path))
@@ -252,7 +255,7 @@ def save_generator(module, meta, path) -> GeneratorFile:
     was = module.training
     module.eval()
     try:
-        with _quiet_torchscript():
+        with quiet_torchscript():
             scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
         x = _run_checks(path, scripted, meta)
         with torch.no_grad():
@@ -264,7 +267,7 @@ def save_generator(module, meta, path) -> GeneratorFile:
         tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
         try:
             tmp = tmpdir / path.name
-            with _quiet_torchscript():
+            with quiet_torchscript():
                 torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
             loaded = validate_generator(tmp)
             with torch.no_grad():

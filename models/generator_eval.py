@@ -93,7 +93,8 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     """Generate from held-out songs, classify generated and real clips; return the result dict (see module doc)."""
     import soundfile as sf
 
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import load_audio, scan
     from genredream.models.generator import generate, list_generators, rms_db, validate_generator
     from genredream.models.inputs import InputSpec

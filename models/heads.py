@@ -38,7 +38,8 @@ _BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays 
 
 
 def _body(embedding: str):
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
 
     path = resolve_model(embedding)
     return path, load(path)

@@ -41,7 +41,7 @@ def models_main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from genredream.models.contract import list_models, model_dirs
+    from genredream.models.registry import list_models, model_dirs
 
     from genredream.models.classify import default_model
     from genredream.models.contract import ModelFileError, read_meta

@@ -108,7 +108,8 @@ def add_arguments(p: argparse.ArgumentParser):
 def main(args) -> int:
     import sys
 
-    from genredream.models.contract import ModelFileError, load, resolve_model
+    from genredream.models.contract import ModelFileError, load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import CollectionError
 
     parent = None

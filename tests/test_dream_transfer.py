@@ -16,7 +16,7 @@ import torch
 
 from genredream.engine.dream_core import DreamError, load_dream_model
 from genredream.engine.dream_transfer import EqParam, Ensemble, dream_transfer, judge_score
-from genredream.models import contract
+from genredream.models import registry
 from tests.conftest import require_component, require_program
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
@@ -42,7 +42,7 @@ def clips(tmp_path_factory):
 @pytest.fixture(scope="module")
 def nets():
     for name in (DREAMER, JUDGE):
-        require_component(f"models/pretrained/{name}.pt", (contract.PRETRAINED_DIR / f"{name}.pt").exists(), "git checkout models/pretrained (it is committed)")
+        require_component(f"models/pretrained/{name}.pt", (registry.PRETRAINED_DIR / f"{name}.pt").exists(), "git checkout models/pretrained (it is committed)")
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the shared 2-core machines; restored for the tests after these
     yield {name: load_dream_model(name) for name in (DREAMER, JUDGE)}

@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import require_component
 
-from genredream.models.contract import _quiet_torchscript
+from genredream.models.archive import quiet_torchscript
 from genredream.models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, DoyleGRU
 from genredream.models.generator import (
     GENERATOR_TASK,
@@ -78,7 +78,7 @@ def test_network_shapes_scripting_and_level_normalisation():
     x = 0.1 * torch.randn(3, CONTEXT_SAMPLES)
     with torch.no_grad():
         y = m(x)
-        with _quiet_torchscript():
+        with quiet_torchscript():
             s = torch.jit.script(m)
         assert torch.allclose(s(x), y, atol=1e-6)
         # the level normalisation is inside forward: twice as loud in, twice as loud out

@@ -12,7 +12,8 @@ import torch
 from genredream.models.incremental import FrameBranchRunner, streamed_forward, supports_streaming
 from genredream.engine.runtime import Engine
 from genredream.models.archs.musicnn import Musicnn, build
-from genredream.models.contract import ModelFileError, resolve_model, save
+from genredream.models.contract import ModelFileError, save
+from genredream.models.registry import resolve_model
 from tests.conftest import require_component
 
 SR = 22050
