@@ -24,7 +24,7 @@ block``: a sample is written only when it is known whether the silence it
 belongs to lasted ``hold``. The continuation is added with a raised-cosine
 envelope (30 ms in at the silence's start, 30 ms out where the input returns);
 each generated chunk starts where the previous one's slope points
-(:func:`genredream.models.generator._declick`) and is resampled back to the input rate
+(:func:`genredream.models.generator.stepper._declick`) and is resampled back to the input rate
 with a streaming soxr resampler, so nothing jumps. ``latency_samples`` is
 what a device should delay its output by (as for the dreamer): ``lag`` + one
 hop (until the next job) + one hop for the job to finish + a device block.

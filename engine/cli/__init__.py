@@ -64,9 +64,9 @@ COMMANDS = [
     Command("train", "train a seed architecture on a folder-per-genre collection", "genredream.models.train", "models"),
     Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "genredream.models.evaluate", "models"),
     Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "genredream.models.corpus.cli", "data"),
-    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", "genredream.models.generator", "generate"),
-    Command("generate", "continue seed audio in a genre with a trained generator", "genredream.models.generator", "generate"),
-    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", "genredream.models.generator_eval", "generate"),
+    Command("train-generator", "train the Doyle & Lopez GRU continuation network for a genre", "genredream.engine.cli.train_generator", "generate"),
+    Command("generate", "continue seed audio in a genre with a trained generator", "genredream.engine.cli.generate", "generate"),
+    Command("evaluate-generator", "classify generated clips and plot the confusion matrix", "genredream.engine.cli.evaluate_generator", "generate"),
 ]
 
 _EPILOG = """\
