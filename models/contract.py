@@ -4,28 +4,8 @@ A genredream model file is a TorchScript archive (``torch.jit.save``) with an
 extra file ``genredream.json`` describing it. Any file that follows this
 contract runs in the engine, whoever trained it.
 
-Metadata (``genredream.json``, a JSON object)
----------------------------------------------
-========================  ===========================================================
-key                       meaning
-========================  ===========================================================
-``name``                  str, the name ``genredream`` commands use (``--model NAME``)
-``version``               str, e.g. ``"1.0.0"``
-``labels``                list of unique non-empty str, one per output unit
-``task``                  ``"genre"`` (one label per window) or ``"tags"`` (many)
-``activation``            ``"softmax"`` or ``"sigmoid"``: what turns logits into scores
-``sample_rate``           int, Hz, of the waveform the model (or its front end) takes
-``window_seconds``        number > 0, the window length (5.0 for the seed systems)
-``input``                 ``"waveform"`` (``[batch, samples]``) or ``"mel"`` (``[batch, n_mels, frames]``)
-``mel``                   for mel input: :class:`genredream.engine.mel.MelConfig` as a dict
-                          (``sr`` equal to ``sample_rate``); null/absent otherwise
-``layers``                list of str, the names of the tensors ``features`` returns
-``genre_labels``          optional list of str, the labels that are genres (a subset)
-``licence``               str, licence of the weights
-``provenance``            object: ``data``, ``accuracy``, ``split``, ... (free form)
-========================  ===========================================================
-
-Other keys (e.g. ``arch``) are kept and ignored.
+Metadata: ``genredream.json``, a JSON object whose keys
+:mod:`genredream.models.metadata` lists and checks (:func:`check_meta`).
 
 Methods the TorchScript module must have
 ----------------------------------------
@@ -47,7 +27,6 @@ Where models are found: :mod:`genredream.models.registry`. The archive itself
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -60,7 +39,8 @@ from typing import Any
 import torch
 
 from genredream.engine.mel import MelConfig
-from genredream.models.archive import META_NAME, ModelFileError, meta_entry, open_archive, quiet_torchscript
+from genredream.models.archive import META_NAME, ModelFileError, open_archive, quiet_torchscript
+from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
 from genredream.models.incremental import FrameBranchRunner, supports_streaming
 
 __all__ = [
@@ -74,159 +54,11 @@ __all__ = [
     "validate",
 ]
 
-TASKS = ("genre", "tags")
-ACTIVATIONS = ("softmax", "sigmoid")
-INPUTS = ("waveform", "mel")
-
 # Validation inputs: a batch of 2 (so batch-size bugs show), noise at about
 # -20 dBFS RMS (within [-1, 1] like real audio) and digital silence.
 _VALIDATE_BATCH = 2
 _NOISE_STD = 0.1
 _NOISE_SEED = 1234
-
-
-# ---------------------------------------------------------------------------
-# metadata
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _str_list(v, what: str, allow_empty: bool = False) -> list[str]:
-    if not isinstance(v, list):
-        raise ValueError(f"must be a list of strings, got {type(v).__name__}")
-    if not v and not allow_empty:
-        raise ValueError(f"must name at least one {what}")
-    for i, s in enumerate(v):
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"entry {i} must be a non-empty string, got {s!r}")
-    return v
-
-
-def check_meta(meta: Any, where: str = "metadata") -> dict:
-    """Check a metadata dict against the schema; return it unchanged.
-
-    Parameters
-    ----------
-    meta : dict
-        Parsed ``genredream.json``.
-    where : str
-        Prefix for error messages (the file's path).
-
-    Raises
-    ------
-    ModelFileError
-        ``"<where>: invalid metadata: <field>: <why>"`` for the first problem.
-    """
-
-    def bad(key, why):
-        return ModelFileError(f"{where}: invalid metadata: {key}: {why}")
-
-    if not isinstance(meta, dict):
-        raise bad(META_NAME, f"must hold a JSON object, got {type(meta).__name__}")
-    required = ("name", "version", "labels", "task", "activation", "sample_rate", "window_seconds", "input", "layers", "licence", "provenance")
-    for key in required:
-        if key not in meta:
-            raise bad(key, "missing (required)")
-    for key in ("name", "version", "licence"):
-        if not isinstance(meta[key], str) or not meta[key].strip():
-            raise bad(key, f"must be a non-empty string, got {meta[key]!r}")
-    try:
-        labels = _str_list(meta["labels"], "label")
-    except ValueError as e:
-        raise bad("labels", str(e)) from None
-    dup = sorted({s for s in labels if labels.count(s) > 1})
-    if dup:
-        raise bad("labels", f"must be unique; repeated: {dup}")
-    for key, allowed in (("task", TASKS), ("activation", ACTIVATIONS), ("input", INPUTS)):
-        if meta[key] not in allowed:
-            raise bad(key, f"must be one of {list(allowed)}, got {meta[key]!r}")
-    if not _is_int(meta["sample_rate"]) or meta["sample_rate"] <= 0:
-        raise bad("sample_rate", f"must be a positive integer (Hz), got {meta['sample_rate']!r}")
-    if not _is_number(meta["window_seconds"]) or meta["window_seconds"] <= 0:
-        raise bad("window_seconds", f"must be a positive number of seconds, got {meta['window_seconds']!r}")
-    mel = meta.get("mel")
-    if meta["input"] == "mel":
-        if not isinstance(mel, dict):
-            raise bad("mel", f"required for input 'mel': a MelConfig dict, got {mel!r}")
-        try:
-            cfg = MelConfig.from_dict(mel)
-        except (TypeError, ValueError) as e:
-            raise bad("mel", str(e)) from None
-        if cfg.sr != meta["sample_rate"]:
-            raise bad("mel", f"sr ({cfg.sr}) differs from sample_rate ({meta['sample_rate']})")
-        if cfg.frames_for(_n_samples(meta)) < 1:
-            raise bad("mel", "the window is shorter than one frame")
-    elif mel is not None:
-        raise bad("mel", "must be null or absent for input 'waveform'")
-    try:
-        _str_list(meta["layers"], "layer")
-    except ValueError as e:
-        raise bad("layers", str(e)) from None
-    genre = meta.get("genre_labels")
-    if genre is not None:
-        try:
-            _str_list(genre, "label", allow_empty=True)
-        except ValueError as e:
-            raise bad("genre_labels", str(e)) from None
-        unknown = [g for g in genre if g not in labels]
-        if unknown:
-            raise bad("genre_labels", f"not in labels: {unknown}")
-    if not isinstance(meta["provenance"], dict):
-        raise bad("provenance", f"must be an object (data, accuracy, split, ...), got {type(meta['provenance']).__name__}")
-    return meta
-
-
-def _n_samples(meta: dict) -> int:
-    return int(round(meta["sample_rate"] * meta["window_seconds"]))
-
-
-def _input_shape(meta: dict, batch: int) -> list[int]:
-    n = _n_samples(meta)
-    if meta["input"] == "waveform":
-        return [batch, n]
-    cfg = MelConfig.from_dict(meta["mel"])
-    return [batch, cfg.n_mels, cfg.frames_for(n)]
-
-
-# ---------------------------------------------------------------------------
-# the archive
-
-
-def read_meta(path) -> dict:
-    """Read and check ``genredream.json`` from a model file, without loading the model.
-
-    Cheap (no torch): reads the zip's directory and one small entry, which is
-    what :func:`list_models` needs.
-
-    Raises
-    ------
-    ModelFileError
-        ``file not found``, ``not a TorchScript file``, ``truncated or corrupt``,
-        ``missing genredream.json metadata`` or ``invalid metadata: <field>: <why>``.
-    """
-    path = Path(path)
-    with open_archive(path) as zf:
-        entry = meta_entry(zf)
-        if entry is None:
-            raise ModelFileError(
-                f"{path}: missing {META_NAME} metadata: a TorchScript file, but not a genredream model; "
-                f"save it with models.contract.save, or torch.jit.save(m, path, _extra_files={{'{META_NAME}': ...}})"
-            )
-        try:
-            raw = zf.read(entry)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
-            raise ModelFileError(f"{path}: truncated or corrupt: cannot read {META_NAME} ({e})") from None
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: invalid metadata: {META_NAME}: not valid UTF-8 JSON ({e})") from None
-    return check_meta(meta, str(path))
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +102,7 @@ class LoadedModel:
     @property
     def n_samples(self) -> int:
         """Samples in one window at :attr:`sample_rate`."""
-        return _n_samples(self.meta)
+        return n_samples(self.meta)
 
     @property
     def input(self) -> str:
@@ -287,7 +119,7 @@ class LoadedModel:
 
     def input_shape(self, batch: int = 1) -> list[int]:
         """Shape ``forward`` takes: ``[batch, samples]`` or ``[batch, n_mels, frames]``."""
-        return _input_shape(self.meta, batch)
+        return input_shape_of(self.meta, batch)
 
 
 def has_method(module, name: str) -> bool:
@@ -524,7 +356,7 @@ def save(module, meta: dict, path) -> LoadedModel:
                 raise ModelFileError(f"{path}: torch.jit.script failed: {_first_line(e)}") from e
         scripted.eval()
         gen = torch.Generator().manual_seed(_NOISE_SEED + 1)
-        n = _n_samples(meta)
+        n = n_samples(meta)
         wave = torch.clamp(_NOISE_STD * torch.randn(_VALIDATE_BATCH, n, generator=gen), -1.0, 1.0)
         with torch.no_grad():
             x = scripted.frontend(wave) if meta["input"] == "mel" else wave

@@ -7,7 +7,7 @@ Shipped models live in ``models/pretrained/``. User models live in
 User directories are searched first, so a user model shadows a shipped
 model of the same name. Files ending in ``.pt`` or ``.ts`` are models.
 
-Reads only metadata (:func:`genredream.models.contract.read_meta`): listing
+Reads only metadata (:func:`genredream.models.metadata.read_meta`): listing
 the models loads none of them.
 """
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from genredream.models.contract import ModelFileError, read_meta
+from genredream.models.archive import ModelFileError
+from genredream.models.metadata import read_meta
 
 __all__ = ["PRETRAINED_DIR", "MODEL_SUFFIXES", "user_model_dirs", "model_dirs", "list_models", "resolve_model"]
 
