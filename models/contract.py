@@ -27,9 +27,6 @@ Where models are found: :mod:`genredream.models.registry`. The archive itself
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -39,7 +36,7 @@ from typing import Any
 import torch
 
 from genredream.engine.mel import MelConfig
-from genredream.models.archive import META_NAME, ModelFileError, open_archive, quiet_torchscript
+from genredream.models.archive import META_NAME, ModelFileError, first_line, jit_load, open_archive, quiet_torchscript, write_checked
 from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
 from genredream.models.incremental import FrameBranchRunner, supports_streaming
 
@@ -161,13 +158,7 @@ def load(path) -> LoadedModel:
             raise ModelFileError(f"{path}: truncated or corrupt: {e}; export or download it again") from None
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
-    try:
-        with quiet_torchscript():
-            module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:  # torch raises RuntimeError and others; the message is what matters
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {first}") from None
-    module.eval()
+    module = jit_load(path)
     required = ["forward", "features"] + (["frontend"] if meta["input"] == "mel" else [])
     for name in required:
         if not has_method(module, name):
@@ -176,11 +167,6 @@ def load(path) -> LoadedModel:
                 f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export"
             )
     return LoadedModel(path=path, meta=meta, module=module)
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
 
 
 def _check_output(path, out, what: str, n: int) -> None:
@@ -203,7 +189,7 @@ def _check_streaming(path, m, x, expected) -> None:
         runner = FrameBranchRunner(m)
         got = runner.whole(x)
     except Exception as e:
-        raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {_first_line(e)}") from None
+        raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {first_line(e)}") from None
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         raise ModelFileError(f"{path}: stream_tail() returned {shape}, expected {list(expected.shape)} like forward()")
@@ -233,7 +219,7 @@ def _check_streaming(path, m, x, expected) -> None:
     except ModelFileError:
         raise
     except Exception as e:
-        raise ModelFileError(f"{path}: the streaming methods failed on successive windows: {_first_line(e)}") from None
+        raise ModelFileError(f"{path}: the streaming methods failed on successive windows: {first_line(e)}") from None
 
 
 def validate(path) -> LoadedModel:
@@ -271,7 +257,7 @@ def validate(path) -> LoadedModel:
                 try:
                     x = m.frontend(wave)
                 except Exception as e:
-                    raise ModelFileError(f"{path}: frontend() failed on a [2, {lm.n_samples}] waveform: {_first_line(e)}") from None
+                    raise ModelFileError(f"{path}: frontend() failed on a [2, {lm.n_samples}] waveform: {first_line(e)}") from None
                 if not isinstance(x, torch.Tensor) or list(x.shape) != shape:
                     got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                     raise ModelFileError(f"{path}: frontend() returned {got}, expected mel shape {shape} from the mel config")
@@ -286,14 +272,14 @@ def validate(path) -> LoadedModel:
             try:
                 out = m(x)
             except Exception as e:
-                raise ModelFileError(f"{path}: forward() failed on a {shape} {what} input: {_first_line(e)}") from None
+                raise ModelFileError(f"{path}: forward() failed on a {shape} {what} input: {first_line(e)}") from None
             _check_output(path, out, what, n)
         if meta["input"] == "mel" and supports_streaming(m):
             _check_streaming(path, m, inputs[0][1], m(inputs[0][1]))
         try:
             feats = m.features(inputs[0][1])
         except Exception as e:
-            raise ModelFileError(f"{path}: features() failed on a {shape} input: {_first_line(e)}") from None
+            raise ModelFileError(f"{path}: features() failed on a {shape} input: {first_line(e)}") from None
     if not isinstance(feats, list) or not feats:
         raise ModelFileError(f"{path}: features() must return a non-empty list of tensors, got {type(feats).__name__}")
     if len(feats) != len(meta["layers"]):
@@ -353,7 +339,7 @@ def save(module, meta: dict, path) -> LoadedModel:
                 with quiet_torchscript():
                     scripted = torch.jit.script(module)
             except Exception as e:
-                raise ModelFileError(f"{path}: torch.jit.script failed: {_first_line(e)}") from e
+                raise ModelFileError(f"{path}: torch.jit.script failed: {first_line(e)}") from e
         scripted.eval()
         gen = torch.Generator().manual_seed(_NOISE_SEED + 1)
         n = n_samples(meta)
@@ -367,18 +353,9 @@ def save(module, meta: dict, path) -> LoadedModel:
                 f"{path}: scripted output differs from eager output by {float((eager - before).abs().max()):.3g}; "
                 "the model uses Python behaviour TorchScript does not capture"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written under its final name inside a private temporary directory (the
-        # archive's root folder is named after the file), then moved into place.
-        tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
-        try:
-            tmp = tmpdir / path.name
-            with quiet_torchscript():
-                torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
-            try:
-                loaded = validate(tmp)
-            except ModelFileError as e:  # name the destination, not the temporary file
-                raise ModelFileError(str(e).replace(str(tmp), str(path))) from None
+
+        def check(written):
+            loaded = validate(written)
             with torch.no_grad():
                 x2 = loaded.module.frontend(wave) if meta["input"] == "mel" else wave
                 after = loaded.module(x2)
@@ -387,9 +364,9 @@ def save(module, meta: dict, path) -> LoadedModel:
                     f"{path}: round trip failed: outputs after loading differ by "
                     f"{float((before - after).abs().max()):.3g} from those before saving"
                 )
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            return loaded
+
+        loaded = write_checked(scripted, meta_json, path, check)
     finally:
         module.train(was_training)
     return LoadedModel(path=path, meta=loaded.meta, module=loaded.module)

@@ -29,15 +29,12 @@ needs no torch and loads no model (:mod:`genredream.models.registry` lists model
 
 from __future__ import annotations
 
-import json
 import math
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 from genredream.engine.mel import MelConfig
-from genredream.models.archive import META_NAME, ModelFileError, meta_entry, open_archive
+from genredream.models.archive import META_NAME, ModelFileError, read_meta_json
 
 __all__ = ["check_meta", "read_meta", "n_samples", "input_shape_of", "TASKS", "ACTIVATIONS", "INPUTS"]
 
@@ -167,19 +164,9 @@ def read_meta(path) -> dict:
         ``missing genredream.json metadata`` or ``invalid metadata: <field>: <why>``.
     """
     path = Path(path)
-    with open_archive(path) as zf:
-        entry = meta_entry(zf)
-        if entry is None:
-            raise ModelFileError(
-                f"{path}: missing {META_NAME} metadata: a TorchScript file, but not a genredream model; "
-                f"save it with models.contract.save, or torch.jit.save(m, path, _extra_files={{'{META_NAME}': ...}})"
-            )
-        try:
-            raw = zf.read(entry)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
-            raise ModelFileError(f"{path}: truncated or corrupt: cannot read {META_NAME} ({e})") from None
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: invalid metadata: {META_NAME}: not valid UTF-8 JSON ({e})") from None
+    meta = read_meta_json(
+        path,
+        "a TorchScript file, but not a genredream model; save it with models.contract.save, "
+        f"or torch.jit.save(m, path, _extra_files={{'{META_NAME}': ...}})",
+    )
     return check_meta(meta, str(path))

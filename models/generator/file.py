@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,42 +114,26 @@ class GeneratorFile:
 
 def read_generator_meta(path) -> dict:
     """The checked metadata of a generator file, without loading torch."""
-    from genredream.models.archive import META_NAME, ModelFileError, meta_entry, open_archive
+    from genredream.models.archive import read_meta_json
 
     path = Path(path)
-    with open_archive(path) as zf:
-        entry = meta_entry(zf)
-        if entry is None:
-            raise ModelFileError(f"{path}: missing {META_NAME} metadata: not a genredream generator; save it with models.generator.save_generator")
-        raw = zf.read(entry)
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: invalid generator metadata: not valid UTF-8 JSON ({e})") from None
+    meta = read_meta_json(path, "not a genredream generator; save it with models.generator.save_generator", what="generator metadata")
     return check_generator_meta(meta, str(path))
 
 
 def load_generator(path) -> GeneratorFile:
     """Load a generator file (format, metadata, methods; no run: see :func:`validate_generator`)."""
-    import torch
-
-    from genredream.models.archive import ModelFileError, quiet_torchscript
+    from genredream.models.archive import jit_load
 
     path = Path(path).expanduser()
     meta = read_generator_meta(path)
-    try:
-        with quiet_torchscript():
-            module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:
-        raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
-    module.eval()
-    return GeneratorFile(path, meta, module)
+    return GeneratorFile(path, meta, jit_load(path))
 
 
 def _run_checks(path, module, meta):
     import torch
 
-    from genredream.models.archive import ModelFileError
+    from genredream.models.archive import ModelFileError, first_line
 
     c, p = int(meta["context_samples"]), int(meta["predict_samples"])
     gen = torch.Generator().manual_seed(1234)
@@ -161,7 +143,7 @@ def _run_checks(path, module, meta):
             try:
                 y = module(x)
             except Exception as e:
-                raise ModelFileError(f"{path}: forward() failed on a [2, {c}] {what} input: {str(e).strip().splitlines()[0]}") from None
+                raise ModelFileError(f"{path}: forward() failed on a [2, {c}] {what} input: {first_line(e)}") from None
         if not isinstance(y, torch.Tensor) or list(y.shape) != [2, p] or y.dtype != torch.float32:
             got = (list(y.shape), str(y.dtype)) if isinstance(y, torch.Tensor) else type(y).__name__
             raise ModelFileError(f"{path}: forward() returned {got} on {what}, expected float32 [2, {p}]")
@@ -185,7 +167,7 @@ def save_generator(module, meta, path) -> GeneratorFile:
     """
     import torch
 
-    from genredream.models.archive import META_NAME, ModelFileError, quiet_torchscript
+    from genredream.models.archive import ModelFileError, quiet_torchscript, write_checked
 
     path = Path(path).expanduser()
     check_generator_meta(meta, str(path))
@@ -201,20 +183,16 @@ def save_generator(module, meta, path) -> GeneratorFile:
             eager = module(x)
         if not torch.allclose(before, eager, rtol=1e-5, atol=1e-6):
             raise ModelFileError(f"{path}: scripted output differs from eager by {float((before - eager).abs().max()):.3g}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
-        try:
-            tmp = tmpdir / path.name
-            with quiet_torchscript():
-                torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
-            loaded = validate_generator(tmp)
+
+        def check(written):
+            loaded = validate_generator(written)
             with torch.no_grad():
                 after = loaded.module(x)
             if not torch.equal(before, after):
                 raise ModelFileError(f"{path}: round trip failed: outputs after loading differ by {float((before - after).abs().max()):.3g}")
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            return loaded
+
+        loaded = write_checked(scripted, meta_json, path, check)
     finally:
         module.train(was)
     return GeneratorFile(path, loaded.meta, loaded.module)
