@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["train", "TrainConfig", "trainable_archs"]
+__all__ = ["train", "TrainConfig", "TrainProgress", "trainable_archs", "seed_everything", "confusion", "plot_confusion", "choose_splits"]
 
 
 @dataclass
@@ -157,8 +157,8 @@ def plot_confusion(matrix, labels, path, title):
     plt.close(fig)
 
 
-class _Progress:
-    """A rich progress bar, or nothing (tests, --no-progress)."""
+class TrainProgress:
+    """A rich progress bar, or nothing (tests, --no-progress); shared by every training loop."""
 
     def __init__(self, enabled):
         self.enabled = enabled
@@ -244,7 +244,7 @@ def train(cfg: TrainConfig) -> dict:
         for k, p in module.named_parameters():
             p.requires_grad_(k.startswith(out_layer + "."))
     spec = InputSpec(meta)
-    with _Progress(cfg.progress) as prog:
+    with TrainProgress(cfg.progress) as prog:
         decoded, skipped, padded = {}, [], []
         t_dec = prog.task("decoding", sum(len(v) for v in splits.values()))
         for name in ("train", "valid", "test"):

@@ -98,7 +98,7 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     from genredream.models.generator.file import list_generators, validate_generator
     from genredream.models.generator.stepper import generate, rms_db
     from genredream.models.inputs import InputSpec
-    from genredream.models.train import _Progress, confusion, plot_confusion
+    from genredream.models.train import TrainProgress, confusion, plot_confusion
 
     clf = load(resolve_model(classifier))
     labels = list(clf.meta["labels"])
@@ -122,7 +122,7 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     rows = {"generated": ([], []), "raw": ([], []), "real": ([], []), "real_fullband": ([], [])}
     per_clip = []
     examples_audio = []  # (genre, sr, seed, real, generated) of each genre's first song
-    with _Progress(progress) as prog:
+    with TrainProgress(progress) as prog:
         bar = prog.task("generating and classifying", len(pairs) * songs)
         for genre in pairs:
             gen = validate_generator(gens[genre])

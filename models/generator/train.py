@@ -162,7 +162,7 @@ def train_generator(cfg: TrainGeneratorConfig) -> dict:
     """Train one genre's generator; write FILE.pt, FILE.loss.png, FILE.report.json (and FILE.ckpt for --resume)."""
     import torch
 
-    from genredream.models.train import _Progress, seed_everything
+    from genredream.models.train import TrainProgress, seed_everything
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -173,7 +173,7 @@ def train_generator(cfg: TrainGeneratorConfig) -> dict:
     module, meta = build_generator(cfg.genre, **cfg.sizes)
     C, P, target = module.context, module.predict, module.target_rms
     clip = C + P
-    with _Progress(cfg.progress) as prog:
+    with TrainProgress(cfg.progress) as prog:
         songs, train_parts, valid_clips, skipped = _load_genre(cfg, prog)
         vx, vy = normalise_clips(np.stack(valid_clips), C, target)
         vx_t, vy_t = torch.from_numpy(vx), torch.from_numpy(vy)
