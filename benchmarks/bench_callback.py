@@ -25,8 +25,8 @@ SECONDS = 4
 
 @pytest.mark.realtime
 def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
-    from genredream.engine.io import device
-    from genredream.engine.run import build_engine
+    from genredream.engine.io import duplex
+    from genredream.engine.session import build_engine
     from genredream.models.archs import build
     from genredream.models.contract import save
 
@@ -36,7 +36,7 @@ def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
 
     with jack_server(BLOCK, str(tmp_path)):
         engine = build_engine(RATE, [str(model)], 5.0, 0.5)
-        runner = device.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=BLOCK)
+        runner = duplex.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=BLOCK)
 
         def run():
             engine.start()
@@ -75,13 +75,13 @@ def test_callback_duration_256_frames_under_jack(benchmark, tmp_path):
 def _direct_runner(tmp_path):
     """A duplex runner opened on a JACK dummy server, whose callback the benchmark calls directly (no real-time pacing)."""
     from genredream.engine.channels import FrameRing
-    from genredream.engine.io import device
+    from genredream.engine.io import duplex
     from genredream.engine.ringbuffer import RingBuffer
     from genredream.engine.runtime import Engine
 
     with jack_server(BLOCK, str(tmp_path)):
         engine = Engine(RATE)
-        runner = device.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=BLOCK)
+        runner = duplex.DuplexRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=BLOCK)
     n = 20000
     # A dreamer far ahead: every block is dreamed audio, mono ring or frame ring.
     runner.engine_out = RingBuffer((n + 10) * BLOCK)
@@ -128,10 +128,10 @@ def _time_python_callback(frames, calls):
     import numpy as np
     import sounddevice as sd
 
-    from genredream.engine.io import device
+    from genredream.engine.io import duplex
     from genredream.engine.runtime import Engine
 
-    runner = device.DuplexRunner(Engine(RATE), device="JACK", channels=2, blocksize=frames)
+    runner = duplex.DuplexRunner(Engine(RATE), device="JACK", channels=2, blocksize=frames)
     ind = (0.1 * np.random.default_rng(0).standard_normal((frames, 2))).astype(np.float32)
     outd = np.zeros((frames, 2), np.float32)
     status = sd.CallbackFlags()
@@ -228,9 +228,9 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
     import torch
 
     from genredream.engine.dream import Dreamer
-    from genredream.engine.io import device
+    from genredream.engine.io import duplex
     from genredream.engine.io.cring import CRingRunner
-    from genredream.engine.run import build_engine
+    from genredream.engine.session import build_engine
     from tests.test_realtime_jack import _metronome
 
     torch.set_num_threads(1)
@@ -239,7 +239,7 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
         engine = build_engine(RATE, ["geng"], 5.0, 0.5)
         dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
         engine.set_dreamer(dreamer)
-        cls = device.DuplexRunner if kind == "python" else CRingRunner
+        cls = duplex.DuplexRunner if kind == "python" else CRingRunner
         runner = cls(engine, device="JACK", channels=2, samplerate=RATE, blocksize=64, when_late="dry", output_delay=dreamer.latency_samples)
         before = len(srv.xrun_lines())
 

@@ -55,7 +55,9 @@ def _noise(n, seed=0):
 def test_osc_round_trip_last_packet_to_scores(benchmark, geng_file):
     e = Engine(SR)
     e.load_model(geng_file)
-    b = OscBridge(e, port=0).start()
+    # audio_speed=None: packets go out as fast as the hops allow; the server's 4x-real-time
+    # policing (issue 19) would otherwise reject them, and this measures latency, not policing.
+    b = OscBridge(e, port=0, audio_speed=None).start()
     e.start()
     c = OscClient(b.port)
     c.subscribe()
@@ -305,7 +307,10 @@ def test_osc_message_rate_ours(benchmark):
         best = _probe(b.port, handled, rates, seconds)
     finally:
         b.stop()
-    assert b.counters["rejected"] == 0, {k: v for k, v in b.counters.items() if k.startswith("rejected")}
+    # Probes above capacity fill the bounded audio queue, which rejects as `overloaded` by design
+    # (issue 19); any other rejection would mean the packets themselves were refused.
+    other = {k: v for k, v in b.counters.items() if k.startswith("rejected_") and k != "rejected_overloaded" and v}
+    assert not other, other
     benchmark.extra_info.update(pair=PAIR_RATE, role="ours", max_lossless_per_s=round(best), probe_s=seconds,
                                 note="strict scan + python-osc parse + jitter buffer + engine.write per packet")
 

@@ -11,7 +11,7 @@ neighbour hits both alike:
   and TorchScript's graph optimisation is on (GENREDREAM_JIT_OPTIMIZE=1);
 * ours: the cache already vouches for the file (models/validated.py), so
   the model is only loaded and warmed, without the graph optimisation's
-  compile time (engine/run.py ``fast_jit``).
+  compile time (engine/session.py ``fast_jit``).
 
 Target (issue 14): ours within 3 s and at least 2x faster than the reference.
 """

@@ -62,6 +62,8 @@ def build(rows):
     for pair, rs in pairs.items():
         ours = [r for r in rs if r["info"].get("role") == "ours"]
         refs = [r for r in rs if r["info"].get("role") == "reference"]
+        if not ours and not refs:  # a measurement with no reference (a role of its own): report it as ours
+            ours = rs
         out.append((pair, ours, refs))
     return out
 

@@ -327,7 +327,7 @@ def test_engine_keeps_the_dreamers_front_end_and_runs_it_on_its_workers(models):
 
 
 def test_dream_wav_writer_and_run_command(models, tmp_path):
-    from genredream.engine import run as run_cmd
+    from genredream.engine.cli import run as run_cmd
 
     sr = 16000
     src = tmp_path / "in.wav"

@@ -131,7 +131,7 @@ def test_streaming_dreamer_keeps_the_channels(geng, sr):
 
 
 def test_run_command_writes_the_inputs_channels(geng, tmp_path):
-    from genredream.engine import run as run_cmd
+    from genredream.engine.cli import run as run_cmd
 
     model, _ = geng
     sr = 16000
@@ -157,7 +157,7 @@ def test_run_command_writes_the_inputs_channels(geng, tmp_path):
 
 
 def test_run_command_refuses_a_depth_out_of_range(geng, tmp_path, capsys):
-    from genredream.engine import run as run_cmd
+    from genredream.engine.cli import run as run_cmd
 
     model, _ = geng
     src = tmp_path / "in.wav"
@@ -331,7 +331,7 @@ def test_device_runner_plays_the_dreamed_channels_and_depth_zero_dry_after_the_l
     (as tests/test_realtime_jack.py's allocation test does), with the engine's hops run inline between blocks."""
     from tests.test_realtime_jack import RATE, _device_module, jack_server
 
-    device = _device_module()
+    duplex = _device_module()
     import sounddevice as sd
 
     model, _ = geng
@@ -344,7 +344,7 @@ def test_device_runner_plays_the_dreamed_channels_and_depth_zero_dry_after_the_l
         dr = Dreamer(model, steps=1, step_size=0.01, depth=depth)
         engine.set_dreamer(dr)
         with jack_server(256, str(tmp_path)):
-            runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames_n, output_delay=dr.latency_samples)
+            runner = duplex.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames_n, output_delay=dr.latency_samples)
         assert runner.out_channels == 2 and engine.channels == 2
         out = np.zeros_like(y)
         outdata = np.zeros((frames_n, 2), np.float32)
@@ -373,13 +373,13 @@ def test_device_callback_playing_the_channels_allocates_nothing(tmp_path):
 
     from tests.test_realtime_jack import RATE, _device_module, jack_server
 
-    device = _device_module()
+    duplex = _device_module()
     import sounddevice as sd
 
     frames = 1024
     with jack_server(256, str(tmp_path)):
         engine = Engine(RATE)
-        runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
+        runner = duplex.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
     n = 2000
     level = np.array([[0.25, -0.5]], np.float32)
     # A dreamer far ahead: every block comes from the frame ring (a larger one, so it holds every block asked for).
@@ -438,7 +438,7 @@ def test_separate_output_stream_plays_the_channels_then_the_dry_channels(tmp_pat
     the frame ring has them, then the input's own channels (``dry_lag`` behind), never their mean."""
     from tests.test_realtime_jack import RATE, _device_module, jack_server
 
-    device = _device_module()
+    duplex = _device_module()
     import sounddevice as sd
 
     from genredream.engine.channels import FrameRing
@@ -446,7 +446,7 @@ def test_separate_output_stream_plays_the_channels_then_the_dry_channels(tmp_pat
     frames = 256
     with jack_server(256, str(tmp_path)):
         engine = Engine(RATE)
-        runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
+        runner = duplex.DuplexRunner(engine, device="JACK", channels=2, blocksize=frames)
     status = sd.CallbackFlags()
     y = stereo(0.2, RATE, seed=8)
     for i in range(0, 8 * frames, frames):  # the input side: 8 blocks of two different channels

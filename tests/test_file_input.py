@@ -204,11 +204,11 @@ def test_memory_of_a_file_source_does_not_grow_with_the_file(tmp_path):
 
 
 def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, monkeypatch):
-    from genredream.engine import run as run_mod
+    from genredream.engine import session as session_mod
 
     seen = []
-    real = run_mod.build_engine
-    monkeypatch.setattr(run_mod, "build_engine", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k.get("threads")) or real(*a, **k))
+    real = session_mod.build_engine
+    monkeypatch.setattr(session_mod, "build_engine", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k.get("threads")) or real(*a, **k))
     f = tmp_path / "a.wav"
     sf.write(f, music(6.0), SR)
     rc, out, err = run(capfd, "run", "--input", f, "--model", geng, "--no-view")

@@ -41,7 +41,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
 
     from genredream.engine.dream import Dreamer
     from genredream.engine.io.cring import CRingRunner
-    from genredream.engine.run import build_engine
+    from genredream.engine.session import build_engine
 
     torch.set_num_threads(1)
     with jack_server(PERIOD, str(tmp_path)) as srv:

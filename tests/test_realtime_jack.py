@@ -37,6 +37,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from genredream.engine.io import devices
 from tests.conftest import require_component, require_program
 
 pytestmark = pytest.mark.realtime
@@ -45,14 +46,14 @@ RATE = 48000
 
 
 def _device_module():
-    """genredream.engine.io.device, or skip/fail when PortAudio is missing."""
+    """genredream.engine.io.duplex (the Python callback runner), or skip/fail when PortAudio is missing."""
     try:
         import sounddevice  # noqa: F401
     except OSError as e:
         require_component("PortAudio", False, f"apt-get install libportaudio2 ({e})")
-    from genredream.engine.io import device
+    from genredream.engine.io import duplex
 
-    return device
+    return duplex
 
 
 class JackServer:
@@ -75,7 +76,7 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
     """A JACK dummy-driver server of ``period`` frames, seen by PortAudio; killed at exit."""
     jackd = require_program("jackd", "jackd2")
     require_program("jack_lsp", "jackd2")
-    device = _device_module()
+    _device_module()  # PortAudio present, or skip
     name = f"genredream-test-{os.getpid()}-{period}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name)
     log_path = os.path.join(log_dir, f"jackd-{period}.log")
@@ -95,7 +96,7 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
                 pytest.fail(f"jackd did not answer within 15 s: {' '.join(cmd)}\n{srv.log()}")
             time.sleep(0.2)
         os.environ["JACK_DEFAULT_SERVER"] = name  # libjack (inside PortAudio) reads it at client open
-        device.rescan()
+        devices.rescan()
         yield srv
     finally:
         # PortAudio must let go of the server before it goes away (libjack
@@ -105,7 +106,7 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
         else:
             os.environ["JACK_DEFAULT_SERVER"] = old
         try:
-            device.rescan()
+            devices.rescan()
         finally:
             proc.terminate()
             try:
@@ -171,13 +172,13 @@ def _run_engine(srv, model, period, seconds, tmp_path, c_callback=False):
     ``c_callback``: the runner `genredream run --device` uses (rtmixer's C
     callback, engine/io/cring.py) instead of the Python callback.
     """
-    device = _device_module()
+    duplex = _device_module()
     from genredream.engine.io.cring import CRingRunner
-    from genredream.engine.run import build_engine
+    from genredream.engine.session import build_engine
 
     engine = build_engine(RATE, [str(model)], 5.0, 0.5)
     log_before = len(srv.xrun_lines())
-    cls = CRingRunner if c_callback else device.DuplexRunner
+    cls = CRingRunner if c_callback else duplex.DuplexRunner
     runner = cls(engine, device="JACK", channels=2, samplerate=RATE, blocksize=period, when_late="dry")
     assert runner.duplex
     engine.start()
@@ -301,10 +302,10 @@ def test_duplex_engine_on_jack_64_frames_10_s(geng_model, tmp_path):
 
 
 def test_unknown_device_lists_devices_and_suggests_a_file(tmp_path, capsys):
-    device = _device_module()
+    duplex = _device_module()
     with jack_server(256, str(tmp_path)):
-        with pytest.raises(device.DeviceError) as e:
-            device.resolve_device("no-such-interface", "input")
+        with pytest.raises(devices.DeviceError) as e:
+            devices.resolve_device("no-such-interface", "input")
         msg = str(e.value)
         assert "no audio device matches 'no-such-interface'" in msg
         assert "JACK Audio Connection Kit" in msg and "system" in msg  # the devices, listed
@@ -318,16 +319,16 @@ def test_unknown_device_lists_devices_and_suggests_a_file(tmp_path, capsys):
         # An impossible channel count names what the device has.
         from genredream.engine.runtime import Engine
 
-        with pytest.raises(device.DeviceError, match=r"8 input channel\(s\) asked for, but device .* has 2 input channel"):
-            device.DuplexRunner(Engine(RATE), device="JACK", channels=8, blocksize=256)
-        with pytest.raises(device.DeviceError, match="accepts 48000 Hz"):
-            device.DuplexRunner(Engine(44100), device="JACK", samplerate=44100, blocksize=256)
+        with pytest.raises(devices.DeviceError, match=r"8 input channel\(s\) asked for, but device .* has 2 input channel"):
+            duplex.DuplexRunner(Engine(RATE), device="JACK", channels=8, blocksize=256)
+        with pytest.raises(devices.DeviceError, match="accepts 48000 Hz"):
+            duplex.DuplexRunner(Engine(44100), device="JACK", samplerate=44100, blocksize=256)
 
 
 def test_no_device_at_all_says_so():
-    device = _device_module()
-    with pytest.raises(device.DeviceError, match=r"no default input device(.|\n)*--input FILE"):
-        device.resolve_device(None, "input", devices=[])
+    _device_module()  # PortAudio present, or skip
+    with pytest.raises(devices.DeviceError, match=r"no default input device(.|\n)*--input FILE"):
+        devices.resolve_device(None, "input", devices=[])
 
 
 @pytest.mark.parametrize("dreamed", [False, True], ids=["dry", "from-output-ring"])
@@ -340,16 +341,16 @@ def test_callback_allocates_nothing(tmp_path, dreamed):
     floats of perf_counter, a slice view of a preallocated buffer), while
     even a reduction such as ``np.mean(indata)`` added to it peaks above
     1 KB. Nothing may remain afterwards. (The Numba kernels create no
-    arrays; their code is in engine/io/device.py and engine/ringbuffer.py.)
+    arrays; their code is in engine/io/duplex.py and engine/ringbuffer.py.)
     """
-    device = _device_module()
+    duplex = _device_module()
     import sounddevice as sd
 
     from genredream.engine.runtime import Engine
 
     with jack_server(256, str(tmp_path)):
         engine = Engine(RATE)
-        runner = device.DuplexRunner(engine, device="JACK", channels=2, blocksize=1024)
+        runner = duplex.DuplexRunner(engine, device="JACK", channels=2, blocksize=1024)
     frames = 1024
     rng = np.random.default_rng(0)
     indata = (0.1 * rng.standard_normal((frames, 2))).astype(np.float32)
@@ -357,7 +358,7 @@ def test_callback_allocates_nothing(tmp_path, dreamed):
     status = sd.CallbackFlags()
     n = 3000
     if dreamed:  # a dreamer that is far ahead: every block comes from the output ring
-        runner.engine_out = device.RingBuffer((n + 100) * frames)
+        runner.engine_out = duplex.RingBuffer((n + 100) * frames)
         for _ in range(n + 50):
             runner.engine_out.write(np.full(frames, 0.25, np.float32))
     cb = runner._duplex_callback

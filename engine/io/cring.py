@@ -1,6 +1,6 @@
 """The audio callback in C: rtmixer's PortAudio callback, two lock-free rings, a Python pump.
 
-Why: a Python audio callback (:class:`genredream.engine.io.device.DuplexRunner`) needs
+Why: a Python audio callback (:class:`genredream.engine.io.duplex.DuplexRunner`) needs
 the GIL on every block, so anything else that holds it (``torch.jit.load``,
 compiling a step, the garbage collector, a worker's Python code, or simply
 Python's 5 ms thread switch interval) makes the block late: an xrun (issue
@@ -63,20 +63,19 @@ import time
 
 import numpy as np
 
-from genredream.engine.io.device import (
-    _C_IN_OVER,
-    _C_IN_UNDER,
-    _C_OUT_OVER,
-    _C_OUT_UNDER,
-    _CALLBACKS,
-    _FRAMES_IN,
-    _FRAMES_OUT,
-    _LATE_BLOCKS,
-    _XRUNS,
-    DeviceError,
-    DuplexRunner,
-    _capabilities,
+from genredream.engine.io.callback_kernels import (
+    C_IN_OVER,
+    C_IN_UNDER,
+    C_OUT_OVER,
+    C_OUT_UNDER,
+    CALLBACKS,
+    FRAMES_IN,
+    FRAMES_OUT,
+    LATE_BLOCKS,
+    XRUNS,
 )
+from genredream.engine.io.devices import DeviceError, capabilities
+from genredream.engine.io.duplex import DuplexRunner
 
 __all__ = ["CRingRunner", "DEFAULT_LEAD_S", "MIN_LEAD_S", "MAX_LEAD_S"]
 
@@ -104,7 +103,7 @@ def _rtmixer():
 
 
 class CRingRunner(DuplexRunner):
-    """Like :class:`genredream.engine.io.device.DuplexRunner`, with rtmixer's C callback.
+    """Like :class:`genredream.engine.io.duplex.DuplexRunner`, with rtmixer's C callback.
 
     Takes the same parameters, plus ``lead_s`` (seconds the output ring is
     kept ahead of the device; see the module's docstring). ``output_delay``
@@ -173,7 +172,7 @@ class CRingRunner(DuplexRunner):
                     self._streams.append(self._out_stream)
         except sd.PortAudioError as e:
             self.close()
-            raise DeviceError(f"could not open the audio stream ({e}): {_capabilities(sd, self.device, 'input')}") from e
+            raise DeviceError(f"could not open the audio stream ({e}): {capabilities(sd, self.device, 'input')}") from e
         return self
 
     def _start_play(self):
@@ -231,7 +230,7 @@ class CRingRunner(DuplexRunner):
             for s in streams:
                 self._collect_stats(s, final=True)
             if self.out_ring is not None and self._play is not None:
-                self.counters[_FRAMES_OUT] = self._played()
+                self.counters[FRAMES_OUT] = self._played()
         for s in streams:
             try:
                 s.close()
@@ -288,7 +287,7 @@ class CRingRunner(DuplexRunner):
             # rtmixer ends a record action whose ring is full: the pump was
             # stalled longer than the ring holds. Count it and record again.
             self.extra["input_ring_full"] += 1
-            self.counters[_XRUNS] += 1
+            self.counters[XRUNS] += 1
             self._rec = self._in_stream.record_ringbuffer(self.in_ring)
         if self.out_ring is not None:
             self._top_up()
@@ -305,7 +304,7 @@ class CRingRunner(DuplexRunner):
             if k < n:
                 h[: n - k] = blk[k:]
             self._hist_n += n
-            self.counters[_FRAMES_IN] += n
+            self.counters[FRAMES_IN] += n
 
     def _top_up(self):
         if self._play not in self._out_stream.actions:
@@ -313,14 +312,14 @@ class CRingRunner(DuplexRunner):
             # device got silence. Count it, re-fill the lead, play again.
             self._base_out += int(self._play.done_frames)
             self.extra["output_ring_empty"] += 1
-            self.counters[_XRUNS] += 1
+            self.counters[XRUNS] += 1
             self._play = None
-            behind = self.counters[_FRAMES_IN] + self.in_ring.read_available if self.duplex else self._base_out
+            behind = self.counters[FRAMES_IN] + self.in_ring.read_available if self.duplex else self._base_out
             self._w_out = max(self._base_out, behind)
             self._start_play()
             return
         played = self._played()
-        self.counters[_FRAMES_OUT] = played
+        self.counters[FRAMES_OUT] = played
         fill = self._w_out - played
         mf = self.extra["min_output_fill"]
         if mf is None or fill < mf:
@@ -367,7 +366,7 @@ class CRingRunner(DuplexRunner):
                     self._fallback(src + k, out[k:n])
                     m = n - k
                     blocks = -(-m // self.blocksize)
-                    self.counters[_LATE_BLOCKS] += blocks
+                    self.counters[LATE_BLOCKS] += blocks
                     self.extra["fallback_frames"] += m
                     if dreaming and src + k >= 0 and self.engine_out.total_written > 0:
                         self.extra["dream_late_blocks"] += blocks
@@ -419,15 +418,15 @@ class CRingRunner(DuplexRunner):
 
     def _add_stats(self, s):
         c = self.counters
-        c[_CALLBACKS] += s.blocks
-        c[_C_IN_UNDER] += s.input_underflows
-        c[_C_IN_OVER] += s.input_overflows
-        c[_C_OUT_UNDER] += s.output_underflows
-        c[_C_OUT_OVER] += s.output_overflows
+        c[CALLBACKS] += s.blocks
+        c[C_IN_UNDER] += s.input_underflows
+        c[C_IN_OVER] += s.input_overflows
+        c[C_OUT_UNDER] += s.output_underflows
+        c[C_OUT_OVER] += s.output_overflows
         # PortAudio's JACK host flags one xrun on both sides (input overflow
         # and output underflow of the same block); rtmixer counts each flag,
         # so the larger side is the number of blocks with an xrun.
-        c[_XRUNS] += max(s.input_underflows + s.input_overflows, s.output_underflows + s.output_overflows)
+        c[XRUNS] += max(s.input_underflows + s.input_overflows, s.output_underflows + s.output_overflows)
 
     def stats(self):
         st = super().stats()

@@ -11,6 +11,9 @@ goes through the models' loader (:func:`genredream.models.data.load_audio`), who
 
 A damaged file (cut off, or unreadable part way) plays up to the damage;
 :attr:`FileSource.damage` then says what is wrong and how much was decoded.
+
+:class:`FileSource` is a :class:`genredream.engine.io.source.Source`: a
+:class:`genredream.engine.session.Session` runs it like any other input.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import itertools
 
 import numpy as np
 
+from genredream.engine.io.source import END, Source
+
 __all__ = ["FileSource"]
 
 
-class FileSource:
+class FileSource(Source):
     """Blocks of a decoded audio file.
 
     Parameters
@@ -33,6 +38,12 @@ class FileSource:
         Frames per block (like an audio callback's block size).
     loop : bool
         Start again at the end, forever (stop it with a duration).
+    realtime : bool
+        Play at real-time pace with the engine's workers running (to
+        rehearse a live input); else as fast as possible, inline.
+    progress : float
+        As a session source, a progress line every ``progress`` seconds of
+        wall-clock time (0: none; the live view shows progress itself).
 
     Raises
     ------
@@ -41,7 +52,7 @@ class FileSource:
         file shorter than :data:`genredream.models.data.MIN_SECONDS`.
     """
 
-    def __init__(self, path, block=1024, loop=False):
+    def __init__(self, path, block=1024, loop=False, realtime=False, progress=0.0):
         import soundfile as sf
 
         from genredream.models.data import AudioFileError, check_length, check_path, header_damage, load_audio
@@ -52,6 +63,8 @@ class FileSource:
         self.path = str(path)
         self.block = int(block)
         self.loop = bool(loop)
+        self.realtime = bool(realtime)
+        self.progress = float(progress or 0.0)
         self.audio = None  # whole-file decode, only for files libsndfile cannot stream
         # The file's channels are kept (engine/channels.py): the engine scores
         # their mean and a dreamer gives every channel back.
@@ -127,10 +140,33 @@ class FileSource:
 
     def blocks(self):
         """Yield float32 blocks, mono ``[n]`` or ``[n, channels]`` frames (the last one may be shorter)."""
-        x = self.audio if self.frames is None else self.frames
         passes = itertools.count() if self.loop else range(1)
         for _ in passes:
             yield from self._decode()
+
+
+    # -- as a session's source (engine/io/source.py) ------------------------------------
+
+    def start(self, session):
+        if self.damage is not None:  # known from the header: say so before the results come
+            session.notify(f"{self.damage_text()}; analysing what can be decoded", "warning")
+
+    def run(self, session):
+        """Play the file into the engine (inline, or paced with the workers running); the file's end is the stream's."""
+        engine = session.engine
+        blocks = self.blocks()
+        if self.progress > 0 and not session.view:
+            from genredream.engine.io.progress import file_progress
+
+            blocks = file_progress(blocks, engine, self, self.progress, session.duration, session.notify)
+        engine.run_blocks(blocks, realtime=self.realtime, duration=session.duration)
+        if self.damage is not None:
+            session.notify(self.damage_text(), "warning")
+        return END
+
+    def describe(self):
+        return {"type": "input", "path": self.path, "sample_rate": self.sample_rate,
+                "decoded_s": round(self.decoded_frames / self.sample_rate, 3), "damaged": self.damage}
 
 
 def silence_blocks(sample_rate, seconds, block=1024):

@@ -32,12 +32,12 @@ class ProgressClock:
         return time.monotonic() - self.t0
 
 
-def file_progress(blocks, engine, src, args, err):
-    """Pass ``blocks`` through, printing a progress line to ``err`` every ``args.progress`` seconds."""
-    clock = ProgressClock(args.progress)
+def file_progress(blocks, engine, src, every, duration, say):
+    """Pass ``blocks`` through, giving a progress line to ``say`` every ``every`` seconds."""
+    clock = ProgressClock(every)
     total = None if src.loop else src.seconds
-    if args.duration is not None:
-        total = args.duration if total is None else min(total, args.duration)
+    if duration is not None:
+        total = duration if total is None else min(total, duration)
     sr = src.sample_rate
     n = 0
     for b in blocks:
@@ -47,7 +47,4 @@ def file_progress(blocks, engine, src, args, err):
             pos = n / sr
             share = f" of {total:.1f} s ({pos / total:.0%})" if total else ""
             speed = pos / max(clock.elapsed, 1e-9)
-            err.print(
-                f"progress: {pos:.1f} s{share}, {engine.counters['results']} results, {speed:.1f}x real time",
-                highlight=False, soft_wrap=True,
-            )
+            say(f"progress: {pos:.1f} s{share}, {engine.counters['results']} results, {speed:.1f}x real time")

@@ -44,7 +44,7 @@ def render(engine, extra=None, top_n=10):
         f"stream [bold]{st['stream_s']:7.1f} s[/]",
         f"latency p50 [bold]{lat['p50']:.1f}[/] ms  p99 [bold]{lat['p99']:.1f}[/] ms",
         f"skipped {st['skipped_windows']}",
-        f"xruns {extra.get('xruns', 0) if extra else 0}",
+        f"xruns {(extra or {}).get('xruns', st.get('xruns', 0))}",  # a device source publishes them on the engine
     )
     age = st.get("last_result_age_s")
     workers = st.get("workers") or {}

@@ -1,18 +1,23 @@
 """`genredream run`: the engine, live or on a file.
 
-Input: an audio file (``--input``, as fast as possible unless ``--realtime``)
-or an audio device (``--device``; duplex, so dreamed audio can go back out).
-Output: the live view in the terminal, JSON lines (``--jsonl``), and a
-summary at the end (results emitted, latency p50/p99, skipped windows).
+Input: an audio file (``--input``, as fast as possible unless ``--realtime``),
+an audio device (``--device``; duplex, so dreamed audio can go back out) or
+OSC (``--osc-port`` alone). Output: the live view in the terminal, JSON lines
+(``--jsonl``), OSC, and a summary at the end (results emitted, latency
+p50/p99, skipped windows).
+
+This module parses and prints; the run itself is a
+:class:`genredream.engine.session.Session` with one source
+(engine/io/file.py, engine/io/device_source.py, bridge/source.py). The
+command line sits above every layer, so it may wire the OSC bridge in.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-__all__ = ["add_arguments", "main", "build_engine", "ENGINE_HOOKS", "attach_dreamer", "dream_requested"]
+__all__ = ["add_arguments", "main", "attach_dreamer", "dream_requested", "parse_reply"]
 
 #: Seconds between progress lines on stderr when the live view is off.
 PROGRESS_EVERY = 5.0
@@ -20,10 +25,6 @@ PROGRESS_EVERY = 5.0
 #: The shortest --hop: 20 results a second per model. Below it the engine spends its time starting
 #: windows (0.0001 s asked for 60 000 windows of a 6 s file and printed nothing).
 MIN_HOP = 0.05
-
-#: Callables run on every engine build_engine makes (the OSC bridge attaches itself this way
-#: to the engine a device or file run builds).
-ENGINE_HOOKS = []
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -98,41 +99,45 @@ def add_arguments(p: argparse.ArgumentParser):
     from genredream.engine.continuation import add_continue_arguments
 
     add_continue_arguments(p)  # --continue: keep playing a generated continuation when the input falls silent
-    from genredream.bridge.cli import add_osc_arguments
-
-    add_osc_arguments(p)
+    _add_osc_arguments(p)
 
 
-def fast_jit():
-    """Run TorchScript models without the profiling executor's graph optimisation.
+def parse_reply(text):
+    """``host:port[:audio]`` -> ``(host, port, audio)``; audio is none, b or f."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"expected host:port or host:port:audio (audio: none, b, f), got {text!r}")
+    host, port = parts[0] or "127.0.0.1", parts[1]
+    audio = parts[2] if len(parts) == 3 else "none"
+    if audio not in ("none", "b", "f"):
+        raise argparse.ArgumentTypeError(f"audio must be none, b or f, got {audio!r}")
+    try:
+        port = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {port!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {port}")
+    return host, port, audio
 
-    With it, the first two calls of musicnn's step each spent 1-10 s
-    compiling (measured here: 8.3 and 8.4 s on the loaded 2-core VM, against
-    0.7 and 0.1 s without), at every start and at every hot load during a
-    set, for a steady state within measurement noise of the unoptimised one
-    (112-127 ms against 126-131 ms per musicnn step on the same loaded VM;
-    conv layers are already one native op each). GENREDREAM_JIT_OPTIMIZE=1
-    keeps torch's default.
-    """
-    if os.environ.get("GENREDREAM_JIT_OPTIMIZE") == "1":
-        return
-    import torch
 
-    torch._C._set_graph_executor_optimize(False)
+def _add_osc_arguments(p):
+    from genredream.bridge.protocol import DEFAULT_PORT
 
-
-def build_engine(sample_rate, model_names, window, hop, threads=1):
-    """An Engine with the requested models loaded (raises ModelLoadError with the reason)."""
-    from genredream.engine.runtime import Engine
-    from genredream.models.classify import default_model
-
-    fast_jit()
-    engine = Engine(sample_rate, window=window, hop=hop, torch_threads=threads)
-    for m in model_names or [str(default_model())]:
-        engine.load_model(m)
-    for hook in ENGINE_HOOKS:
-        hook(engine)
-    return engine
+    g = p.add_argument_group(
+        "OSC (Max/MSP, Pure Data, DAWs; see docs/osc.md)",
+        "With --osc-port and no --input/--device, audio comes in over OSC and the engine runs at --samplerate (default 48000).",
+    )
+    g.add_argument("--osc-port", type=int, nargs="?", const=DEFAULT_PORT, default=None, metavar="N",
+                   help=f"listen for OSC on UDP port N (default port {DEFAULT_PORT} when N is left out)")
+    g.add_argument("--osc-control-port", type=int, default=None, metavar="N",
+                   help="also listen on UDP port N for control only (status, ping, subscribe, models, dream): "
+                        "it answers even when the main port is flooded")
+    g.add_argument("--osc-host", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 listens on every interface: an explicit choice)")
+    g.add_argument("--osc-allow", nargs="+", metavar="HOST", help="use datagrams from these hosts only")
+    g.add_argument("--osc-reply", action="append", type=parse_reply, metavar="HOST:PORT[:AUDIO]",
+                   help="a default subscriber for scores (AUDIO: none, b or f for dreamed audio); repeatable. "
+                        "Max's [udpsend] cannot receive, so give Max's [udpreceive] port here")
 
 
 def dream_requested(args):
@@ -178,7 +183,8 @@ def attach_dreamer(engine, args, writers=None):
 
 def main(args) -> int:
     early = None
-    if getattr(args, "osc_port", None) is not None and args.input is None and args.device is None:
+    osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
+    if osc_in:
         # Audio in over OSC: bind the port before anything heavy is imported or
         # loaded; it answers /status "loading" and keeps what arrives (bridge/early.py).
         from genredream.bridge.early import EarlyPort
@@ -192,138 +198,112 @@ def main(args) -> int:
     try:
         return _main(args, early)
     finally:
-        if early is not None and early._running:  # never handed over (stopped or failed while loading)
+        if early is not None and early._running:  # never handed over (stopped or failed before the source started)
             early.close()
+
+
+def _problem(args):
+    """What is wrong with the options (checked before anything loads), or None."""
+    if not (MIN_HOP <= args.hop <= args.window):
+        return f"--hop must be from {MIN_HOP:g} s to the window ({args.window:g} s), got {args.hop:g}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be at least 1, got {args.threads}"
+    if args.away and not args.target:
+        return "--away needs --target LABEL"
+    from genredream.engine.continuation import continue_requested
+
+    if continue_requested(args) and dream_requested(args):
+        return "--continue and --dream both write the output stream; choose one"
+    if args.loop and not args.duration and not args.realtime:
+        return "--loop without --realtime or --duration would never end; add --duration S"
+    return None
+
+
+def _source(args, early):
+    """The Source the options name (raises AudioFileError, DeviceError or ValueError with the reason)."""
+    if early is not None:
+        from genredream.bridge.source import OscSource
+
+        return OscSource(args.samplerate, early=early, **_endpoint(args))
+    if args.input is None:
+        from genredream.engine.io.device_source import DeviceSource
+
+        return DeviceSource(args.device, args.output_device, args.channels, args.samplerate, args.block or 256, args.when_late,
+                            callback=getattr(args, "audio_callback", "c"), ring_lead=getattr(args, "ring_lead", None))
+    from genredream.engine.io.file import FileSource
+
+    return FileSource(args.input, block=args.block or 1024, loop=args.loop, realtime=args.realtime, progress=args.progress or 0)
+
+
+def _endpoint(args):
+    return dict(host=args.osc_host, port=args.osc_port, allow=args.osc_allow, reply=args.osc_reply or (),
+                control_port=getattr(args, "osc_control_port", None))
+
+
+def _transform(args):
+    """The output transform the options ask for, as a Session's ``transform(engine, writers)``; or None."""
+    from genredream.engine.continuation import attach_continuer, continue_requested
+
+    if continue_requested(args):
+        # The continuation takes the dreamer's place: same output stream, finish and summary.
+        return lambda engine, writers: attach_continuer(engine, args, writers)
+    if dream_requested(args):
+        return lambda engine, writers: attach_dreamer(engine, args, writers)
+    return None
 
 
 def _main(args, early) -> int:
     from rich.console import Console
-
-    from genredream.engine.io.sinks import JsonlSink, summary
-    from genredream.engine.runtime import ModelLoadError
-    from genredream.models.contract import ModelFileError
-    from genredream.models.data import AudioFileError
+    from rich.markup import escape
 
     err = Console(stderr=True)
-    if not (MIN_HOP <= args.hop <= args.window):
-        err.print(f"[red]genredream run:[/] --hop must be from {MIN_HOP:g} s to the window ({args.window:g} s), got {args.hop:g}")
+
+    def fail(msg):
+        err.print(f"[red]genredream run:[/] {escape(str(msg))}", highlight=False)
         return 2
-    if args.threads is not None and args.threads < 1:
-        err.print(f"[red]genredream run:[/] --threads must be at least 1, got {args.threads}")
-        return 2
-    if args.away and not args.target:
-        err.print("[red]genredream run:[/] --away needs --target LABEL")
-        return 2
-    if getattr(args, "osc_port", None) is not None and early is None:  # early: already bound, so free
-        from genredream.bridge.cli import port_problem
+
+    problem = _problem(args)
+    if problem:
+        return fail(problem)
+    control = None
+    if getattr(args, "osc_port", None) is not None and early is None:
+        from genredream.bridge.source import OscControl, port_problem
 
         problem = port_problem(args.osc_host, args.osc_port)  # before the models load (seconds), not after
         if problem:
-            err.print(f"[red]genredream run:[/] cannot listen for OSC on {args.osc_host}:{args.osc_port}: {problem} "
-                      "(another genredream, or another program, uses the port: choose another with --osc-port N)")
-            return 2
-    writers = []  # --dream-out files, closed at the end
-    dream_hook = None
-    from genredream.engine.continuation import attach_continuer, continue_requested
+            return fail(f"cannot listen for OSC on {args.osc_host}:{args.osc_port}: {problem} "
+                        "(another genredream, or another program, uses the port: choose another with --osc-port N)")
+        control = OscControl(**_endpoint(args))  # control, scores and dreamed audio over OSC; audio from the file or device
 
-    if continue_requested(args):
-        if dream_requested(args):
-            err.print("[red]genredream run:[/] --continue and --dream both write the output stream; choose one")
-            return 2
+    from genredream.engine.io.devices import DeviceError
+    from genredream.engine.runtime import ModelLoadError
+    from genredream.engine.session import Session
+    from genredream.models.contract import ModelFileError
+    from genredream.models.data import AudioFileError
 
-        # The continuation takes the dreamer's slot: same output stream, finish and summary.
-        def dream_hook(engine):
-            attach_continuer(engine, args, writers)
+    view = not args.no_view and args.jsonl != "-" and sys.stdout.isatty()
 
-        ENGINE_HOOKS.insert(0, dream_hook)
-    if dream_requested(args):
-        # Every engine this run builds (file, device, OSC) dreams; first, so the OSC bridge finds the dreamer.
-        def dream_hook(engine):
-            attach_dreamer(engine, args, writers)
+    def notify(text, kind="info"):
+        prefix = "[yellow]warning:[/] " if kind == "warning" else ""
+        err.print(prefix + escape(text), highlight=False, soft_wrap=True)
 
-        ENGINE_HOOKS.insert(0, dream_hook)
-    if args.loop and not args.duration and not args.realtime:
-        err.print("[red]genredream run:[/] --loop without --realtime or --duration would never end; add --duration S")
-        return 2
-    jsonl = osc = engine = None
-    interrupted = None  # the KeyboardInterrupt (Ctrl-C) or interrupt.Terminated (SIGTERM) that stopped the run
-    osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
-    if getattr(args, "osc_port", None) is not None and not osc_in:
-        from genredream.bridge.cli import OscAttachment
-
-        osc = OscAttachment(args, err)  # control, scores and dreamed audio over OSC; audio from the file or device
+    # One inference thread by default, even for a file analysed as fast as possible: the engine's
+    # front-end thread needs the other core, and with another job running, N torch threads on N
+    # cores collapse (issue 16: 42.5 s against 16.5 s for a 30 s file).
+    session = Session(args.model, args.window, args.hop, args.threads or 1, transform=_transform(args), control=control,
+                      jsonl=args.jsonl, view=view, duration=args.duration, notify=notify)
     try:
-        if osc_in:
-            from genredream.bridge.cli import run_osc
-
-            return run_osc(args, err, early)  # audio in over OSC (inside the try: the finally closes --dream-out files)
-        if args.device is not None or args.input is None:
-            try:
-                from genredream.engine.io import device
-            except ImportError:
-                err.print("[red]genredream run:[/] live device input is not built yet in this version; use --input FILE")
-                return 2
-            return device.run_device(args, err)
-        from genredream.engine.io.file import FileSource
-
-        src = FileSource(args.input, block=args.block or 1024, loop=args.loop)
-        if src.damage is not None:
-            err.print(f"[yellow]warning:[/] {src.damage_text()}; analysing what can be decoded")
-        # One inference thread by default, even for a file analysed as fast as possible: the engine's
-        # front-end thread needs the other core, and with another job running, N torch threads on N
-        # cores collapse (issue 16: 42.5 s against 16.5 s for a 30 s file).
-        threads = args.threads or 1
-        engine = build_engine(src.sample_rate, args.model, args.window, args.hop, threads)
-        engine.set_channels(src.channels)  # a stereo file comes back stereo from the dreamer (engine/channels.py)
-        if args.jsonl:
-            jsonl = JsonlSink(args.jsonl)
-            engine.sinks.append(jsonl)
-        view_on = not args.no_view and args.jsonl != "-" and sys.stdout.isatty()
-        if view_on:
-            from genredream.engine.io.view import LiveView
-
-            with LiveView(engine):
-                engine.run_blocks(src.blocks(), realtime=args.realtime, duration=args.duration)
-        else:
-            blocks = src.blocks()
-            if args.progress and args.progress > 0:
-                from genredream.engine.io.progress import file_progress
-
-                blocks = file_progress(blocks, engine, src, args, err)
-            engine.run_blocks(blocks, realtime=args.realtime, duration=args.duration)
-        if engine.dreamer is not None:
-            engine.dreamer.finish(engine)  # the file's end: emit what is still being dreamed
-        if src.damage is not None:
-            err.print(f"[yellow]warning:[/] {src.damage_text()}")
-        if jsonl:
-            jsonl.write({"type": "input", "path": src.path, "sample_rate": src.sample_rate,
-                         "decoded_s": round(src.decoded_frames / src.sample_rate, 3), "damaged": src.damage})
-    except (AudioFileError, ModelLoadError, ModelFileError, ValueError) as e:
-        err.print(f"[red]genredream run:[/] {e}")
-        return 2
-    except KeyboardInterrupt as e:
-        from genredream.engine import interrupt
-
-        interrupt.calm()  # a second Ctrl-C must not cut the clean-up below short
-        interrupted = e
-        err.print("stopped")
-    finally:
-        if jsonl:
-            jsonl.close()
-        if osc:
-            osc.close()
-        if dream_hook is not None and dream_hook in ENGINE_HOOKS:
-            ENGINE_HOOKS.remove(dream_hook)
-        for w in writers:
-            w.close()
+        source = _source(args, early)
+        res = session.run(source)
+    except (AudioFileError, DeviceError, ModelLoadError, ModelFileError, ValueError) as e:
+        return fail(e)
+    if res.stopped_by == "stream":
+        err.print("[red]genredream run:[/] the audio stream stopped on its own (device removed, or the JACK server quit)")
     out = Console(stderr=args.jsonl == "-")
-    if engine is None:  # stopped while starting (device and OSC runs print their own summary)
-        out.print("stopped during start-up (loading models): no audio was processed", highlight=False)
-    else:
-        for line in summary(engine):
-            out.print(line, highlight=False)
-    if interrupted is not None:
+    for line in res.summary:
+        out.print(line, highlight=False)
+    if res.interrupted is not None:
         from genredream.engine import interrupt
 
-        return interrupt.exit_code(interrupted)
-    return 0 if not engine.counters["model_errors"] else 1
+        return interrupt.exit_code(res.interrupted)
+    return 0 if res.stopped_by != "stream" and not res.model_errors else 1
