@@ -29,7 +29,7 @@ import torch
 from genredream.engine.dream.defaults import STREAM_DEFAULTS
 from genredream.engine.dream.stream import Dreamer
 from genredream.engine.runtime import Engine
-from genredream.models import contract
+from genredream.models import contract, registry
 from tests.conftest import require_component
 
 HOP_S = 0.5
@@ -48,7 +48,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def geng(tmp_path_factory):
-    shipped = contract.PRETRAINED_DIR / "geng.pt"
+    shipped = registry.PRETRAINED_DIR / "geng.pt"
     if shipped.exists():
         return contract.validate(shipped)
     from genredream.models.archs import build
@@ -60,7 +60,7 @@ def geng(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def musicnn():
-    path = contract.PRETRAINED_DIR / "musicnn-msd.pt"
+    path = registry.PRETRAINED_DIR / "musicnn-msd.pt"
     if not path.exists():
         # Shipped in the repository: missing means a broken checkout, which CI must see.
         require_component("models/pretrained/musicnn-msd.pt", False, "git checkout models/pretrained (it is committed)")

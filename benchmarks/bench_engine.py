@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from genredream.engine.runtime import Engine
-from genredream.models.contract import list_models
+from genredream.models.registry import list_models
 
 FIGURES = Path(__file__).parent / "figures"
 HOP = 0.5

@@ -8,7 +8,7 @@ the same successive windows in the same run. The ratio should be ~1.0x.
 import pytest
 import torch
 
-from genredream.models import contract
+from genredream.models import contract, registry
 
 from bench_musicnn import _hops, _info, _warm  # benchmarks/ is on sys.path (pytest rootdir-less import)
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:D
 
 @pytest.fixture(scope="module")
 def msd():
-    return contract.load(contract.PRETRAINED_DIR / "musicnn-msd.pt").module
+    return contract.load(registry.PRETRAINED_DIR / "musicnn-msd.pt").module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def mel_stream(msd):
 
 @pytest.mark.parametrize("role", ["ours", "reference"])
 def test_head_per_hop_vs_musicnn(benchmark, msd, head_file, mel_stream, role):
-    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.incremental import FrameBranchRunner
 
     torch.set_num_threads(1)
     module = head_file if role == "ours" else msd

@@ -11,7 +11,7 @@ room for the mel and other models, so well below 1 is the goal).
 import pytest
 import torch
 
-from genredream.models import contract
+from genredream.models import contract, registry
 
 HOP_S = 0.5
 SR = 16000
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:D
 
 @pytest.fixture(scope="module")
 def musicnn():
-    module = contract.load(contract.PRETRAINED_DIR / "musicnn-mtt.pt").module
+    module = contract.load(registry.PRETRAINED_DIR / "musicnn-mtt.pt").module
     # A dreamer differentiates with respect to the audio only: frozen weights
     # skip the weight gradients (about 10 % of the backward pass).
     for p in module.parameters():
@@ -127,9 +127,9 @@ def _hops(mel, start=313):
 
 @pytest.mark.parametrize("role", ["ours", "reference"])
 def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_stream, threads, role):
-    """The engine's cost per hop: only what changed (engine/incremental.py) against the
+    """The engine's cost per hop: only what changed (models/incremental/runner.py) against the
     whole 5 s window, on the same successive windows, denormals flushed as the engine does."""
-    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.incremental import FrameBranchRunner
 
     runner = FrameBranchRunner(musicnn)
     windows = list(_hops(mel_stream))

@@ -27,7 +27,7 @@ def rss_mb():
 @pytest.mark.soak
 def test_soak_memory_flat_and_clock_exact():
     from genredream.engine.demo import test_signal
-    from genredream.models.contract import list_models
+    from genredream.models.registry import list_models
 
     sr, block = 48000, 512
     y = test_signal(20.0, sr).mean(axis=1).astype(np.float32)

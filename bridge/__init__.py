@@ -2,7 +2,13 @@
 
 * :mod:`genredream.bridge.protocol`: the ``/genredream/`` namespace and a strict codec around python-osc;
 * :mod:`genredream.bridge.jitter`: reordering audio packets by sequence number, gaps, restarts;
-* :mod:`genredream.bridge.server`: :class:`OscBridge`, the UDP server attached to an engine.
+* :mod:`genredream.bridge.server`: :class:`OscBridge`, the UDP server attached to an engine
+  (its socket, receive threads and dispatch), which owns one collaborator per job:
+  :mod:`~genredream.bridge.audio_in` (audio in), :mod:`~genredream.bridge.audio_out`
+  (dreamed audio out), :mod:`~genredream.bridge.handlers` (control messages),
+  :mod:`~genredream.bridge.replies` (subscribers, acks, errors, scores) and
+  :mod:`~genredream.bridge.status` (``/genredream/status``);
+* :mod:`genredream.bridge.early`: the port bound before the models load;
 
 docs/osc.md documents the namespace.
 """

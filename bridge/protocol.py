@@ -49,6 +49,10 @@ __all__ = [
     "address_part",
     "split_index",
     "join_index",
+    "encode_result",
+    "encode_names",
+    "osc_num",
+    "clip",
     "A",
 ]
 
@@ -362,3 +366,51 @@ def as_float(v, what):
     if isinstance(v, (int, float)) and math.isfinite(v):
         return float(v)
     raise ProtocolError("bad_args", f"{what} must be a finite number, got {v!r}")
+
+
+def osc_num(v):
+    """A float for Pd/Max: NaN and None (unknown) are sent as -1."""
+    if v is None:
+        return -1.0
+    v = float(v)
+    return v if math.isfinite(v) else -1.0
+
+
+def clip(s, n=400):
+    """A message string cut to ``n`` characters, so an error reply stays one small packet."""
+    s = str(s)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def encode_names(address, names):
+    """``address name1 name2 ...``, split into several messages so each fits :data:`MAX_PACKET`."""
+    out, cur, size = [], [], len(address) + 8
+    for n in names:
+        add = len(n.encode()) + 5
+        if cur and size + add + len(cur) + 8 > MAX_PACKET:
+            out.append(encode(address, *cur))
+            cur, size = [], len(address) + 8
+        cur.append(n)
+        size += add
+    out.append(encode(address, *cur))
+    return out
+
+
+def encode_result(res):
+    """The messages for one :class:`genredream.engine.runtime.Result`, scores first."""
+    if res.error:
+        return [encode(A.ERROR, "model_error", clip(res.error))]
+    model = res.model
+    part = address_part(model)
+    pkts = encode_kv(A.SCORES, [model], list(zip(res.labels, (float(s) for s in res.scores))))
+    score = dict(zip(res.labels, res.scores))
+    for label in res.genre_labels:
+        if label in score:
+            pkts.append(encode(f"{A.SCORES}/{part}/{address_part(label)}", float(score[label])))
+    top, top_score = res.top
+    pkts.append(encode(A.TOP, model, top, float(top_score)))
+    hi, lo = split_index(res.end_index)
+    pkts.append(encode(A.WINDOW + "/end", model, res.seq, hi, lo, float(res.end_s), float(res.level_db), int(res.low_energy),
+                       int(getattr(res, "partial", False))))
+    pkts.append(encode(A.LATENCY, model, osc_num(res.latency_ms)))
+    return pkts

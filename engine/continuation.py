@@ -25,7 +25,7 @@ block``: a sample is written only when it is known whether the silence it
 belongs to lasted ``hold``. The continuation is added with a raised-cosine
 envelope (30 ms in at the silence's start, 30 ms out where the input returns);
 each generated chunk starts where the previous one's slope points
-(:func:`genredream.models.generator._declick`) and is resampled back to the input rate
+(:func:`genredream.models.generator.stepper._declick`) and is resampled back to the input rate
 with a streaming soxr resampler, so nothing jumps. ``latency_samples`` is
 what a device should delay its output by (as for the dreamer,
 :func:`genredream.engine.transform.output_latency`): ``lag`` + one hop (until
@@ -389,7 +389,7 @@ class Continuer(OutputTransform):
 
 
 # ---------------------------------------------------------------------------
-# `genredream run --continue` (engine/run.py calls these)
+# `genredream run --continue` (engine/cli/run.py calls these)
 
 
 def add_continue_arguments(p):

@@ -97,7 +97,7 @@ def demo_clip(notify=None):
 
 
 def default_demo_models():
-    from genredream.models.contract import list_models
+    from genredream.models.registry import list_models
 
     names = {m["name"] for m in list_models() if m["error"] is None}
     return [n for n in ("musicnn-msd", "zheng") if n in names] or None

@@ -119,7 +119,7 @@ class _Slot:
     rate: object
     mel: object
     disabled: str | None = None
-    runner: object = None  # engine.incremental.FrameBranchRunner for models that stream
+    runner: object = None  # models.incremental.FrameBranchRunner for models that stream
 
 
 @dataclass
@@ -250,8 +250,9 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
-        from genredream.engine.incremental import FrameBranchRunner, supports_streaming
-        from genredream.models.contract import ModelFileError, resolve_model
+        from genredream.models.incremental import FrameBranchRunner, supports_streaming
+        from genredream.models.contract import ModelFileError
+        from genredream.models.registry import resolve_model
         from genredream.models.inputs import InputSpec
         from genredream.models.validated import validate_once
 
@@ -270,7 +271,7 @@ class Engine:
             raise ModelLoadError(msg)
         name = name or loaded.name
         # A model with frame-branch methods (musicnn) is run incrementally:
-        # only what changed since the last window is computed (engine/incremental.py).
+        # only what changed since the last window is computed (models/incremental/runner.py).
         runner = None
         if spec.mel is not None and supports_streaming(loaded.module):
             runner = FrameBranchRunner(loaded.module)

@@ -2,7 +2,7 @@
 
 Every way audio enters the engine (the device callback and files through
 :meth:`genredream.engine.ringbuffer.RingBuffer.write`, OSC blobs and floats in
-``bridge/server.py`` before they are averaged and resampled) passes through
+``bridge/audio_in.py`` before they are averaged and resampled) passes through
 the same rule, before any arithmetic that could overflow:
 
 * a sample that is NaN or +-Inf becomes 0 (counted as *non-finite*);

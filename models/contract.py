@@ -4,28 +4,8 @@ A genredream model file is a TorchScript archive (``torch.jit.save``) with an
 extra file ``genredream.json`` describing it. Any file that follows this
 contract runs in the engine, whoever trained it.
 
-Metadata (``genredream.json``, a JSON object)
----------------------------------------------
-========================  ===========================================================
-key                       meaning
-========================  ===========================================================
-``name``                  str, the name ``genredream`` commands use (``--model NAME``)
-``version``               str, e.g. ``"1.0.0"``
-``labels``                list of unique non-empty str, one per output unit
-``task``                  ``"genre"`` (one label per window) or ``"tags"`` (many)
-``activation``            ``"softmax"`` or ``"sigmoid"``: what turns logits into scores
-``sample_rate``           int, Hz, of the waveform the model (or its front end) takes
-``window_seconds``        number > 0, the window length (5.0 for the seed systems)
-``input``                 ``"waveform"`` (``[batch, samples]``) or ``"mel"`` (``[batch, n_mels, frames]``)
-``mel``                   for mel input: :class:`genredream.engine.mel.MelConfig` as a dict
-                          (``sr`` equal to ``sample_rate``); null/absent otherwise
-``layers``                list of str, the names of the tensors ``features`` returns
-``genre_labels``          optional list of str, the labels that are genres (a subset)
-``licence``               str, licence of the weights
-``provenance``            object: ``data``, ``accuracy``, ``split``, ... (free form)
-========================  ===========================================================
-
-Other keys (e.g. ``arch``) are kept and ignored.
+Metadata: ``genredream.json``, a JSON object whose keys
+:mod:`genredream.models.metadata` lists and checks (:func:`check_meta`).
 
 Methods the TorchScript module must have
 ----------------------------------------
@@ -35,30 +15,18 @@ Methods the TorchScript module must have
   agreeing with :mod:`genredream.engine.mel`.
 
 Optional: a mel model whose front end is convolutions along time may add the
-frame-branch methods (:data:`genredream.engine.incremental.STREAM_METHODS`, described
+frame-branch methods (:data:`genredream.models.incremental.STREAM_METHODS`, described
 there). The engine
 then computes each window's front end only where it changed since the last
 one. :func:`validate` checks that they agree with ``forward``.
 
-Where models are found
-----------------------
-Shipped models live in ``models/pretrained/``. User models live in
-``~/.genredream/models``, or, when the environment variable
-``GENREDREAM_MODELS`` is set, in the directories it lists (separated by
-``os.pathsep``, ``:`` on Unix), which then replace ``~/.genredream/models``.
-User directories are searched first, so a user model shadows a shipped
-model of the same name. Files ending in ``.pt`` or ``.ts`` are models.
+Where models are found: :mod:`genredream.models.registry`. The archive itself
+(opening it, finding ``genredream.json``): :mod:`genredream.models.archive`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import os
-import shutil
-import tempfile
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -67,250 +35,27 @@ from typing import Any
 
 import torch
 
-from genredream.engine.incremental import FrameBranchRunner, supports_streaming
 from genredream.engine.mel import MelConfig
+from genredream.models.archive import META_NAME, ModelFileError, first_line, jit_load, open_archive, quiet_torchscript, write_checked
+from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
+from genredream.models.incremental import FrameBranchRunner, supports_streaming
 
 __all__ = [
     "META_NAME",
     "ModelFileError",
     "LoadedModel",
     "check_meta",
-    "list_models",
     "load",
-    "model_dirs",
     "read_meta",
-    "resolve_model",
     "save",
     "validate",
-    "PRETRAINED_DIR",
 ]
-
-#: Name of the metadata entry inside the archive (``_extra_files`` key).
-META_NAME = "genredream.json"
-
-#: Shipped model files.
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-MODEL_SUFFIXES = (".pt", ".ts")
-TASKS = ("genre", "tags")
-ACTIVATIONS = ("softmax", "sigmoid")
-INPUTS = ("waveform", "mel")
 
 # Validation inputs: a batch of 2 (so batch-size bugs show), noise at about
 # -20 dBFS RMS (within [-1, 1] like real audio) and digital silence.
 _VALIDATE_BATCH = 2
 _NOISE_STD = 0.1
 _NOISE_SEED = 1234
-
-
-@contextlib.contextmanager
-def _quiet_torchscript():
-    """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
-
-    Recent torch releases mark TorchScript deprecated in favour of
-    torch.export; it remains this project's model-file format (docs/architecture.md), and
-    a warning on every model load would only confuse a performer.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
-        yield
-
-
-class ModelFileError(Exception):
-    """A model file that cannot be used; the message starts with the path and says what to do."""
-
-
-# ---------------------------------------------------------------------------
-# metadata
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _str_list(v, what: str, allow_empty: bool = False) -> list[str]:
-    if not isinstance(v, list):
-        raise ValueError(f"must be a list of strings, got {type(v).__name__}")
-    if not v and not allow_empty:
-        raise ValueError(f"must name at least one {what}")
-    for i, s in enumerate(v):
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"entry {i} must be a non-empty string, got {s!r}")
-    return v
-
-
-def check_meta(meta: Any, where: str = "metadata") -> dict:
-    """Check a metadata dict against the schema; return it unchanged.
-
-    Parameters
-    ----------
-    meta : dict
-        Parsed ``genredream.json``.
-    where : str
-        Prefix for error messages (the file's path).
-
-    Raises
-    ------
-    ModelFileError
-        ``"<where>: invalid metadata: <field>: <why>"`` for the first problem.
-    """
-
-    def bad(key, why):
-        return ModelFileError(f"{where}: invalid metadata: {key}: {why}")
-
-    if not isinstance(meta, dict):
-        raise bad(META_NAME, f"must hold a JSON object, got {type(meta).__name__}")
-    required = ("name", "version", "labels", "task", "activation", "sample_rate", "window_seconds", "input", "layers", "licence", "provenance")
-    for key in required:
-        if key not in meta:
-            raise bad(key, "missing (required)")
-    for key in ("name", "version", "licence"):
-        if not isinstance(meta[key], str) or not meta[key].strip():
-            raise bad(key, f"must be a non-empty string, got {meta[key]!r}")
-    try:
-        labels = _str_list(meta["labels"], "label")
-    except ValueError as e:
-        raise bad("labels", str(e)) from None
-    dup = sorted({s for s in labels if labels.count(s) > 1})
-    if dup:
-        raise bad("labels", f"must be unique; repeated: {dup}")
-    for key, allowed in (("task", TASKS), ("activation", ACTIVATIONS), ("input", INPUTS)):
-        if meta[key] not in allowed:
-            raise bad(key, f"must be one of {list(allowed)}, got {meta[key]!r}")
-    if not _is_int(meta["sample_rate"]) or meta["sample_rate"] <= 0:
-        raise bad("sample_rate", f"must be a positive integer (Hz), got {meta['sample_rate']!r}")
-    if not _is_number(meta["window_seconds"]) or meta["window_seconds"] <= 0:
-        raise bad("window_seconds", f"must be a positive number of seconds, got {meta['window_seconds']!r}")
-    mel = meta.get("mel")
-    if meta["input"] == "mel":
-        if not isinstance(mel, dict):
-            raise bad("mel", f"required for input 'mel': a MelConfig dict, got {mel!r}")
-        try:
-            cfg = MelConfig.from_dict(mel)
-        except (TypeError, ValueError) as e:
-            raise bad("mel", str(e)) from None
-        if cfg.sr != meta["sample_rate"]:
-            raise bad("mel", f"sr ({cfg.sr}) differs from sample_rate ({meta['sample_rate']})")
-        if cfg.frames_for(_n_samples(meta)) < 1:
-            raise bad("mel", "the window is shorter than one frame")
-    elif mel is not None:
-        raise bad("mel", "must be null or absent for input 'waveform'")
-    try:
-        _str_list(meta["layers"], "layer")
-    except ValueError as e:
-        raise bad("layers", str(e)) from None
-    genre = meta.get("genre_labels")
-    if genre is not None:
-        try:
-            _str_list(genre, "label", allow_empty=True)
-        except ValueError as e:
-            raise bad("genre_labels", str(e)) from None
-        unknown = [g for g in genre if g not in labels]
-        if unknown:
-            raise bad("genre_labels", f"not in labels: {unknown}")
-    if not isinstance(meta["provenance"], dict):
-        raise bad("provenance", f"must be an object (data, accuracy, split, ...), got {type(meta['provenance']).__name__}")
-    return meta
-
-
-def _n_samples(meta: dict) -> int:
-    return int(round(meta["sample_rate"] * meta["window_seconds"]))
-
-
-def _input_shape(meta: dict, batch: int) -> list[int]:
-    n = _n_samples(meta)
-    if meta["input"] == "waveform":
-        return [batch, n]
-    cfg = MelConfig.from_dict(meta["mel"])
-    return [batch, cfg.n_mels, cfg.frames_for(n)]
-
-
-# ---------------------------------------------------------------------------
-# the archive
-
-
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    """Open ``path`` as a TorchScript zip, or raise the matching ModelFileError."""
-    if not path.exists():
-        raise ModelFileError(f"{path}: file not found")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, expected a TorchScript model file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise ModelFileError(f"{path}: not readable: {e.strerror or e}") from None
-    if not head:
-        raise ModelFileError(f"{path}: truncated or corrupt: the file is empty; export or download it again")
-    if head[:2] != b"PK":
-        if head[:1] == b"\x80":
-            raise ModelFileError(
-                f"{path}: not a TorchScript file: it looks like a legacy torch.save pickle; "
-                "export the model with models.contract.save (torch.jit.script + genredream.json)"
-            )
-        raise ModelFileError(
-            f"{path}: not a TorchScript file: no zip archive signature; "
-            "expected a file written by torch.jit.save (use models.contract.save)"
-        )
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ModelFileError(
-            f"{path}: truncated or corrupt: the zip archive cannot be read ({e}); export or download it again"
-        ) from None
-    names = zf.namelist()
-    is_script = any("/code/" in n for n in names) and any(n.endswith("/constants.pkl") for n in names)
-    if not is_script:
-        zf.close()
-        if any(n.endswith("data.pkl") for n in names):
-            raise ModelFileError(
-                f"{path}: not a TorchScript file: it is a torch.save archive (a state_dict or pickled "
-                "module), which the engine cannot run; export with models.contract.save"
-            )
-        raise ModelFileError(f"{path}: not a TorchScript file: a zip archive without TorchScript code")
-    return zf
-
-
-def _meta_entry(zf: zipfile.ZipFile) -> str | None:
-    for n in zf.namelist():
-        if n.endswith("/extra/" + META_NAME):
-            return n
-    return None
-
-
-def read_meta(path) -> dict:
-    """Read and check ``genredream.json`` from a model file, without loading the model.
-
-    Cheap (no torch): reads the zip's directory and one small entry, which is
-    what :func:`list_models` needs.
-
-    Raises
-    ------
-    ModelFileError
-        ``file not found``, ``not a TorchScript file``, ``truncated or corrupt``,
-        ``missing genredream.json metadata`` or ``invalid metadata: <field>: <why>``.
-    """
-    path = Path(path)
-    with _open_archive(path) as zf:
-        entry = _meta_entry(zf)
-        if entry is None:
-            raise ModelFileError(
-                f"{path}: missing {META_NAME} metadata: a TorchScript file, but not a genredream model; "
-                f"save it with models.contract.save, or torch.jit.save(m, path, _extra_files={{'{META_NAME}': ...}})"
-            )
-        try:
-            raw = zf.read(entry)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
-            raise ModelFileError(f"{path}: truncated or corrupt: cannot read {META_NAME} ({e})") from None
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: invalid metadata: {META_NAME}: not valid UTF-8 JSON ({e})") from None
-    return check_meta(meta, str(path))
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +99,7 @@ class LoadedModel:
     @property
     def n_samples(self) -> int:
         """Samples in one window at :attr:`sample_rate`."""
-        return _n_samples(self.meta)
+        return n_samples(self.meta)
 
     @property
     def input(self) -> str:
@@ -371,7 +116,7 @@ class LoadedModel:
 
     def input_shape(self, batch: int = 1) -> list[int]:
         """Shape ``forward`` takes: ``[batch, samples]`` or ``[batch, n_mels, frames]``."""
-        return _input_shape(self.meta, batch)
+        return input_shape_of(self.meta, batch)
 
 
 def has_method(module, name: str) -> bool:
@@ -404,7 +149,7 @@ def load(path) -> LoadedModel:
     """
     path = Path(path).expanduser()
     meta = read_meta(path)
-    with _open_archive(path) as zf:
+    with open_archive(path) as zf:
         # The CRC check reads every entry once (a few MB): it catches bytes
         # damaged in transit that torch's loader would accept as weights.
         try:
@@ -413,13 +158,7 @@ def load(path) -> LoadedModel:
             raise ModelFileError(f"{path}: truncated or corrupt: {e}; export or download it again") from None
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
-    try:
-        with _quiet_torchscript():
-            module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:  # torch raises RuntimeError and others; the message is what matters
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {first}") from None
-    module.eval()
+    module = jit_load(path)
     required = ["forward", "features"] + (["frontend"] if meta["input"] == "mel" else [])
     for name in required:
         if not has_method(module, name):
@@ -428,11 +167,6 @@ def load(path) -> LoadedModel:
                 f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export"
             )
     return LoadedModel(path=path, meta=meta, module=module)
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
 
 
 def _check_output(path, out, what: str, n: int) -> None:
@@ -455,7 +189,7 @@ def _check_streaming(path, m, x, expected) -> None:
         runner = FrameBranchRunner(m)
         got = runner.whole(x)
     except Exception as e:
-        raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {_first_line(e)}") from None
+        raise ModelFileError(f"{path}: the streaming methods failed on a {list(x.shape)} input: {first_line(e)}") from None
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         raise ModelFileError(f"{path}: stream_tail() returned {shape}, expected {list(expected.shape)} like forward()")
@@ -485,7 +219,7 @@ def _check_streaming(path, m, x, expected) -> None:
     except ModelFileError:
         raise
     except Exception as e:
-        raise ModelFileError(f"{path}: the streaming methods failed on successive windows: {_first_line(e)}") from None
+        raise ModelFileError(f"{path}: the streaming methods failed on successive windows: {first_line(e)}") from None
 
 
 def validate(path) -> LoadedModel:
@@ -523,7 +257,7 @@ def validate(path) -> LoadedModel:
                 try:
                     x = m.frontend(wave)
                 except Exception as e:
-                    raise ModelFileError(f"{path}: frontend() failed on a [2, {lm.n_samples}] waveform: {_first_line(e)}") from None
+                    raise ModelFileError(f"{path}: frontend() failed on a [2, {lm.n_samples}] waveform: {first_line(e)}") from None
                 if not isinstance(x, torch.Tensor) or list(x.shape) != shape:
                     got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                     raise ModelFileError(f"{path}: frontend() returned {got}, expected mel shape {shape} from the mel config")
@@ -538,14 +272,14 @@ def validate(path) -> LoadedModel:
             try:
                 out = m(x)
             except Exception as e:
-                raise ModelFileError(f"{path}: forward() failed on a {shape} {what} input: {_first_line(e)}") from None
+                raise ModelFileError(f"{path}: forward() failed on a {shape} {what} input: {first_line(e)}") from None
             _check_output(path, out, what, n)
         if meta["input"] == "mel" and supports_streaming(m):
             _check_streaming(path, m, inputs[0][1], m(inputs[0][1]))
         try:
             feats = m.features(inputs[0][1])
         except Exception as e:
-            raise ModelFileError(f"{path}: features() failed on a {shape} input: {_first_line(e)}") from None
+            raise ModelFileError(f"{path}: features() failed on a {shape} input: {first_line(e)}") from None
     if not isinstance(feats, list) or not feats:
         raise ModelFileError(f"{path}: features() must return a non-empty list of tensors, got {type(feats).__name__}")
     if len(feats) != len(meta["layers"]):
@@ -602,13 +336,13 @@ def save(module, meta: dict, path) -> LoadedModel:
             scripted = module
         else:
             try:
-                with _quiet_torchscript():
+                with quiet_torchscript():
                     scripted = torch.jit.script(module)
             except Exception as e:
-                raise ModelFileError(f"{path}: torch.jit.script failed: {_first_line(e)}") from e
+                raise ModelFileError(f"{path}: torch.jit.script failed: {first_line(e)}") from e
         scripted.eval()
         gen = torch.Generator().manual_seed(_NOISE_SEED + 1)
-        n = _n_samples(meta)
+        n = n_samples(meta)
         wave = torch.clamp(_NOISE_STD * torch.randn(_VALIDATE_BATCH, n, generator=gen), -1.0, 1.0)
         with torch.no_grad():
             x = scripted.frontend(wave) if meta["input"] == "mel" else wave
@@ -619,18 +353,9 @@ def save(module, meta: dict, path) -> LoadedModel:
                 f"{path}: scripted output differs from eager output by {float((eager - before).abs().max()):.3g}; "
                 "the model uses Python behaviour TorchScript does not capture"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written under its final name inside a private temporary directory (the
-        # archive's root folder is named after the file), then moved into place.
-        tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-save-", dir=path.parent))
-        try:
-            tmp = tmpdir / path.name
-            with _quiet_torchscript():
-                torch.jit.save(scripted, str(tmp), _extra_files={META_NAME: meta_json})
-            try:
-                loaded = validate(tmp)
-            except ModelFileError as e:  # name the destination, not the temporary file
-                raise ModelFileError(str(e).replace(str(tmp), str(path))) from None
+
+        def check(written):
+            loaded = validate(written)
             with torch.no_grad():
                 x2 = loaded.module.frontend(wave) if meta["input"] == "mel" else wave
                 after = loaded.module(x2)
@@ -639,108 +364,22 @@ def save(module, meta: dict, path) -> LoadedModel:
                     f"{path}: round trip failed: outputs after loading differ by "
                     f"{float((before - after).abs().max()):.3g} from those before saving"
                 )
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            return loaded
+
+        loaded = write_checked(scripted, meta_json, path, check)
     finally:
         module.train(was_training)
     return LoadedModel(path=path, meta=loaded.meta, module=loaded.module)
 
 
-# ---------------------------------------------------------------------------
-# finding models
+_MOVED_TO_REGISTRY = ("PRETRAINED_DIR", "MODEL_SUFFIXES", "user_model_dirs", "model_dirs", "list_models", "resolve_model")
 
 
-def user_model_dirs() -> list[Path]:
-    """``$GENREDREAM_MODELS`` (os.pathsep-separated) if set, else ``~/.genredream/models``."""
-    env = os.environ.get("GENREDREAM_MODELS")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [Path.home() / ".genredream" / "models"]
+def __getattr__(name):
+    # Model discovery lives in models/registry.py; callers written before the
+    # move (and branches merged after it) still find it here.
+    if name in _MOVED_TO_REGISTRY:
+        from genredream.models import registry
 
-
-def model_dirs() -> list[Path]:
-    """Directories searched for models, in priority order: user dirs, then shipped."""
-    return user_model_dirs() + [PRETRAINED_DIR]
-
-
-def _model_files(search_dirs) -> list[Path]:
-    files = []
-    for d in search_dirs:
-        d = Path(d).expanduser()
-        if d.is_dir():
-            files.extend(sorted(p for p in d.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file()))
-    return files
-
-
-def list_models(search_dirs=None) -> list[dict]:
-    """Describe the model files in ``search_dirs`` (default :func:`model_dirs`), for ``genredream models``.
-
-    Reads only metadata (no model is loaded or run). A file whose metadata
-    cannot be read is listed with ``error`` set and the other fields None.
-
-    Returns
-    -------
-    list of dict
-        Keys: ``name``, ``path`` (str), ``labels``, ``input``, ``sample_rate``,
-        ``window_seconds``, ``size_bytes``, ``provenance``, ``licence``,
-        ``version``, ``error`` (None or the ModelFileError message), in search order.
-    """
-    dirs = model_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    out = []
-    for f in _model_files(dirs):
-        entry = {
-            "name": f.stem,
-            "path": str(f),
-            "labels": None,
-            "input": None,
-            "sample_rate": None,
-            "window_seconds": None,
-            "size_bytes": f.stat().st_size,
-            "provenance": None,
-            "licence": None,
-            "version": None,
-            "error": None,
-        }
-        try:
-            meta = read_meta(f)
-        except ModelFileError as e:
-            entry["error"] = str(e)
-        else:
-            for k in ("name", "labels", "input", "sample_rate", "window_seconds", "provenance", "licence", "version"):
-                entry[k] = meta[k]
-        out.append(entry)
-    return out
-
-
-def resolve_model(name_or_path, search_dirs=None) -> Path:
-    """The file a ``--model`` argument means: an existing path, or a model name.
-
-    A name matches a model's metadata ``name`` or its file name without
-    suffix, in the search order of :func:`model_dirs` (user models first).
-
-    Raises
-    ------
-    ModelFileError
-        For a path that does not exist, or an unknown name (the message lists
-        the known names and the directories searched).
-    """
-    s = os.fspath(name_or_path)
-    p = Path(s).expanduser()
-    if p.is_file():
-        return p
-    if os.sep in s or (os.altsep and os.altsep in s) or p.suffix in MODEL_SUFFIXES:
-        raise ModelFileError(f"{p}: file not found")
-    dirs = model_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    models = list_models(dirs)
-    for m in models:
-        if m["error"] is None and m["name"] == s:
-            return Path(m["path"])
-    for m in models:
-        if Path(m["path"]).stem == s:
-            return Path(m["path"])
-    known = sorted({m["name"] for m in models if m["error"] is None})
-    where = ", ".join(str(d) for d in dirs)
-    if not known:
-        raise ModelFileError(f"unknown model {s!r}: no models installed (searched {where})")
-    raise ModelFileError(f"unknown model {s!r}; known models: {', '.join(known)} (searched {where})")
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""`genredream evaluate MODEL DATA`: accuracy of a model file on a labelled collection.
+"""Accuracy of a model file on a labelled collection (`genredream evaluate`, engine/cli/evaluate.py).
 
 Used to measure the shipped models on songs rendered with a different seed
 than their training corpus: consecutive 5-second windows of every song,
@@ -9,13 +9,11 @@ model does not know are reported and left out.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["evaluate", "add_arguments", "main"]
+__all__ = ["evaluate"]
 
 
 def evaluate(model_path, data, plot=None, progress=False):
@@ -71,31 +69,3 @@ def evaluate(model_path, data, plot=None, progress=False):
     if plot:
         plot_confusion(cm, labels, plot, f"{out['model']} on {Path(data).name}: window accuracy {out['window_accuracy']:.1%}")
     return out
-
-
-def add_arguments(p: argparse.ArgumentParser):
-    p.description = "Accuracy of a model file on a folder-per-genre collection (e.g. songs rendered with another seed)."
-    p.add_argument("model", help="model name or .pt path")
-    p.add_argument("data", help="collection folder: DATA/<genre>/<audio files>")
-    p.add_argument("--plot", help="write the confusion matrix PNG here")
-    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-
-
-def main(args) -> int:
-    from genredream.models.contract import ModelFileError, resolve_model
-    from genredream.models.data import CollectionError
-
-    try:
-        r = evaluate(resolve_model(args.model), args.data, plot=args.plot)
-    except (ModelFileError, CollectionError) as e:
-        print(f"genredream evaluate: {e}")
-        return 2
-    if args.json:
-        print(json.dumps(r, indent=1))
-    else:
-        print(f"{r['model']} on {r['data']}: {r['window_accuracy']:.1%} of {r['windows']} windows, {r['song_accuracy']:.1%} of {r['songs']} songs")
-        for g, a in r["per_class_accuracy"].items():
-            print(f"  {g:>12}: {'n/a' if a is None else f'{a:.0%}'}")
-        if r["unknown_genres"]:
-            print(f"  left out (genres the model does not know): {', '.join(r['unknown_genres'])}")
-    return 0

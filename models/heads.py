@@ -38,7 +38,8 @@ _BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays 
 
 
 def _body(embedding: str):
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
 
     path = resolve_model(embedding)
     return path, load(path)
@@ -134,7 +135,7 @@ def train_head(cfg, log=print) -> dict:
     from genredream.models.embed_cache import EmbeddingCache, cache_root
     from genredream.models.extend import data_provenance, extend_labels, lineage, transplant
     from genredream.models.inputs import InputSpec
-    from genredream.models.train import _Progress, choose_splits, confusion, plot_confusion, seed_everything
+    from genredream.models.train import TrainProgress, choose_splits, confusion, plot_confusion, seed_everything
 
     t_wall = time.time()
     if cfg.threads:
@@ -181,7 +182,7 @@ def train_head(cfg, log=print) -> dict:
     cache = EmbeddingCache(cache_root(cfg.cache_dir), embedding, body_path, spec.length)
 
     t0, c0 = time.time(), time.process_time()
-    with _Progress(cfg.progress) as prog:
+    with TrainProgress(cfg.progress) as prog:
         total = sum(len(v) for v in splits.values())
         task = prog.task(f"embedding with {embedding}", total)
         emb, skipped = {}, []

@@ -39,7 +39,7 @@ def cache_path() -> Path:
     if env:
         return Path(env).expanduser()
     if os.environ.get("GENREDREAM_MODELS"):
-        from genredream.models.contract import user_model_dirs
+        from genredream.models.registry import user_model_dirs
 
         return user_model_dirs()[0] / ".genredream-validated.json"
     return Path.home() / ".genredream" / "validated.json"

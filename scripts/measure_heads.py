@@ -34,7 +34,8 @@ def unseen_accuracy(model_path, unseen, cache_dir):
     import torch
 
     from genredream.models.archs.musicnn_head import MusicnnHead
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import scan
     from genredream.models.embed_cache import EmbeddingCache
     from genredream.models.heads import _per_class, _scores, _stack, song_embeddings

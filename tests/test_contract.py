@@ -15,14 +15,12 @@ from genredream.models.contract import (
     META_NAME,
     ModelFileError,
     check_meta,
-    list_models,
     load,
     read_meta,
-    resolve_model,
     save,
-    user_model_dirs,
     validate,
 )
+from genredream.models.registry import list_models, resolve_model, user_model_dirs
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from genredream.models.corpus import midi as smf
 from genredream.models.corpus.build import build_corpus
-from genredream.models.corpus.cli import add_arguments, main
+from genredream.engine.cli.corpus import add_arguments, main
 from genredream.models.corpus.compose import PPQ, compose_song, parse_chord
 from genredream.models.corpus.genres import (GENG_GENRES, GENRES, GTZAN_GENRES, UnknownGenreError,
                                   validate_style)

@@ -17,7 +17,7 @@ import torch
 from genredream.engine.dream.eq import EqParam
 from genredream.engine.dream.objective import DreamError, judge_score, load_dream_model
 from genredream.engine.dream.transfer import Ensemble, dream_transfer
-from genredream.models import contract
+from genredream.models import registry
 from tests.conftest import require_component, require_program
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
@@ -43,7 +43,7 @@ def clips(tmp_path_factory):
 @pytest.fixture(scope="module")
 def nets():
     for name in (DREAMER, JUDGE):
-        require_component(f"models/pretrained/{name}.pt", (contract.PRETRAINED_DIR / f"{name}.pt").exists(), "git checkout models/pretrained (it is committed)")
+        require_component(f"models/pretrained/{name}.pt", (registry.PRETRAINED_DIR / f"{name}.pt").exists(), "git checkout models/pretrained (it is committed)")
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the shared 2-core machines; restored for the tests after these
     yield {name: load_dream_model(name) for name in (DREAMER, JUDGE)}

@@ -14,22 +14,20 @@ import torch
 
 from tests.conftest import require_component
 
-from genredream.models.contract import _quiet_torchscript
+from genredream.engine.cli import generate as generate_cli
+from genredream.engine.cli import train_generator as train_generator_cli
+from genredream.models.archive import quiet_torchscript
 from genredream.models.archs.doyle_gru import CONTEXT_SAMPLES, PREDICT_SAMPLES, SAMPLE_RATE, DoyleGRU
 from genredream.models.generator import (
     GENERATOR_TASK,
     TrainGeneratorConfig,
-    add_generate_arguments,
-    add_train_generator_arguments,
     build_generator,
     find_generator,
     generate,
-    generate_main,
     list_generators,
     rms_db,
     save_generator,
     train_generator,
-    train_generator_main,
     validate_generator,
 )
 
@@ -78,7 +76,7 @@ def test_network_shapes_scripting_and_level_normalisation():
     x = 0.1 * torch.randn(3, CONTEXT_SAMPLES)
     with torch.no_grad():
         y = m(x)
-        with _quiet_torchscript():
+        with quiet_torchscript():
             s = torch.jit.script(m)
         assert torch.allclose(s(x), y, atol=1e-6)
         # the level normalisation is inside forward: twice as loud in, twice as loud out
@@ -126,11 +124,11 @@ def test_training_lowers_validation_loss_and_writes_its_report(trained):
 
 def test_train_generator_command_errors_name_the_problem(corpus, tmp_path, capsys):
     p = argparse.ArgumentParser()
-    add_train_generator_arguments(p)
-    assert train_generator_main(p.parse_args([str(corpus), "--genre", "jazz", "--out", str(tmp_path / "j.pt")])) == 2
-    assert "no folder for genre 'jazz'" in capsys.readouterr().out
-    assert train_generator_main(p.parse_args([str(corpus), "--all"])) == 2
-    assert "--out-dir" in capsys.readouterr().out
+    train_generator_cli.add_arguments(p)
+    assert train_generator_cli.main(p.parse_args([str(corpus), "--genre", "jazz", "--out", str(tmp_path / "j.pt")])) == 2
+    assert "no folder for genre 'jazz'" in capsys.readouterr().err
+    assert train_generator_cli.main(p.parse_args([str(corpus), "--all"])) == 2
+    assert "--out-dir" in capsys.readouterr().err
 
 
 # -- generation ---------------------------------------------------------------------
@@ -161,10 +159,10 @@ def test_generate_command_writes_the_requested_seconds(trained, tmp_path):
     seed_file = tmp_path / "seed.wav"
     sf.write(seed_file, np.concatenate([_seed_audio(2.0)] * 2), SAMPLE_RATE)
     p = argparse.ArgumentParser()
-    add_generate_arguments(p)
+    generate_cli.add_arguments(p)
     out = tmp_path / "out.wav"
     args = p.parse_args(["--generator", str(trained[0]), "--seed-audio", str(seed_file), "--seconds", "0.75", "--out", str(out), "--offset", "0.5", "--samplerate", "22050"])
-    assert generate_main(args) == 0
+    assert generate_cli.main(args) == 0
     y, sr = sf.read(out)
     assert sr == 22050 and abs(y.size - 0.75 * 22050) <= 2 and np.isfinite(y).all()
 
@@ -173,7 +171,7 @@ def test_generate_command_writes_the_requested_seconds(trained, tmp_path):
 
 
 def test_evaluate_generator_classifies_generated_and_real_clips(corpus, trained, tmp_path):
-    from genredream.models.generator_eval import evaluate_generators
+    from genredream.models.generator.evaluate import evaluate_generators
 
     gdir = tmp_path / "gens"
     gdir.mkdir()

@@ -56,7 +56,7 @@ def head(corpus, tmp_path_factory):
 
 @pytest.mark.slow
 def test_head_file_validates_and_streams_like_its_forward(head):
-    from genredream.engine.incremental import FrameBranchRunner
+    from genredream.models.incremental import FrameBranchRunner
     from genredream.models.contract import validate
 
     m = validate(head["out"])  # the contract runs the compiled step against forward too

@@ -1,4 +1,4 @@
-"""engine/incremental.py: a window computed from the previous one scores as the
+"""models/incremental/runner.py: a window computed from the previous one scores as the
 network does on the whole window, and musicnn's fast inference paths equal its
 convolutions."""
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from genredream.engine.incremental import FrameBranchRunner, streamed_forward, supports_streaming
+from genredream.models.incremental import FrameBranchRunner, streamed_forward, supports_streaming
 from genredream.engine.runtime import Engine
 from genredream.models.archs.musicnn import Musicnn, build
-from genredream.models.contract import ModelFileError, resolve_model, save
+from genredream.models.contract import ModelFileError, save
+from genredream.models.registry import resolve_model
 from tests.conftest import require_component
 
 SR = 22050

@@ -26,13 +26,13 @@ import pytest
 import torch
 
 from genredream.engine.mel import StreamingMel, logc_scale, melspectrogram
-from genredream.models import contract
+from genredream.models import contract, registry
 from genredream.models.archs.musicnn import MEL, MSD_LABELS, MTT_LABELS, MUSICNN_LAYERS, Musicnn, _TemporalBlock, build
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
-PRETRAINED = contract.PRETRAINED_DIR
+PRETRAINED = registry.PRETRAINED_DIR
 CLIPS = ["electronic", "orchestral", "noise"]
 TOL = 1e-4
 PATCH = 187

@@ -293,7 +293,7 @@ def test_a_fault_in_each_worker_is_logged_counted_reported_and_the_worker_restar
         sup = r.engine.supervisor
         e, b = r.engine, r.bridge
         targets = [("frontend", e, "pump"), ("inference", e, "infer"), ("dream", e.transform, "process"),
-                   ("osc-recv", b, "route"), ("osc-audio", b, "_release_late"), ("osc-send", b, "_out_once")]
+                   ("osc-recv", b, "route"), ("osc-audio", b.inlet, "release_late"), ("osc-send", b.outlet, "send_once")]
         for k, (name, obj, attr) in enumerate(targets):
             box = []
             _raise_once(obj, attr, box)

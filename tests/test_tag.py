@@ -73,7 +73,8 @@ def test_rows_agree_with_classify(library, tmp_path):
     import torch
 
     from genredream.models.classify import classify_file
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
 
     torch.set_num_threads(1)
     out, win = tmp_path / "tags.jsonl", tmp_path / "windows.jsonl"
@@ -108,7 +109,8 @@ def test_default_hop_is_half_a_window(library, tmp_path):
     """
     import torch
 
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import consecutive_starts, load_audio
     from genredream.models.inputs import InputSpec
 
@@ -139,7 +141,7 @@ def test_overlapping_windows_reuse_the_previous_windows_work(library):
     scores of whole, batched forward passes (within 1e-5)."""
     import torch
 
-    from genredream.models.contract import resolve_model
+    from genredream.models.registry import resolve_model
     from genredream.models.tag.files import find_audio
     from genredream.models.tag.tagger import Tagger
 

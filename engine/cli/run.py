@@ -155,7 +155,8 @@ def attach_dreamer(engine, args, writers=None):
     from genredream.engine.dream import Dreamer
     from genredream.engine.io.sinks import add_wav_output
     from genredream.models.classify import default_model
-    from genredream.models.contract import ModelFileError, resolve_model
+    from genredream.models.contract import ModelFileError
+    from genredream.models.registry import resolve_model
 
     name = args.dream_model or (args.model[0] if args.model else str(default_model()))
     model = name

@@ -84,7 +84,8 @@ def load_dream_model(model):
         ``features()`` (or ``frontend()`` for a mel model): said at load,
         never at the first hop.
     """
-    from genredream.models.contract import LoadedModel, ModelFileError, has_method, resolve_model
+    from genredream.models.contract import LoadedModel, ModelFileError, has_method
+    from genredream.models.registry import resolve_model
     from genredream.models.validated import validate_once
 
     if isinstance(model, LoadedModel):

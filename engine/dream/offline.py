@@ -137,7 +137,7 @@ def dream_file(
         model = [m.strip() for m in model.split(",") if m.strip()]
     if model is None:
         if param == "eq":
-            from genredream.models.contract import resolve_model
+            from genredream.models.registry import resolve_model
 
             model = []
             for name in DEFAULT_ENSEMBLE:

@@ -523,7 +523,7 @@ class Musicnn(MelNet):
     # t - before .. t + after (stream_context). A window that moved on by n
     # frames shares all outputs whose context lies inside both windows; only
     # the new frames and the zero-padded edges need computing. The engine
-    # (engine/incremental.py) does that with these methods; forward() is
+    # (models/incremental/runner.py) does that with these methods; forward() is
     # stream_tail(front, [cnn1, cnn2, cnn3]) with front = cat(stream_branch(i,
     # stream_prepare(x), before_i, after_i)) and each cnn = stream_mid of the last.
 

@@ -15,7 +15,7 @@ by measurement (``docs/heads.md``).
 
 Why a subclass of :class:`~genredream.models.archs.musicnn.Musicnn` and not a wrapper:
 the engine runs musicnn through its frame-branch methods and a compiled step
-around them (``engine/incremental.py``, ``engine/stream_step.py``). Here only
+around them (``models/incremental/runner.py``, ``models/incremental/step.py``). Here only
 ``_logits`` changes, which ``forward``, ``features`` and ``stream_tail`` all
 reach, so the file is one TorchScript module that streams, validates and
 dreams exactly like the shipped musicnn, at the same cost plus one small

@@ -98,7 +98,9 @@ def main(args) -> int:
     from rich.console import Console
 
     from genredream.models.classify import default_model
-    from genredream.models.contract import ModelFileError, read_meta, resolve_model
+    from genredream.models.archive import ModelFileError
+    from genredream.models.metadata import read_meta
+    from genredream.models.registry import resolve_model
     from genredream.models.tag.files import find_audio
     from genredream.models.tag.local import local_cores
     from genredream.models.tag.output import Journal, check_format, file_columns, read_rows, window_columns, write_rows

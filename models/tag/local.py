@@ -53,7 +53,7 @@ def _context():
         ctx = mp.get_context("forkserver")
         # torch and the tagging code imported once, in the server, and shared
         # by the workers it forks (importing runs no OpenMP thread: safe to fork).
-        ctx.set_forkserver_preload(["torch", "genredream.engine.incremental", "genredream.models.tag.tagger"])
+        ctx.set_forkserver_preload(["torch", "genredream.models.incremental.runner", "genredream.models.tag.tagger"])
         return ctx
     return mp.get_context("spawn")
 

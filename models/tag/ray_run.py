@@ -32,7 +32,7 @@ class TagActor:
     def __init__(self, model_refs, overlap, per_window):
         import torch
 
-        from genredream.models.contract import resolve_model
+        from genredream.models.registry import resolve_model
         from genredream.models.tag.tagger import Tagger
 
         torch.set_num_threads(1)

@@ -7,7 +7,7 @@ score is the mean over its windows. A window is scored one of two ways:
 
 * **Incrementally, along the file**, for a model with the frame-branch
   methods (musicnn) when windows overlap (the default hop): the engine's
-  :class:`~genredream.engine.incremental.FrameBranchRunner` computes the
+  :class:`~genredream.models.incremental.runner.FrameBranchRunner` computes the
   front end and mid end only where a window differs from the previous one
   of the same file. At a 50 % overlap a window shares half its frames with
   the last, and the timbral convolutions, most of musicnn's arithmetic,
@@ -26,7 +26,7 @@ score is the mean over its windows. A window is scored one of two ways:
   files shared its batch.
 
 Models run without TorchScript's graph optimisation (the profiling
-executor's), as the engine does (``engine.run.fast_jit``, which measured
+executor's), as the engine does (``engine.session.fast_jit``, which measured
 seconds of compiling on each of the first calls against a steady state
 within noise): here every worker would pay that compile, and no
 run-dependent re-optimisation can change a score's last bits.
@@ -126,7 +126,7 @@ class Tagger:
         """The incremental runner for a streaming mel model whose windows overlap, else None."""
         if spec.kind != "mel" or hop_units(spec, self.overlap) >= spec.length:
             return None
-        from genredream.engine.incremental import FrameBranchRunner, supports_streaming
+        from genredream.models.incremental.runner import FrameBranchRunner, supports_streaming
 
         return FrameBranchRunner(model.module) if supports_streaming(model.module) else None
 

@@ -1,5 +1,5 @@
 """One window through a frame-branch model, compiled: the arithmetic of
-:class:`genredream.engine.incremental.FrameBranchRunner`.
+:class:`genredream.models.incremental.runner.FrameBranchRunner`.
 
 The runner used to drive the model's streaming methods from Python: per
 musicnn hop, 13 calls into TorchScript and some thirty slices, pads and

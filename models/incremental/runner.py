@@ -70,7 +70,7 @@ import collections
 import numpy as np
 import torch
 
-from genredream.engine.stream_step import StreamStep
+from genredream.models.incremental.step import StreamStep
 
 __all__ = ["FrameBranchRunner", "STREAM_METHODS", "supports_streaming", "streamed_forward"]
 

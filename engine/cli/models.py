@@ -1,4 +1,7 @@
-"""`genredream models` and `genredream validate FILE`."""
+"""`genredream models`: the shipped and user models, what they take and how well they were measured.
+
+Discovery is :mod:`genredream.models.registry`; this module only shows it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ import argparse
 import json
 import sys
 
-__all__ = ["add_models_arguments", "models_main", "add_validate_arguments", "validate_main"]
+__all__ = ["add_arguments", "main", "measured_on"]
 
 
-def add_models_arguments(p: argparse.ArgumentParser):
+def add_arguments(p: argparse.ArgumentParser):
     p.description = (
         "List the shipped models (models/pretrained) and your own "
         "($GENREDREAM_MODELS, or ~/.genredream/models): name (and which is the default), labels, input, sample rate, "
@@ -37,14 +40,13 @@ def _accuracy_text(prov):
     return str(acc) if acc else ""
 
 
-def models_main(args) -> int:
+def main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from genredream.models.contract import list_models, model_dirs
-
     from genredream.models.classify import default_model
     from genredream.models.contract import ModelFileError, read_meta
+    from genredream.models.registry import list_models, model_dirs
 
     models = list_models()
     try:
@@ -92,38 +94,3 @@ def models_main(args) -> int:
                 f"{e.get('name')} ({len(e.get('labels') or [])} genres)" for e in reversed(lin) if isinstance(e, dict)))
     con.print("searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
-
-
-def add_validate_arguments(p: argparse.ArgumentParser):
-    p.description = (
-        "Check a model file against the genredream TorchScript contract: metadata schema, methods "
-        "(forward, features, frontend for mel models), shapes and dtype on a batch of 2, finite outputs "
-        "on noise and silence."
-    )
-    p.add_argument("file", nargs="+", help="model file(s) (.pt)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="run the checks even for a file that passed before (passes are remembered by the file's SHA-256, "
-        "in ~/.genredream/validated.json; see models/validated.py)",
-    )
-
-
-def validate_main(args) -> int:
-    from rich.console import Console
-
-    from genredream.models.contract import ModelFileError
-    from genredream.models.validated import validate_once
-
-    con = Console()
-    bad = 0
-    for f in args.file:
-        try:
-            m, ran = validate_once(f, force=getattr(args, "force", False))
-        except ModelFileError as e:
-            con.print(f"[red]FAIL[/] {e}")
-            bad += 1
-        else:
-            how = "" if ran else " (these exact bytes passed before; --force checks again)"
-            con.print(f"[green]ok[/]   {f}: {m.name}, {len(m.labels)} labels, {m.input} input at {m.sample_rate} Hz, layers {', '.join(m.layers)}{how}")
-    return 1 if bad else 0

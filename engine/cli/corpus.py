@@ -1,4 +1,4 @@
-"""``genredream corpus``: build the synthetic genre corpus from the command line.
+"""``genredream corpus``: build the synthetic genre corpus from the command line (models/corpus/ does the work).
 
 The main CLI owns the parser; this module only adds its arguments and runs::
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .build import build_corpus
-from .genres import GENG_GENRES, GENRES, GTZAN_GENRES, UnknownGenreError
-from .render import RenderError
+from genredream.models.corpus.build import build_corpus
+from genredream.models.corpus.genres import GENG_GENRES, GENRES, GTZAN_GENRES, UnknownGenreError
+from genredream.models.corpus.render import RenderError
 
 __all__ = ["add_arguments", "main"]
 

@@ -1,4 +1,4 @@
-"""`genredream evaluate-generator HELDOUT --classifier NAME`: the paper's Figure 7, and what it hid.
+"""Evaluating generators (`genredream evaluate-generator`): the paper's Figure 7, and what it hid.
 
 For every genre that has a generator and that the classifier knows, the
 first ``--songs`` songs of the held-out collection each seed a continuation:
@@ -33,14 +33,13 @@ generated WAVs per genre.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bandlimit_collection", "evaluate_generators", "add_evaluate_generator_arguments", "evaluate_generator_main", "spectral_flatness", "DEFAULT_CLASSIFIER"]
+__all__ = ["bandlimit_collection", "evaluate_generators", "spectral_flatness", "DEFAULT_CLASSIFIER"]
 
 #: The paper classified its generated clips with its own CNN (our ``doyle``).
 DEFAULT_CLASSIFIER = "doyle"
@@ -66,7 +65,7 @@ def spectral_flatness(x, n_fft=512):
 
 
 def _chunk_db(x, n):
-    from genredream.models.generator import rms_db
+    from genredream.models.generator.stepper import rms_db
 
     return [rms_db(x[i : i + n]) for i in range(0, x.size - n + 1, n)]
 
@@ -93,11 +92,13 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     """Generate from held-out songs, classify generated and real clips; return the result dict (see module doc)."""
     import soundfile as sf
 
-    from genredream.models.contract import load, resolve_model
+    from genredream.models.contract import load
+    from genredream.models.registry import resolve_model
     from genredream.models.data import load_audio, scan
-    from genredream.models.generator import generate, list_generators, rms_db, validate_generator
+    from genredream.models.generator.file import list_generators, validate_generator
+    from genredream.models.generator.stepper import generate, rms_db
     from genredream.models.inputs import InputSpec
-    from genredream.models.train import _Progress, confusion, plot_confusion
+    from genredream.models.train import TrainProgress, confusion, plot_confusion
 
     clf = load(resolve_model(classifier))
     labels = list(clf.meta["labels"])
@@ -121,7 +122,7 @@ def evaluate_generators(heldout, classifier, generators_dir=None, songs=10, seco
     rows = {"generated": ([], []), "raw": ([], []), "real": ([], []), "real_fullband": ([], [])}
     per_clip = []
     examples_audio = []  # (genre, sr, seed, real, generated) of each genre's first song
-    with _Progress(progress) as prog:
+    with TrainProgress(progress) as prog:
         bar = prog.task("generating and classifying", len(pairs) * songs)
         for genre in pairs:
             gen = validate_generator(gens[genre])
@@ -262,55 +263,3 @@ def plot_examples(examples, path):
     fig.tight_layout()
     fig.savefig(path, dpi=55)
     plt.close(fig)
-
-
-def add_evaluate_generator_arguments(p: argparse.ArgumentParser):
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = (
-        "Generate a continuation for every genre from held-out songs and classify it (the paper's Figure 7),\n"
-        "next to the same classifier on the real continuation; also the level and noisiness of what is generated."
-    )
-    p.epilog = "example:\n  genredream evaluate-generator data/corpus-heldout --classifier doyle --out-dir generator-eval\n"
-    p.add_argument("heldout", help="held-out collection: HELDOUT/<genre>/<audio files>")
-    p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help=f"classifier model name or .pt (default {DEFAULT_CLASSIFIER}, the paper's CNN)")
-    p.add_argument("--generators", help="folder of generator files (default: installed generators)")
-    p.add_argument("--songs", type=int, default=10, help="held-out songs per genre (default 10, as the paper)")
-    p.add_argument("--seconds", type=float, default=5.0, help="seconds generated per clip (default 5)")
-    p.add_argument("--offset", type=float, default=1.0, help="where the 0.9 s seed starts in each song (default 1 s)")
-    p.add_argument("--noise", type=float, default=0.0, help="noise fed back while generating (see `generate --noise`)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", default="generator-eval", help="where the PNGs and evaluation.json go (default generator-eval)")
-    p.add_argument("--examples", type=int, default=0, help="write this many seed+generated WAVs per genre")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def evaluate_generator_main(args) -> int:
-    from genredream.models.contract import ModelFileError
-    from genredream.models.data import CollectionError
-
-    try:
-        r = evaluate_generators(
-            args.heldout, args.classifier, args.generators, songs=args.songs, seconds=args.seconds, offset=args.offset,
-            noise=args.noise, seed=args.seed, out_dir=args.out_dir, examples=args.examples, progress=not args.no_progress,
-        )
-    except (ModelFileError, CollectionError, ValueError) as e:
-        print(f"genredream evaluate-generator: {e}")
-        return 2
-    summary = {k: r[k]["accuracy"] for k in ("generated", "raw", "real", "real_fullband")}
-    if args.json:
-        print(json.dumps({"accuracy": summary, "level_vs_seed_db": r["level_vs_seed_db"], "out_dir": args.out_dir}, indent=1))
-        return 0
-    print(f"{r['classifier']} on {len(r['genres'])} genres x {r['songs_per_genre']} held-out songs, {r['seconds']:g} s each:")
-    print(
-        f"  generated (level matched): {summary['generated']:.0%}   network's own level: {summary['raw']:.0%}   "
-        f"real continuation at 10 kHz: {summary['real']:.0%}   real at the classifier's {r['classifier_sample_rate']} Hz: {summary['real_fullband']:.0%}"
-    )
-    lv = r["level_vs_seed_db"]
-    print(f"  level vs seed: generated {lv['generated']:+.1f} dB, network's own {lv['raw']:+.1f} dB, real {lv['real']:+.1f} dB")
-    for g in r["genres"]:
-        print(f"  {g:>12}: generated {r['generated']['per_genre'][g]:.0%}  real {r['real']['per_genre'][g]:.0%}")
-    if r["left_out"]:
-        print("  left out: " + ", ".join(f"{g} ({why})" for g, why in r["left_out"]))
-    print(f"  figures and evaluation.json in {args.out_dir}")
-    return 0
