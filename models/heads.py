@@ -15,8 +15,16 @@ the engine and dreams like the shipped musicnn.
 ``--from HEAD.pt`` starts from a head file: same body, same embedding, the
 known genres keep their units (:mod:`genredream.models.extend`), the input
 standardisation is kept, and the report shows the old genres' accuracy
-before and after. The body is always frozen here, so ``--freeze-body``
-changes nothing for a head.
+before and after. With every old genre's songs in DATA all units train on
+all of them (rehearsal); when some are missing, the old units' rows are kept
+exactly and the parent's old-unit answers are distilled (learning without
+forgetting). The body is always frozen here, so ``--freeze-body`` changes
+nothing for a head.
+
+Training can also use extra views of the training songs (windows every half
+window, pitch or gain changes; :data:`genredream.models.embed_cache.VIEWS`),
+each cached under its own key; the default is the plain windows
+(docs/heads.md has the measurements).
 """
 
 from __future__ import annotations
