@@ -26,9 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_root", "file_sha256", "EmbeddingCache"]
+__all__ = ["cache_root", "file_sha256", "EmbeddingCache", "VIEWS", "view_audio", "view_starts", "song_embeddings"]
 
 KEYS = ("pooled", "penultimate")
+
+#: Views of a song a head can be trained on: ``(semitones, gain, hop as a fraction of the window)``. ``""`` is the
+#: consecutive 5 s windows ``genredream evaluate`` scores (validation and test always
+#: use it); the others are training-time augmentations (docs/heads.md measures them):
+#: ``half``/``quarter``: a window every half/quarter window (musicnn's own practice is
+#: 50 % overlap), so a 10 s song gives 3/5 windows instead of 2; ``up1``/``down1``: the song resampled one
+#: semitone up/down (pitch and tempo move together, as a turntable's speed does);
+#: ``quiet``: 6 dB lower, which musicnn's log-compressed mel does not cancel.
+#: The view is part of the cache key, so each view is embedded once per file.
+VIEWS = {"": (0.0, 1.0, 1.0), "half": (0.0, 1.0, 0.5), "quarter": (0.0, 1.0, 0.25), "up1": (1.0, 1.0, 1.0),
+         "down1": (-1.0, 1.0, 1.0), "quiet": (0.0, 0.5, 1.0)}
+
+_BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays ~100 MB)
 
 
 def cache_root(override=None) -> Path:
@@ -61,12 +74,12 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def _path(self, key: str) -> Path:
-        return self.dir / f"{key}.npz"
+    def _path(self, key: str, view: str = "") -> Path:
+        return self.dir / (f"{key}.{view}.npz" if view else f"{key}.npz")
 
-    def get(self, key: str):
-        """The arrays stored under ``key`` (a file's sha256), or None."""
-        p = self._path(key)
+    def get(self, key: str, view: str = ""):
+        """The arrays stored under ``key`` (a file's sha256) and ``view`` (:data:`VIEWS`), or None."""
+        p = self._path(key, view)
         try:
             with np.load(p) as z:
                 out = {k: z[k] for k in KEYS}
@@ -76,14 +89,74 @@ class EmbeddingCache:
         self.hits += 1
         return out
 
-    def put(self, key: str, arrays: dict) -> None:
+    def put(self, key: str, arrays: dict, view: str = "") -> None:
         """Store atomically (a temporary file renamed into place), so a killed run leaves no half entry."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.dir)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **{k: np.asarray(arrays[k], dtype=np.float32) for k in KEYS})
-            os.replace(tmp, self._path(key))
+            os.replace(tmp, self._path(key, view))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def view_audio(y, sr: int, view: str):
+    """The song as ``view`` hears it (:data:`VIEWS`): resampled by the view's semitones, scaled by its gain."""
+    semitones, gain, _ = VIEWS[view]
+    if semitones:
+        import soxr
+
+        # Read as if recorded at sr * r and played back at sr: r times faster and higher.
+        y = soxr.resample(y, sr * 2.0 ** (semitones / 12.0), sr).astype(np.float32)
+    return y * np.float32(gain) if gain != 1.0 else y
+
+
+def view_starts(n_units: int, length: int, view: str):
+    """Window starts of ``view``: consecutive, or every half/quarter window (the last aligned to the end)."""
+    from genredream.models.data import consecutive_starts
+
+    return consecutive_starts(n_units, length, max(1, int(length * VIEWS[view][2])))
+
+
+def song_embeddings(songs, net, spec, cache, view: str = "", progress=None):
+    """Embeddings of each song's windows in ``view``: ``([(song, {"pooled", "penultimate"})], skipped)``.
+
+    ``net``: an eager :class:`~genredream.models.archs.musicnn_head.MusicnnHead` (its body
+    computes the embeddings). Cached by the file's content and the view;
+    undecodable files are skipped and listed.
+    """
+    import torch
+
+    from genredream.models.data import AudioFileError, fit_length, load_audio
+
+    out, skipped = [], []
+    net.eval()
+    for s in songs:
+        key = file_sha256(s.path)
+        emb = cache.get(key, view)
+        if emb is None:
+            try:
+                y = load_audio(s.path, spec.sample_rate)
+            except AudioFileError as e:
+                skipped.append((str(s.path), str(e)))
+                if progress:
+                    progress(1)
+                continue
+            y, _ = fit_length(view_audio(y, spec.sample_rate, view), spec.window_samples)
+            f = spec.song_features(y)
+            starts = view_starts(spec.units(f), spec.length, view)
+            pooled, pen = [], []
+            with torch.no_grad():
+                for i in range(0, len(starts), _BATCH_WINDOWS):
+                    x = torch.from_numpy(spec.batch([f] * len(starts[i : i + _BATCH_WINDOWS]), starts[i : i + _BATCH_WINDOWS]))
+                    feats = net._all(x)  # timbral, temporal, cnn1-3, mean_pool, max_pool, penultimate, logits
+                    pooled.append(net.pool_bn(torch.cat([feats[6], feats[5]], dim=1)).numpy())
+                    pen.append(feats[7].numpy())
+            emb = {"pooled": np.concatenate(pooled), "penultimate": np.concatenate(pen)}
+            cache.put(key, emb, view)
+        out.append((s, emb))
+        if progress:
+            progress(1)
+    return out, skipped

@@ -15,8 +15,16 @@ the engine and dreams like the shipped musicnn.
 ``--from HEAD.pt`` starts from a head file: same body, same embedding, the
 known genres keep their units (:mod:`genredream.models.extend`), the input
 standardisation is kept, and the report shows the old genres' accuracy
-before and after. The body is always frozen here, so ``--freeze-body``
-changes nothing for a head.
+before and after. With every old genre's songs in DATA all units train on
+all of them (rehearsal); when some are missing, the old units' rows are kept
+exactly and the parent's old-unit answers are distilled (learning without
+forgetting). The body is always frozen here, so ``--freeze-body`` changes
+nothing for a head.
+
+Training can also use extra views of the training songs (windows every half
+window, pitch or gain changes; :data:`genredream.models.embed_cache.VIEWS`),
+each cached under its own key; the default is the plain windows
+(docs/heads.md has the measurements).
 """
 
 from __future__ import annotations
@@ -32,9 +40,8 @@ __all__ = ["train_head", "song_embeddings", "HEAD_RECIPE"]
 
 #: Head training: ours (no paper behind a head on these embeddings). lr 1e-2: at 1e-3 a linear head on
 #: 100 songs was still improving at epoch 295 of 300 (docs/heads.md).
-HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="pooled")
-
-_BATCH_WINDOWS = 4  # musicnn windows per forward while embedding (memory stays ~100 MB)
+HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="pooled",
+                   label_smoothing=0.0, train_views=[""], distill_temperature=2.0)
 
 
 def _body(embedding: str):
@@ -45,46 +52,11 @@ def _body(embedding: str):
     return path, load(path)
 
 
-def song_embeddings(songs, net, spec, cache, progress=None):
-    """Embeddings of every consecutive window of each song: ``[(song, {"pooled", "penultimate"})]``, skipped.
+def song_embeddings(songs, net, spec, cache, progress=None, view=""):
+    """See :func:`genredream.models.embed_cache.song_embeddings` (kept here for callers of the first version)."""
+    from genredream.models.embed_cache import song_embeddings as embed
 
-    ``net``: an eager :class:`MusicnnHead` (its body computes the embeddings).
-    Cached by the file's content; undecodable files are skipped and listed.
-    """
-    import torch
-
-    from genredream.models.data import AudioFileError, consecutive_starts, fit_length, load_audio
-    from genredream.models.embed_cache import file_sha256
-
-    out, skipped = [], []
-    net.eval()
-    for s in songs:
-        key = file_sha256(s.path)
-        emb = cache.get(key)
-        if emb is None:
-            try:
-                y = load_audio(s.path, spec.sample_rate)
-            except AudioFileError as e:
-                skipped.append((str(s.path), str(e)))
-                if progress:
-                    progress(1)
-                continue
-            y, _ = fit_length(y, spec.window_samples)
-            f = spec.song_features(y)
-            starts = consecutive_starts(spec.units(f), spec.length)
-            pooled, pen = [], []
-            with torch.no_grad():
-                for i in range(0, len(starts), _BATCH_WINDOWS):
-                    x = torch.from_numpy(spec.batch([f] * len(starts[i : i + _BATCH_WINDOWS]), starts[i : i + _BATCH_WINDOWS]))
-                    feats = net._all(x)  # timbral, temporal, cnn1-3, mean_pool, max_pool, penultimate, logits
-                    pooled.append(net.pool_bn(torch.cat([feats[6], feats[5]], dim=1)).numpy())
-                    pen.append(feats[7].numpy())
-            emb = {"pooled": np.concatenate(pooled), "penultimate": np.concatenate(pen)}
-            cache.put(key, emb)
-        out.append((s, emb))
-        if progress:
-            progress(1)
-    return out, skipped
+    return embed(songs, net, spec, cache, view=view, progress=progress)
 
 
 def _stack(items, labels, layer):
@@ -123,6 +95,82 @@ def _per_class(y, p, labels, only=None):
 
     cm = confusion(y, p, len(labels))
     return {g: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, g in enumerate(labels) if only is None or g in only}
+
+
+def _masked_l2(params, out_layer, mask):
+    total = 0.0
+    for p in params:
+        if p is out_layer.weight:
+            total = total + ((p * mask) ** 2).sum()
+        elif p is out_layer.bias:
+            total = total + ((p * mask[:, 0]) ** 2).sum()
+        else:
+            total = total + (p * p).sum()
+    return total
+
+
+def fit_head(head, train, valid, r, seed, frozen_rows=0, teacher=None):
+    """Fit ``head`` on window embeddings; early stopping on the validation loss; best weights kept.
+
+    ``train``: ``(x, y)``; ``valid``: ``(x, y, song, n_songs)`` (may be empty:
+    then the training loss is monitored). ``frozen_rows``: the first output
+    units keep their weights exactly (the parent's genres when ``--from`` has
+    none of their songs). ``teacher``: the parent's old-unit logits on the
+    training windows; the new head's old-unit softmax is pulled towards them
+    (learning without forgetting, Li & Hoiem 2016, at ``r["distill_temperature"]``).
+    Returns ``(best, history)``, ``best`` = ``{"loss", "epoch"}``.
+    """
+    import torch
+
+    xtr, ytr = train
+    xva, yva, sva, n_va = valid
+    params = list(head.net.parameters())
+    out_layer = head.net[-1]
+    if frozen_rows:
+        # Zero the old units' gradient and weight decay: their rows stay the parent's, bit for bit.
+        mask = torch.ones_like(out_layer.weight[:, :1])
+        mask[:frozen_rows] = 0
+        hooks = [out_layer.weight.register_hook(lambda g: g * mask), out_layer.bias.register_hook(lambda g: g * mask[:, 0])]
+    # Frozen rows: their gradient is zero, so Adam's moments stay zero and so does their step; the weight
+    # decay is then an explicit L2 term that leaves them out (Adam's own would shrink them).
+    opt = torch.optim.Adam(params, lr=r["lr"], weight_decay=0.0 if frozen_rows else r["weight_decay"])
+    rng = np.random.default_rng(seed)
+    best = {"loss": float("inf"), "epoch": 0, "state": copy.deepcopy(head.state_dict())}
+    history = []
+    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    tt = torch.from_numpy(teacher) if teacher is not None else None
+    T = float(r["distill_temperature"])
+    for epoch in range(r["epochs"]):
+        head.train()
+        order = rng.permutation(len(ytr))
+        loss_sum = 0.0
+        for i in range(0, len(order), r["batch_size"]):
+            idx = torch.from_numpy(order[i : i + r["batch_size"]])
+            opt.zero_grad()
+            logits = head(xt[idx])
+            loss = torch.nn.functional.cross_entropy(logits, yt[idx], label_smoothing=r["label_smoothing"])
+            if tt is not None:
+                k = tt.shape[1]
+                loss = loss + T * T * torch.nn.functional.kl_div(
+                    torch.log_softmax(logits[:, :k] / T, 1), torch.softmax(tt[idx] / T, 1), reduction="batchmean")
+            if frozen_rows and r["weight_decay"]:
+                loss = loss + 0.5 * r["weight_decay"] * _masked_l2(params, out_layer, mask)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+        head.eval()
+        monitor = _scores(head, xva, yva, sva, n_va)["loss"] if len(yva) else loss_sum / len(ytr)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / len(ytr), "valid_loss": monitor})
+        if monitor < best["loss"]:
+            best = {"loss": monitor, "epoch": epoch + 1, "state": copy.deepcopy(head.state_dict())}
+        elif epoch + 1 - best["epoch"] >= r["patience"]:
+            break
+    if frozen_rows:
+        for h in hooks:
+            h.remove()
+    head.load_state_dict(best.pop("state"))
+    head.eval()
+    return best, history
 
 
 def train_head(cfg, log=print) -> dict:
@@ -182,13 +230,19 @@ def train_head(cfg, log=print) -> dict:
     cache = EmbeddingCache(cache_root(cfg.cache_dir), embedding, body_path, spec.length)
 
     t0, c0 = time.time(), time.process_time()
+    views = [str(v) for v in (getattr(cfg, "head_views", None) or r["train_views"])]
+    r["train_views"] = views
     with TrainProgress(cfg.progress) as prog:
-        total = sum(len(v) for v in splits.values())
+        total = sum(len(v) for v in splits.values()) + (len(views) - 1) * len(splits["train"])
         task = prog.task(f"embedding with {embedding}", total)
         emb, skipped = {}, []
         for name in ("train", "valid", "test"):
-            emb[name], sk = song_embeddings(splits[name], net, spec, cache, progress=lambda k: prog.update(task, k))
+            emb[name], sk = song_embeddings(splits[name], net, spec, cache, progress=lambda k: prog.update(task, k), view=views[0] if name == "train" else "")
             skipped += sk
+        # Training-time views beyond the first (docs/heads.md): more windows of the same training songs.
+        extra = []
+        for v in views[1:]:
+            extra += song_embeddings(splits["train"], net, spec, cache, progress=lambda k: prog.update(task, k), view=v)[0]
     embed_seconds = time.time() - t0
     embed_cpu_seconds = time.process_time() - c0
     log(f"embeddings: {cache.hits} files from the cache, {cache.misses} through {embedding} in {embed_seconds:.1f} s ({cache.dir})")
@@ -196,7 +250,7 @@ def train_head(cfg, log=print) -> dict:
         raise CollectionError("no training song could be decoded")
 
     layer = r["layer"]
-    xtr, ytr, _ = _stack(emb["train"], labels, layer)
+    xtr, ytr, _ = _stack(emb["train"] + extra, labels, layer)
     xva, yva, sva = _stack(emb["valid"], labels, layer)
     xte, yte, ste = _stack(emb["test"], labels, layer)
     head = net.head
@@ -206,31 +260,19 @@ def train_head(cfg, log=print) -> dict:
     before_head = copy.deepcopy(head)
 
     t1, c1 = time.time(), time.process_time()
-    opt = torch.optim.Adam(head.net.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
-    rng = np.random.default_rng(cfg.seed)
-    best = {"loss": float("inf"), "epoch": 0, "state": copy.deepcopy(head.state_dict())}
-    history = []
-    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
-    for epoch in range(r["epochs"]):
-        head.train()
-        order = rng.permutation(len(ytr))
-        loss_sum = 0.0
-        for i in range(0, len(order), r["batch_size"]):
-            idx = torch.from_numpy(order[i : i + r["batch_size"]])
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(head(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-        head.eval()
-        monitor = _scores(head, xva, yva, sva, len(emb["valid"]))["loss"] if len(yva) else loss_sum / len(ytr)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / len(ytr), "valid_loss": monitor})
-        if monitor < best["loss"]:
-            best = {"loss": monitor, "epoch": epoch + 1, "state": copy.deepcopy(head.state_dict())}
-        elif epoch + 1 - best["epoch"] >= r["patience"]:
-            break
-    head.load_state_dict(best["state"])
-    head.eval()
+    frozen, teacher, from_mode = 0, None, None
+    if parent is not None:
+        from_mode = "rehearsal"  # every old genre has songs here: all units train on all of them
+        n_old = len(parent.meta["labels"])
+        absent = [g for g in parent.meta["labels"] if g not in {s.genre for s, _ in emb["train"]}]
+        if absent:
+            # The old genres' songs are not all here: keep the old units' rows as they were, and distil the
+            # parent's old-unit answers on the new songs into the rest (what is shared: a hidden layer).
+            frozen, from_mode = n_old, "learning without forgetting"
+            with torch.no_grad():
+                teacher = before_head(torch.from_numpy(xtr))[:, :n_old].numpy()
+            log(f"--from: no songs of {', '.join(absent)} here: the {n_old} old units are kept as they were (learning without forgetting)")
+    best, history = fit_head(head, (xtr, ytr), (xva, yva, sva, len(emb["valid"])), r, cfg.seed, frozen_rows=frozen, teacher=teacher)
     train_seconds = time.time() - t1
     train_cpu_seconds = time.process_time() - c1  # this process's CPU time: what a busy machine's wall clock hides
     log(f"head: {len(history)} epochs in {train_seconds:.1f} s on {len(ytr)} windows of {len(emb['train'])} songs (best epoch {best['epoch']})")
@@ -242,7 +284,7 @@ def train_head(cfg, log=print) -> dict:
         "report_file": str(out.with_suffix(".report.json")),
         "data": data_provenance(coll.root),
         "genres": labels,
-        "embedding": {"body": embedding, "layer": layer, "hidden": r["hidden"], "window_hop": "consecutive 5 s windows",
+        "embedding": {"body": embedding, "layer": layer, "hidden": r["hidden"], "window_hop": "consecutive 5 s windows", "train_views": views,
                       "cache": str(cache.dir), "cached_files": cache.hits, "embedded_files": cache.misses, "embed_seconds": round(embed_seconds, 1),
                       "embed_cpu_seconds": round(embed_cpu_seconds, 1)},
         "split": split_desc | {"songs": {k: len(v) for k, v in emb.items()}},
@@ -287,6 +329,8 @@ def train_head(cfg, log=print) -> dict:
     if parent is not None:
         old = list(parent.meta["labels"])
         report["from"] = _forgetting(parent, old, before_head, head, emb["test"], labels, layer, grown)
+        report["from"]["mode"] = from_mode
+        report["from"]["old_units_frozen"] = frozen
         prov["lineage"] = lineage(parent.meta, parent.path)
     meta["provenance"] = prov
     contract.save(net, meta, out)

@@ -118,6 +118,9 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     # The three known genres were embedded before; only techno's four files are new.
     assert rep["embedding"]["embedded_files"] == 4 and rep["embedding"]["cached_files"] == 12
     assert set(rep["from"]["before"]["per_class_accuracy"]) == set(GENRES)
+    # Every old genre has its songs here: rehearsal, all units train (the old rows move).
+    assert rep["from"]["mode"] == "rehearsal" and rep["from"]["old_units_frozen"] == 0
+    assert not torch.equal(child.module.state_dict()["head.net.0.weight"][:3], parent.module.state_dict()["head.net.0.weight"])
     assert child.meta["provenance"]["lineage"][-1]["name"] == "mine"
     # Before any training the new head's old units are the parent's: check the transplant directly.
     from genredream.models.archs.musicnn_head import MusicnnHead
@@ -129,6 +132,57 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     x = torch.randn(2, 96, 313)
     with torch.no_grad():
         assert torch.allclose(fresh(x)[:, :3], parent.module(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_from_without_the_old_songs_keeps_the_old_units_exactly(head, corpus):
+    """A folder without some old genres' songs: the old units' rows are the parent's, bit for bit (learning without forgetting)."""
+    from genredream.models.contract import load, validate
+    from genredream.models.heads import train_head
+
+    data = _collection(corpus, head["tmp"] / "metal-rap", ["metal", "rap"])  # classical and electronica are gone
+    parent = load(head["out"])
+    out = head["tmp"] / "rap-only.pt"
+    logs = []
+    rep = train_head(_cfg(data, out, head["cache"], from_model=parent), log=logs.append)
+    child = validate(out)
+    assert child.labels == sorted(GENRES) + ["rap"]
+    assert rep["from"]["mode"] == "learning without forgetting" and rep["from"]["old_units_frozen"] == 3
+    assert any("no songs of classical, electronica" in m and "old units are kept" in m for m in logs)
+    ps, cs = parent.module.state_dict(), child.module.state_dict()
+    assert torch.equal(cs["head.net.0.weight"][:3], ps["head.net.0.weight"]) and torch.equal(cs["head.net.0.bias"][:3], ps["head.net.0.bias"])
+    assert torch.equal(cs["head.in_mean"], ps["head.in_mean"]) and torch.equal(cs["head.in_std"], ps["head.in_std"])
+    assert not torch.equal(cs["head.net.0.weight"][3], torch.zeros_like(cs["head.net.0.weight"][3]))
+    # So on any input the old genres rank among themselves exactly as before.
+    x = torch.randn(2, 96, 313)
+    with torch.no_grad():
+        assert torch.allclose(child.module(x)[:, :3], parent.module(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_views_are_part_of_the_cache_key(head):
+    """An augmented view (one semitone up) is embedded once, stored apart from the plain windows, and differs from them."""
+    from genredream.models.archs.musicnn_head import MusicnnHead, make_head_meta
+    from genredream.models.contract import load, resolve_model
+    from genredream.models.data import scan
+    from genredream.models.embed_cache import EmbeddingCache, file_sha256, song_embeddings
+    from genredream.models.inputs import InputSpec
+
+    body_path = resolve_model("musicnn-msd")
+    net = MusicnnHead(sorted(GENRES), "pooled", 0)
+    net.load_body(load(body_path).module.state_dict())
+    spec = InputSpec(make_head_meta(net, "musicnn-msd", "ISC"))
+    songs = [s for s in scan(head["data"]).songs if s.genre == "classical"][:2]
+    cache = EmbeddingCache(head["cache"], "musicnn-msd", body_path, spec.length)
+    up, _ = song_embeddings(songs, net, spec, cache, view="up1")
+    assert cache.misses == 2 and cache.hits == 0
+    assert all((cache.dir / f"{file_sha256(s.path)}.up1.npz").is_file() for s in songs)
+    plain, _ = song_embeddings(songs, net, spec, cache)  # embedded by the head fixture's run: still there, unchanged
+    again, _ = song_embeddings(songs, net, spec, cache, view="up1")
+    assert cache.misses == 2 and cache.hits == 4
+    for (_, u), (_, p), (_, a) in zip(up, plain, again):
+        assert np.array_equal(u["pooled"], a["pooled"])
+        assert u["pooled"].shape == p["pooled"].shape and not np.allclose(u["pooled"], p["pooled"], atol=1e-3)
 
 
 @pytest.mark.slow
