@@ -11,6 +11,7 @@ skipping.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
@@ -110,7 +111,9 @@ def test_memory_is_locked_and_unlocked():
     require_component("memory locking", why is None, f"ulimit -l unlimited or CAP_IPC_LOCK ({why})")
     try:
         locked = _vmlck_kib()
-        big = np.empty(8 << 20, np.uint8)  # MCL_FUTURE: mapped after the call, locked too
+        # MCL_FUTURE: mapped after the call, locked too. A fresh anonymous mapping, not np.empty:
+        # after earlier tests free big arrays, glibc serves 8 MB from its heap, already locked.
+        big = np.frombuffer(mmap.mmap(-1, 8 << 20), np.uint8)
         big[::4096] = 1
         later = _vmlck_kib()
     finally:
@@ -131,7 +134,9 @@ def test_touched_pages_take_no_fault_on_first_write():
 
         return _on_thread(write)
 
-    fresh = faults(np.zeros(n, np.uint8))
+    # The reference is a fresh anonymous mapping: np.zeros may reuse heap pages that earlier tests
+    # already faulted in (glibc raises its mmap threshold after big frees), and then nothing faults.
+    fresh = faults(np.frombuffer(mmap.mmap(-1, n), np.uint8))
     ready = faults(rt.touched(n))
     assert fresh >= 100, fresh  # the reference: hundreds of faults (a zero page is mapped on first write)
     assert ready <= 16, ready

@@ -1,7 +1,7 @@
 """`genredream`: the command line.
 
-Each subcommand lives in the module that does its work; this file only knows
-their names, one-line help and where to find them, so ``genredream --help``
+Each subcommand lives in its own module of this package; this file only
+knows their names, one-line help and where to find them, so ``genredream --help``
 answers at once without importing torch or compiling kernels. A subcommand
 whose issue has not landed yet is listed with what it will do and says so
 when called, instead of failing in some other way.
