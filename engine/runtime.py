@@ -18,6 +18,10 @@ Threads and who does what (docs/architecture.md, "Data flow"):
   queue is bounded: when inference falls behind, the stalest window is dropped and counted in
   ``skipped_windows``, never queued without end.
 
+The workers' loops are in engine/workers.py, the records they pass
+(:class:`Result`, the model slot, the window job) in engine/results.py, and
+:meth:`Engine.status` in engine/status.py.
+
 For a file analysed as fast as possible (:meth:`Engine.run_blocks` with
 ``realtime=False``) the same steps run inline on one thread, so every window
 is scored and the result is deterministic.
@@ -31,15 +35,18 @@ arrival of that newest sample to the moment the result is emitted.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from genredream.engine.frontend import FrontEnds
+from genredream.engine.results import ModelSlot, Result, WindowJob
 from genredream.engine.ringbuffer import RingBuffer
+from genredream.engine.status import engine_status, latency_stats
 from genredream.engine.supervise import Supervisor
+from genredream.engine.workers import frontend_loop, inference_loop, reset_frontends
 
 __all__ = ["Engine", "Result", "ModelLoadError", "LOW_ENERGY_DB"]
 
@@ -53,84 +60,6 @@ _ARRIVALS = 4096  # blocks remembered for latency: > window / smallest block
 
 class ModelLoadError(Exception):
     """A model could not be loaded or validated; the running models are untouched."""
-
-
-@dataclass
-class Result:
-    """One model's answer for one window (or its error)."""
-
-    model: str
-    labels: list
-    scores: list  # activations (softmax or sigmoid), one per label; [] on error
-    activation: str
-    genre_labels: list
-    end_index: int  # input samples; one past the newest sample the window depends on
-    start_s: float
-    end_s: float
-    latency_ms: float
-    level_db: float
-    low_energy: bool
-    seq: int  # hop number since the engine started
-    error: str | None = None
-    repaired: int = 0  # input samples repaired (NaN/Inf zeroed, beyond +-32 clipped) during this hop
-    over_full_scale: int = 0  # input samples above 0 dBFS during this hop
-    # The window reaches back before the stream's first sample: part of what the model saw is the
-    # ring's initial silence, so these scores describe less than a window of music.
-    partial: bool = False
-
-    @property
-    def top(self):
-        """(label, score) of the best genre label, or (None, nan) on error."""
-        if not self.scores:
-            return None, float("nan")
-        idx = [self.labels.index(g) for g in self.genre_labels if g in self.labels] or range(len(self.labels))
-        best = max(idx, key=lambda i: self.scores[i])
-        return self.labels[best], self.scores[best]
-
-    def to_dict(self):
-        top, top_score = self.top
-        return {
-            "type": "error" if self.error else "scores",
-            "model": self.model,
-            "seq": self.seq,
-            "end_index": self.end_index,
-            "start_s": round(self.start_s, 6),
-            "end_s": round(self.end_s, 6),
-            # None rather than NaN: JSON lines must parse anywhere.
-            "latency_ms": round(float(self.latency_ms), 3) if np.isfinite(self.latency_ms) else None,
-            "level_db": round(float(self.level_db), 2),
-            "low_energy": bool(self.low_energy),
-            "repaired": int(self.repaired),
-            "over_full_scale": int(self.over_full_scale),
-            "partial": bool(self.partial),
-            "activation": self.activation,
-            "scores": {k: float(v) for k, v in zip(self.labels, self.scores)},
-            "top": top,
-            "top_score": None if top is None else float(top_score),
-            "error": self.error,
-        }
-
-
-@dataclass
-class _Slot:
-    name: str
-    loaded: object  # models.contract.LoadedModel
-    spec: object  # models.inputs.InputSpec
-    rate: object
-    mel: object
-    disabled: str | None = None
-    runner: object = None  # models.incremental.FrameBranchRunner for models that stream
-
-
-@dataclass
-class _Job:
-    seq: int
-    boundary: int
-    level_db: float
-    repaired: int = 0
-    over_full_scale: int = 0
-    inputs: dict = field(default_factory=dict)  # name -> (slot, x, end_index, newest frame + 1 or None)
-    dream: object = None  # transform.snapshot() at the boundary, when an output transform is attached
 
 
 class Engine:
@@ -169,7 +98,7 @@ class Engine:
         self.torch_threads = int(torch_threads)
         self.ring = RingBuffer(self.window_samples + 2 * self.sample_rate)
         self.frontends = FrontEnds(self.sample_rate, self.window)
-        self.models: dict[str, _Slot] = {}
+        self.models: dict[str, ModelSlot] = {}
         self.sinks = []
         # Arrival log: (total_written after the block, perf_counter time), a ring.
         self._arrivals = np.zeros((_ARRIVALS, 2), dtype=np.float64)
@@ -279,7 +208,7 @@ class Engine:
             runner.warm_up(spec.mel.n_mels, spec.length, hops=sorted({int(hop_frames), int(np.ceil(hop_frames))}))
         with self._lock:
             rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
-            self.models[name] = _Slot(name, loaded, spec, rate, mel, runner=runner)
+            self.models[name] = ModelSlot(name, loaded, spec, rate, mel, runner=runner)
             self.latencies.setdefault(name, collections.deque(maxlen=20000))
             self._prune_frontends()
         return name
@@ -392,7 +321,7 @@ class Engine:
         # A BLAS dot product: no float64 copy of the window (0.5 ms a hop at
         # 48 kHz otherwise); float32 sums are ample for a level in dB.
         rms = float(np.sqrt(max(float(np.dot(wave, wave)), 0.0) / wave.size))
-        job = _Job(self._seq, self._cursor, float(20 * np.log10(max(rms, 1e-10))))
+        job = WindowJob(self._seq, self._cursor, float(20 * np.log10(max(rms, 1e-10))))
         rep, over = self._repairs()
         job.repaired, job.over_full_scale = rep - self._repairs_seen[0], over - self._repairs_seen[1]
         self._repairs_seen = (rep, over)
@@ -549,8 +478,8 @@ class Engine:
         self._running = True
         sup = self.supervisor
         self._threads = [
-            sup.spawn("frontend", self._frontend_loop, reset=self._reset_frontends),
-            sup.spawn("inference", self._inference_loop),
+            sup.spawn("frontend", functools.partial(frontend_loop, self), reset=functools.partial(reset_frontends, self)),
+            sup.spawn("inference", functools.partial(inference_loop, self)),
         ]
 
     def stop(self, drain=False):
@@ -568,71 +497,11 @@ class Engine:
             t.join(timeout=5)
         self._threads = []
 
-    def _reset_frontends(self):
-        """A clean front end after a failure, on the unchanged sample clock.
-
-        Every stream is rebuilt and fed the input ring's last window, so the
-        next windows are full and their indices continue where they were.
-        """
-        with self._lock:
-            start = max(self.ring.oldest_available, self._cursor - self.window_samples)
-            fe = FrontEnds(self.sample_rate, self.window, origin=start)
-            for slot in self.models.values():
-                slot.rate, slot.mel = fe.attach(slot.spec.sample_rate, slot.spec.mel)
-            if self.transform is not None:
-                fe.attach(self.transform.sample_rate, None)
-            hist, got = self.ring.read_since(start, max_n=self._cursor - start)
-            if got > start:  # cannot happen under the lock, but keep the clock exact if it did
-                fe.push(np.zeros(got - start, np.float32))
-            fe.push(hist)
-            self.frontends = fe
-            if self.transform is not None:  # the transform re-anchors on the new stream
-                self.transform.reattach(self)
-
-    def _frontend_loop(self):
-        # Polling, not an event: the audio callback must not touch a lock.
-        # A 2 ms poll is well under a hop and costs nothing measurable.
-        while self._running:
-            jobs = self.pump()
-            if jobs:
-                with self._cv:
-                    for job in jobs:
-                        if len(self._queue) >= self._queue_size:
-                            self._queue.popleft()
-                            self.counters["skipped_windows"] += 1
-                        self._queue.append(job)
-                    self._cv.notify()
-            else:
-                time.sleep(0.002)
-
-    def _inference_loop(self):
-        import torch
-
-        torch.set_num_threads(max(1, self.torch_threads))
-        while True:
-            with self._cv:
-                while self._running and not self._queue:
-                    self._cv.wait(0.1)
-                if not self._queue:
-                    if not self._running:
-                        return
-                    continue
-                job = self._queue.popleft()
-            self.infer(job)
-
     # -- reporting -------------------------------------------------------------------
 
     def latency_stats(self, name=None):
-        """{"p50": ms, "p99": ms, "n": count} over one model or all."""
-        # deque.copy() is atomic under the GIL; iterating the deque itself while the
-        # inference worker appends raised "deque mutated during iteration" (found by
-        # the flood benchmark: a /status request killed the OSC receive thread).
-        parts = [np.array(d.copy(), dtype=np.float64) for k, d in list(self.latencies.items()) if name in (None, k)]
-        a = np.concatenate(parts) if parts else np.zeros(0)
-        a = a[np.isfinite(a)]
-        if not a.size:
-            return {"p50": float("nan"), "p99": float("nan"), "n": 0}
-        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "n": int(a.size)}
+        """{"p50": ms, "p99": ms, "n": count} over one model or all (engine/status.py)."""
+        return latency_stats(self.latencies, name)
 
     def _repairs(self):
         """(samples repaired, samples over 0 dBFS) so far, all input paths."""
@@ -646,30 +515,5 @@ class Engine:
         return time.monotonic() - (self._started if t is None else t)
 
     def status(self):
-        """A snapshot of the engine's state and counters (for views and OSC status)."""
-        return {
-            "sample_rate": self.sample_rate,
-            "window_s": self.window,
-            "hop_s": self.hop,
-            "models": {n: ("disabled: " + s.disabled if s.disabled else "running") for n, s in self.models.items()},
-            "samples_in": self.ring.total_written,
-            "stream_s": self.ring.total_written / self.sample_rate,
-            "windows": self.counters["windows"],
-            "results": self.counters["results"],
-            "skipped_windows": self.counters["skipped_windows"],
-            "low_energy_results": self.counters["low_energy_results"],
-            "model_errors": self.counters["model_errors"],
-            "nonfinite_repaired": self.ring.nonfinite_repaired + int(self.source_repairs[0]),
-            "out_of_range_repaired": self.ring.out_of_range_repaired + int(self.source_repairs[1]),
-            "over_full_scale": self.ring.over_full_scale,
-            "input_overruns": self.ring.overruns,
-            "last_result_age_s": self.last_result_age(),
-            "worker_errors": self.supervisor.errors,
-            "workers": self.supervisor.status(),
-            "xruns": self.counters["xruns"],  # published by a device runner; 0 for files and OSC
-            # What the audio thread got from the OS (engine/io/rt.py), published by the C-callback runner; None without one.
-            "audio_realtime": getattr(self, "audio_realtime", None),
-            "frontends": dict(zip(("rates", "mels"), self.frontends.count())),
-            "latency_ms": self.latency_stats(),
-            "dream": None if self.transform is None else self.transform.status(),
-        }
+        """A snapshot of the engine's state and counters (for views and OSC status; engine/status.py)."""
+        return engine_status(self)

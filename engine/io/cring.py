@@ -52,29 +52,27 @@ own channel counts; a mono dreamed stream is fanned out to every output
 channel, the dry fallback keeps the input's channels (averaged and fanned
 out when the counts differ). rtmixer works wherever PortAudio does (JACK,
 ALSA, CoreAudio, WASAPI, ASIO).
+
+PortAudio's xrun flags, the check of the callback thread's scheduling and the
+summary lines are in engine/io/cring_stats.py.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 
 import numpy as np
 
 from genredream.engine.io.callback_kernels import (
-    C_IN_OVER,
-    C_IN_UNDER,
-    C_OUT_OVER,
-    C_OUT_UNDER,
-    CALLBACKS,
     FRAMES_IN,
     FRAMES_OUT,
     LATE_BLOCKS,
     XRUNS,
 )
+from genredream.engine.io.cring_stats import add_portaudio_stats, check_realtime, summary_lines
 from genredream.engine.io.devices import DeviceError, capabilities
 from genredream.engine.io.duplex import DuplexRunner
 from genredream.engine.io import rt as rtsched
@@ -228,7 +226,7 @@ class CRingRunner(DuplexRunner):
         for s in self._streams:
             s.start()
         self._pump_thread.start()
-        self._rt_check = threading.Thread(target=self._check_realtime, name="genredream-rt-check", daemon=True)
+        self._rt_check = threading.Thread(target=check_realtime, args=(self,), name="genredream-rt-check", daemon=True)
         self._rt_check.start()
         return self
 
@@ -236,44 +234,6 @@ class CRingRunner(DuplexRunner):
         self.realtime["warnings"].append(msg)
         log.warning("audio: %s", msg)
 
-    def _check_realtime(self):
-        """Find the callback's thread, make it real-time if nobody did, and record what it got.
-
-        Runs once, off the audio path, just after the stream started.
-        """
-        try:
-            deadline = time.monotonic() + 2  # the pump names its thread first (it is not the audio thread)
-            while self._pump_tid is None and self._pump_thread is not None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            blocks = lambda: (self.counters[FRAMES_IN] + self.in_ring.read_available) // self.blocksize  # noqa: E731
-            t, how = rtsched.find_audio_thread(exclude={self._pump_tid}, callbacks=blocks)
-            if t is not None and not rtsched.is_realtime(t):
-                why = rtsched.make_realtime(t["tid"], rtsched.RAISE_PRIORITY)
-                if why is None:
-                    how = f"raised by genredream (it was {t['policy']})"
-                    t = dict(t, policy="SCHED_FIFO", rt_priority=rtsched.RAISE_PRIORITY)
-                else:
-                    how = f"not real-time: {why}"
-            r = self.realtime
-            if t is not None:
-                r.update(audio_thread=t["tid"], audio_policy=t["policy"], audio_priority=t["rt_priority"] if rtsched.is_realtime(t) else None)
-            r["audio_how"] = how
-            self.engine.audio_realtime = r  # the engine's status (/genredream/status) reports it
-            if r["audio_priority"] is None and not how.startswith("not checked"):
-                self._warn(f"the audio thread is not real-time ({how}): on a busy machine it will miss deadlines (xruns)")
-            if rtsched.pump_priority(r["audio_priority"]) is None and self._pump_rt_priority is not None:
-                # The pump must stay below the audio thread (equal SCHED_FIFO threads never preempt each other).
-                try:
-                    os.sched_setscheduler(self._pump_tid, os.SCHED_OTHER, os.sched_param(0))
-                    self._pump_rt_priority = None
-                except OSError:
-                    pass
-            r["pump_priority"] = self._pump_rt_priority
-            if r["kernel_preemption"] == "none":
-                self._warn("this kernel does not preempt system calls (preemption model 'none'): a real-time thread may wait "
-                           "up to milliseconds for another thread's system call; boot with preempt=full, or use a low-latency kernel")
-        except Exception as e:  # a diagnosis, never a reason to stop the music
-            self.realtime["audio_how"] = f"check failed: {type(e).__name__}: {e}"
 
     @property
     def active(self):
@@ -477,27 +437,16 @@ class CRingRunner(DuplexRunner):
         """Add rtmixer's PortAudio status counts (fetched from the callback) to ours."""
         act = self._pending_stats.get(id(stream))
         if act is not None and act not in stream.actions:
-            self._add_stats(act.stats)
+            add_portaudio_stats(self.counters, act.stats)
             act = self._pending_stats[id(stream)] = None
         if final:
             self._pending_stats.pop(id(stream), None)
             if not stream.active:
-                self._add_stats(stream.stats)
+                add_portaudio_stats(self.counters, stream.stats)
             return
         if act is None:
             self._pending_stats[id(stream)] = stream.fetch_and_reset_stats()
 
-    def _add_stats(self, s):
-        c = self.counters
-        c[CALLBACKS] += s.blocks
-        c[C_IN_UNDER] += s.input_underflows
-        c[C_IN_OVER] += s.input_overflows
-        c[C_OUT_UNDER] += s.output_underflows
-        c[C_OUT_OVER] += s.output_overflows
-        # PortAudio's JACK host flags one xrun on both sides (input overflow
-        # and output underflow of the same block); rtmixer counts each flag,
-        # so the larger side is the number of blocks with an xrun.
-        c[XRUNS] += max(s.input_underflows + s.input_overflows, s.output_underflows + s.output_overflows)
 
     def stats(self):
         st = super().stats()
@@ -511,28 +460,6 @@ class CRingRunner(DuplexRunner):
         return st
 
     def summary_lines(self):
-        st = self.stats()
-        flags = ", ".join(
-            f"{k.replace('_', ' ')} {st[k]}"
-            for k in ("input_overflow", "input_underflow", "output_underflow", "output_overflow", "output_ring_empty", "input_ring_full")
-            if st[k]
-        )
-        return [
-            f"audio (C callback): {st['frames_in']} samples in, {st['frames_out']} out, {st['callbacks']} callbacks of {st['blocksize']} frames at {st['samplerate']} Hz; "
-            f"xruns {st['xruns']}" + (f" ({flags})" if flags else "") + f"; blocks without dreamed audio ({self.when_late}) {st['late_blocks']}"
-            + (f", of which the dream was late {st['dream_late_blocks']}" if st["dream_late_blocks"] else ""),
-            f"rings: output lead {st['lead_s'] * 1e3:.0f} ms (output {st['output_delay'] / st['samplerate']:.3f} s behind the input), "
-            f"lowest output fill {st['min_output_fill'] / st['samplerate'] * 1e3:.0f} ms"
-            + (f"; pump failed: {st['pump_error']}" if st["pump_error"] else ""),
-            self._realtime_line(),
-        ] + [f"warning: {w}" for w in self.realtime["warnings"]]
+        """The summary's lines: counts, rings, real-time scheduling, warnings (engine/io/cring_stats.py)."""
+        return summary_lines(self)
 
-    def _realtime_line(self):
-        r = self.realtime
-        if r["audio_how"] == "not checked yet":
-            return "real-time: not checked (the stream stopped first)"
-        audio = f"{r['audio_policy']} {r['audio_priority']}" if r["audio_priority"] is not None else "NOT real-time"
-        pump = f"SCHED_FIFO {r['pump_priority']}" if r["pump_priority"] is not None else "ordinary"
-        return (f"real-time: audio thread {audio} ({r['audio_how']}), pump {pump}, memory "
-                + ("locked" if r["memory_locked"] else "not locked")
-                + (f", kernel preemption {r['kernel_preemption']}" if r["kernel_preemption"] else ""))

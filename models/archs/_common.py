@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from genredream.engine.mel import MelConfig
 
-from ..frontend import TorchMel
+from ..torch_mel import TorchMel
 
 #: Every model sees the engine's 5-second window (the engine's window: docs/architecture.md).
 WINDOW_SECONDS = 5.0

@@ -1,4 +1,4 @@
-"""models/frontend.py (TorchMel) against engine/mel.py, the engine's own front end.
+"""models/torch_mel.py (TorchMel) against engine/mel.py, the engine's own front end.
 
 Tolerances. In the power domain the contract is librosa's:
 ``max|a - b| <= 1e-4 * max|b| + 1e-7``. After a log scaling the comparison is
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from genredream.engine.mel import MelConfig, apply_scaling
 from genredream.models.archs import ARCHS
-from genredream.models.frontend import TorchMel
+from genredream.models.torch_mel import TorchMel
 
 ARCH_CONFIGS = {}
 for _arch, _build in ARCHS.items():

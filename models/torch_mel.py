@@ -5,7 +5,7 @@ spectrogram as :func:`genredream.engine.mel.melspectrogram` followed by
 :func:`genredream.engine.mel.apply_scaling`, but in torch, so that a dreamer can take
 gradients from a mel model's logits back to the waveform. Every mel model in
 :mod:`genredream.models.archs` exposes one as its ``frontend`` method, and the engine's
-streaming Numba front end and this module must agree (``tests/test_frontend.py``
+streaming Numba front end and this module must agree (``tests/test_torch_mel.py``
 checks it for every architecture's config).
 
 Why float64 inside: the engine accumulates each frame in float64 (its Numba
