@@ -46,7 +46,7 @@ import numpy as np
 
 from genredream.engine.transform import FADE_S, OutputTransform, output_latency
 
-__all__ = ["Continuer", "ContinuationError", "DEFAULT_THRESHOLD_DB", "DEFAULT_HOLD_S", "add_continue_arguments", "continue_requested", "attach_continuer"]
+__all__ = ["Continuer", "ContinuationError", "DEFAULT_THRESHOLD_DB", "DEFAULT_HOLD_S", "attach_continuer"]
 
 #: Input quieter than this (dBFS, per 10 ms block) is silence.
 DEFAULT_THRESHOLD_DB = -50.0
@@ -386,27 +386,6 @@ class Continuer(OutputTransform):
             f"({st['latency_samples'] / self.sr:.3f} s), continuations {self.counters['continuations']}, chunks {self.counters['chunks']}, "
             f"RTF p50 {st['rtf_p50']:.3f} max {st['rtf_max']:.3f}"
         )
-
-
-# ---------------------------------------------------------------------------
-# `genredream run --continue` (engine/cli/run.py calls these)
-
-
-def add_continue_arguments(p):
-    """The ``--continue`` options of ``genredream run``."""
-    g = p.add_argument_group("continuation (engine/continuation.py; docs/generator.md)")
-    g.add_argument("--continue", dest="continue_", action="store_true", help="when the input falls silent, keep playing a continuation in the current top genre (Doyle & Lopez generators) until input returns")
-    g.add_argument("--continue-genre", metavar="GENRE", help="always continue in this genre (default: the classifier's top genre)")
-    g.add_argument("--continue-model", metavar="NAME", help="classifier whose top genre chooses the generator (default: the first loaded model with a genre that has one)")
-    g.add_argument("--continue-generators", metavar="DIR", help="folder of generator files (default: installed generators)")
-    g.add_argument("--continue-threshold", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB", help=f"input under this level (dBFS, per 10 ms) is silence (default {DEFAULT_THRESHOLD_DB:g})")
-    g.add_argument("--continue-hold", type=float, default=DEFAULT_HOLD_S, metavar="S", help=f"seconds of silence before the continuation starts (default {DEFAULT_HOLD_S:g}); adds to the output latency")
-    g.add_argument("--continue-noise", type=float, default=0.0, metavar="X", help="noise fed back while generating, relative to the seed's level (default 0)")
-    g.add_argument("--continue-out", metavar="FILE.wav", help="write the output stream (input + continuation; 16-bit PCM at the input rate, aligned with the input)")
-
-
-def continue_requested(args):
-    return bool(getattr(args, "continue_", False) or getattr(args, "continue_out", None))
 
 
 def attach_continuer(engine, args, writers=None):

@@ -229,7 +229,8 @@ def test_continuer_runs_in_the_engines_output_hook(trained, tmp_path):
     """Through Engine.set_transform, as `genredream run --continue` uses it; WAV out aligned with the input."""
     import soundfile as sf
 
-    from genredream.engine.continuation import add_continue_arguments, attach_continuer
+    from genredream.engine.cli.run_continue import add_continue_arguments
+    from genredream.engine.continuation import attach_continuer
     from genredream.engine.runtime import Engine
 
     sr = 16000

@@ -58,7 +58,7 @@ COMMANDS = [
     Command("run", "run the engine live: audio device, file or OSC in; genre scores and dreamed audio out", "genredream.engine.cli.run", "perform"),
     Command("devices", "list audio devices and host APIs (JACK, CoreAudio, WASAPI, ...)", "genredream.engine.cli.devices", "perform"),
     Command("classify", "genre scores of an audio file, window by window and overall", "genredream.engine.cli.classify", "models"),
-    Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.models.tag.cli", "models"),
+    Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.engine.cli.tag", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.cli.dream", "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "genredream.engine.cli.models", "models"),
     Command("validate", "check a model file against the genredream TorchScript contract", "genredream.engine.cli.validate", "models"),

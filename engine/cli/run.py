@@ -96,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser):
     d.add_argument("--dream-latency", type=float, default=None, metavar="S", help="seconds a sample stays being dreamed, from one hop to the window: more latency, more steps per sample (default: one hop)")
     d.add_argument("--dream-model", metavar="NAME_OR_PATH", help="model to dream with (default: the first --model)")
     d.add_argument("--dream-out", metavar="FILE.wav", help="write the dreamed stream (16-bit PCM at the input rate, aligned with the input)")
-    from genredream.engine.continuation import add_continue_arguments
+    from genredream.engine.cli.run_continue import add_continue_arguments
 
     add_continue_arguments(p)  # --continue: keep playing a generated continuation when the input falls silent
     _add_osc_arguments(p)
@@ -243,7 +243,8 @@ def _endpoint(args):
 
 def _transform(args):
     """The output transform the options ask for, as a Session's ``transform(engine, writers)``; or None."""
-    from genredream.engine.continuation import attach_continuer, continue_requested
+    from genredream.engine.cli.run_continue import continue_requested
+    from genredream.engine.continuation import attach_continuer
 
     if continue_requested(args):
         # The continuation takes the dreamer's place: same output stream, finish and summary.

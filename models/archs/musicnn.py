@@ -133,7 +133,7 @@ class Musicnn(MelNet):
         :data:`MTT_LABELS`, :data:`MSD_LABELS`).
     mel : engine.mel.MelConfig
         The front end (:data:`MEL`); :meth:`frontend` computes it in torch
-        (``models.frontend.TorchMel``) so the dreamer can differentiate from
+        (``models.torch_mel.TorchMel``) so the dreamer can differentiate from
         waveform to tags.
     frontend_filters : float
         Width factor of the front end: ``int(1.6 * 128) = 204`` timbral and

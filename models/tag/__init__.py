@@ -6,5 +6,5 @@
 * :mod:`.output`   rows, columns and the .csv/.jsonl/.parquet writers;
 * :mod:`.local`    the embedded executor (worker processes, one torch thread each);
 * :mod:`.ray_run`  the same job on Ray Data;
-* :mod:`.cli`      the command line and its progress bar.
+* the command line and its progress bar: :mod:`genredream.engine.cli.tag`.
 """
