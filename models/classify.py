@@ -23,7 +23,7 @@ DEFAULT_MODEL = "musicnn-msd"
 
 
 def default_model():
-    from genredream.models.contract import ModelFileError
+    from genredream.models.archive import ModelFileError  # not contract: that imports torch (2 s) where only a name is needed
     from genredream.models.registry import list_models, resolve_model
 
     try:
