@@ -211,7 +211,7 @@ def _problem(args):
         return f"--threads must be at least 1, got {args.threads}"
     if args.away and not args.target:
         return "--away needs --target LABEL"
-    from genredream.engine.continuation import continue_requested
+    from genredream.engine.cli.run_continue import continue_requested
 
     if continue_requested(args) and dream_requested(args):
         return "--continue and --dream both write the output stream; choose one"
