@@ -10,7 +10,7 @@ import torch
 
 from genredream.models import contract, registry
 
-from bench_musicnn import _hops, _info, _warm  # benchmarks/ is on sys.path (pytest rootdir-less import)
+from bench_musicnn import _hops, _info, _time_each_hop  # benchmarks/ is on sys.path (pytest rootdir-less import)
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.\\w+` is deprecated:DeprecationWarning")
 
@@ -48,20 +48,7 @@ def test_head_per_hop_vs_musicnn(benchmark, msd, head_file, mel_stream, role):
     torch.set_num_threads(1)
     module = head_file if role == "ours" else msd
     runner = FrameBranchRunner(module)
-    windows = list(_hops(mel_stream))
-    state = {"i": 0}
-
-    def run():
-        x, end = windows[state["i"] % len(windows)]
-        state["i"] += 1
-        return runner(x, end)
-
-    torch.set_flush_denormal(True)
-    try:
-        _warm(run, 6)
-        out = benchmark.pedantic(run, rounds=len(windows) - 6, iterations=1)
-    finally:
-        torch.set_flush_denormal(False)
+    out = _time_each_hop(benchmark, runner, list(_hops(mel_stream)))
     assert out.shape == ((1, 10) if role == "ours" else (1, 50))
     _info(benchmark, "per 0.5 s hop, incremental: musicnn-head on musicnn-msd (ours) vs musicnn-msd (reference)", 1)
     benchmark.extra_info["role"] = role

@@ -116,6 +116,22 @@ def mel_stream(musicnn):
         return musicnn.frontend(y)[0].numpy()
 
 
+def _time_each_hop(benchmark, call, windows, warm=6):
+    """Time ``call(window, end)`` once per successive hop after ``warm`` warm-up hops, denormals
+    flushed as the engine does; returns the last output."""
+    it = iter(windows)
+
+    def run():
+        return call(*next(it))
+
+    torch.set_flush_denormal(True)
+    try:
+        _warm(run, warm)
+        return benchmark.pedantic(run, rounds=len(windows) - warm, iterations=1)
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def _hops(mel, start=313):
     """(window, end) of successive 0.5 s hops: 31 or 32 frames each, as at 16 kHz / hop 256."""
     end, k = start, 0
@@ -132,21 +148,12 @@ def test_musicnn_per_hop_incremental_vs_whole_window(benchmark, musicnn, mel_str
     from genredream.models.incremental import FrameBranchRunner
 
     runner = FrameBranchRunner(musicnn)
-    windows = list(_hops(mel_stream))
-    state = {"i": 0}
 
-    def run():
-        x, end = windows[state["i"] % len(windows)]
-        state["i"] += 1
+    def call(x, end):
         with torch.no_grad():
             return runner(x, end) if role == "ours" else musicnn(torch.from_numpy(x)[None])
 
-    torch.set_flush_denormal(True)
-    try:
-        _warm(run, 6)
-        out = benchmark.pedantic(run, rounds=len(windows) - 6, iterations=1)
-    finally:
-        torch.set_flush_denormal(False)
+    out = _time_each_hop(benchmark, call, list(_hops(mel_stream)))
     assert out.shape == (1, 50)
     pair = "musicnn per 0.5 s hop: incremental window (ours) vs whole window (reference)"
     _info(benchmark, pair, threads)

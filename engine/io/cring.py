@@ -157,7 +157,6 @@ class CRingRunner(DuplexRunner):
         self._pump_thread = None
         self._stop_pump = threading.Event()
         self._pump_error = None
-        self._pump_rt = None
         self._pump_tid = self._pump_rt_priority = None
         self._mem_locked = False
         self._rt_check = None
@@ -234,7 +233,6 @@ class CRingRunner(DuplexRunner):
         self.realtime["warnings"].append(msg)
         log.warning("audio: %s", msg)
 
-
     @property
     def active(self):
         return bool(self._streams) and all(s.active for s in self._streams) and self._pump_error is None
@@ -294,7 +292,6 @@ class CRingRunner(DuplexRunner):
         """
         self._pump_tid = threading.get_native_id()
         why = rtsched.realtime_this_thread(PUMP_RT_PRIORITY)
-        self._pump_rt = why is None
         self._pump_rt_priority = PUMP_RT_PRIORITY if why is None else None
 
     def _pump_loop(self):
@@ -447,14 +444,12 @@ class CRingRunner(DuplexRunner):
         if act is None:
             self._pending_stats[id(stream)] = stream.fetch_and_reset_stats()
 
-
     def stats(self):
         st = super().stats()
         st.update(self.extra)
-        st.update(callback="c", lead_frames=self.lead, lead_s=self.lead / self.samplerate, output_delay=self.output_delay, low_water_frames=self.low_water, pump_error=self._pump_error, pump_realtime=self._pump_rt)
+        st.update(callback="c", lead_frames=self.lead, lead_s=self.lead / self.samplerate, output_delay=self.output_delay, low_water_frames=self.low_water, pump_error=self._pump_error, pump_realtime=self._pump_rt_priority is not None)
         r = self.realtime
-        st.update(audio_realtime=r["audio_priority"] is not None, audio_thread_policy=r["audio_policy"], audio_thread_priority=r["audio_priority"],
-                  memory_locked=r["memory_locked"], kernel_preemption=r["kernel_preemption"], realtime=dict(r, warnings=list(r["warnings"])))
+        st.update(audio_realtime=r["audio_priority"] is not None, realtime=dict(r, warnings=list(r["warnings"])))
         if st["min_output_fill"] is None:
             st["min_output_fill"] = self.lead
         return st

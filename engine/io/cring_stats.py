@@ -8,7 +8,6 @@ session prints at the end. None of it is on the audio path.
 
 from __future__ import annotations
 
-import os
 import time
 
 from genredream.engine.io import rt as rtsched
@@ -57,11 +56,8 @@ def check_realtime(runner):
             runner._warn(f"the audio thread is not real-time ({how}): on a busy machine it will miss deadlines (xruns)")
         if rtsched.pump_priority(r["audio_priority"]) is None and runner._pump_rt_priority is not None:
             # The pump must stay below the audio thread (equal SCHED_FIFO threads never preempt each other).
-            try:
-                os.sched_setscheduler(runner._pump_tid, os.SCHED_OTHER, os.sched_param(0))
+            if rtsched.make_ordinary(runner._pump_tid) is None:
                 runner._pump_rt_priority = None
-            except OSError:
-                pass
         r["pump_priority"] = runner._pump_rt_priority
         if r["kernel_preemption"] == "none":
             runner._warn("this kernel does not preempt system calls (preemption model 'none'): a real-time thread may wait "

@@ -77,6 +77,7 @@ __all__ = [
     "threads",
     "find_audio_thread",
     "make_realtime",
+    "make_ordinary",
     "pump_priority",
     "realtime_this_thread",
     "lock_memory",
@@ -186,13 +187,27 @@ def find_audio_thread(exclude=(), callbacks=None, window_s=0.25):
     return best, "found by its wakeups (once per block)"
 
 
-def make_realtime(tid, priority=RAISE_PRIORITY):
-    """Make thread ``tid`` SCHED_FIFO at ``priority``; returns None, or why it could not."""
+def _schedule(tid, priority, reset_on_fork=False):
+    """Thread ``tid`` (0: the calling one) SCHED_FIFO at ``priority``, or ordinary (None); returns None or why not."""
     try:
-        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        if priority is None:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        else:
+            flags = os.SCHED_FIFO | (os.SCHED_RESET_ON_FORK if reset_on_fork else 0)
+            os.sched_setscheduler(tid, flags, os.sched_param(priority))
         return None
     except (AttributeError, OSError) as e:
         return _no_rt_reason(e)
+
+
+def make_realtime(tid, priority=RAISE_PRIORITY):
+    """Make thread ``tid`` SCHED_FIFO at ``priority``; returns None, or why it could not."""
+    return _schedule(tid, priority)
+
+
+def make_ordinary(tid):
+    """Make thread ``tid`` ordinary (SCHED_OTHER); returns None, or why it could not."""
+    return _schedule(tid, None)
 
 
 def _no_rt_reason(e):
@@ -221,14 +236,7 @@ def realtime_this_thread(priority):
     ``SCHED_RESET_ON_FORK``: threads this one starts are ordinary.
     ``priority`` None makes it ordinary (``SCHED_OTHER``).
     """
-    try:
-        if priority is None:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        else:
-            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))  # 0: this thread
-        return None
-    except (AttributeError, OSError) as e:
-        return _no_rt_reason(e)
+    return _schedule(0, priority, reset_on_fork=True)  # 0: this thread
 
 
 # -- memory --------------------------------------------------------------------------------------
