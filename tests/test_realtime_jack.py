@@ -244,8 +244,6 @@ def _check_run(engine, runner, report, period, seconds):
     # Exact sample clock: every frame the callback saw went into the engine and came out.
     assert engine.ring.total_written == runner.frames_in == runner.frames_out == st["callbacks"] * period
     assert runner.frames_in >= seconds * RATE
-    # ... and it is the server's clock (the dummy driver runs on the system timer).
-    assert abs(st["measured_rate_hz"] - RATE) < 0.02 * RATE, st["measured_rate_hz"]
     c_callback = st.get("callback") == "c"
     if not c_callback:  # the Python callback times itself; the C one is timed in benchmarks/bench_callback.py
         assert st["oversized_blocks"] == 0
@@ -285,15 +283,30 @@ def _check_run(engine, runner, report, period, seconds):
     lines = st["jackd_xrun_lines"]
     ours = [ln for ln in lines if "client = PortAudio" in ln]
     never_started = bool(ours) and all("state = Triggered" in ln for ln in ours) and (c_callback or st["callback_max_fraction"] < 0.5)
-    if st["xruns"] and (st["jackd_driver_late"] or st["canary_late"] or never_started):
+    stalled = st["jackd_driver_late"] or st["canary_late"] or never_started
+    if st["xruns"] and stalled:
         pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
     assert st["xruns"] == 0, why
+    # ... and it is the server's clock (the dummy driver runs on the system
+    # timer). Checked only in a run the machine did not stall: a driver that
+    # woke late lost those periods, and its rate fell with them (seen in CI:
+    # 46.9 kHz over a run in which the driver was late 190 times).
+    assert abs(st["measured_rate_hz"] - RATE) < 0.02 * RATE, (st["measured_rate_hz"], why)
 
 
 def test_duplex_engine_on_jack_256_frames_20_s(geng_model, tmp_path):
-    """20 s of stream at 256 frames (5.3 ms blocks), the geng model scoring every 0.5 s."""
+    """20 s of stream at 256 frames (5.3 ms blocks), the geng model scoring every 0.5 s.
+
+    The C callback, as `run --device` uses by default. The old Python callback
+    (``run --audio-callback python``) is not held to zero xruns: anything
+    holding the GIL for a block stalls it, which is what issue 14 replaced it
+    for (CI saw it once: one xrun in 20 s, jackd finding our client
+    "Running", driver and jack_metro on time). It is measured beside the C
+    one in benchmarks/bench_callback.py; test_callback_allocates_nothing
+    below still runs it on this server.
+    """
     with jack_server(256, str(tmp_path)) as srv:
-        engine, runner, report = _run_engine(srv, geng_model, 256, 20, tmp_path)
+        engine, runner, report = _run_engine(srv, geng_model, 256, 20, tmp_path, c_callback=True)
     _check_run(engine, runner, report, 256, 20)
 
 
