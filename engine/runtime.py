@@ -110,6 +110,11 @@ class Engine:
         self._queue = collections.deque()
         self._queue_size = int(queue_size)
         self._cv = threading.Condition()
+        # Jobs between the ring and a result, for stop(drain=True): a window
+        # the front end has cut but not yet queued, or the inference worker
+        # has taken but not yet scored, is in neither the cursor nor the queue.
+        self._cutting = False
+        self._scoring = False
         self._threads = []
         self._running = False
         self.counters = collections.Counter()
@@ -487,8 +492,18 @@ class Engine:
         if not self._running:
             return
         if drain:
-            deadline = time.perf_counter() + 10
-            while (self._cursor < self.ring.total_written or self._queue) and time.perf_counter() < deadline:
+            # Read in this order: the front end raises _cutting before it
+            # moves the cursor and lowers it after queueing; the inference
+            # worker raises _scoring as it takes a job. So "all quiet" here
+            # means every window that arrived was scored (CI once lost the
+            # last windows on a loaded machine: the worker saw an empty
+            # queue and a stopped engine while the front end was still
+            # queueing). 30 s: the first forward pass of a cold TorchScript
+            # model on a loaded machine is seconds.
+            deadline = time.perf_counter() + 30
+            while time.perf_counter() < deadline and (
+                self._cutting or self._cursor < self.ring.total_written or self._queue or self._scoring
+            ):
                 time.sleep(0.005)
         self._running = False
         with self._cv:

@@ -25,16 +25,20 @@ def frontend_loop(engine):
     # Polling, not an event: the audio callback must not touch a lock.
     # A 2 ms poll is well under a hop and costs nothing measurable.
     while engine._running:
-        jobs = engine.pump()
-        if jobs:
-            with engine._cv:
-                for job in jobs:
-                    if len(engine._queue) >= engine._queue_size:
-                        engine._queue.popleft()
-                        engine.counters["skipped_windows"] += 1
-                    engine._queue.append(job)
-                engine._cv.notify()
-        else:
+        engine._cutting = True  # before the cursor moves: Engine.stop(drain=True) waits on it
+        try:
+            jobs = engine.pump()
+            if jobs:
+                with engine._cv:
+                    for job in jobs:
+                        if len(engine._queue) >= engine._queue_size:
+                            engine._queue.popleft()
+                            engine.counters["skipped_windows"] += 1
+                        engine._queue.append(job)
+                    engine._cv.notify()
+        finally:
+            engine._cutting = False
+        if not jobs:
             time.sleep(0.002)
 
 
@@ -52,7 +56,11 @@ def inference_loop(engine):
                     return
                 continue
             job = engine._queue.popleft()
-        engine.infer(job)
+            engine._scoring = True  # with the pop, under the lock: a drain never sees the job in neither place
+        try:
+            engine.infer(job)
+        finally:
+            engine._scoring = False
 
 
 def reset_frontends(engine):

@@ -196,6 +196,40 @@ def test_slow_inference_skips_stale_windows_and_counts_them(model_files):
     assert len(e._queue) == 0
 
 
+def test_drain_scores_the_windows_the_front_end_is_still_queueing(model_files):
+    """stop(drain=True) right after a burst: every window cut is scored or counted as skipped, none lost.
+
+    The burst is what the OSC source does with the packets it kept while the
+    models loaded. The front end's pump is made to linger after cutting its
+    windows (the real pump, then a sleep: the moment a loaded machine
+    preempts it), which is where a drain that watched only the cursor and
+    the queue stopped the workers and lost the last windows (seen in CI as a
+    run with no result at all).
+    """
+    e = Engine(8000, hop=0.5, queue_size=2)
+    e.load_model(model_files["geng"])
+    got = []
+    e.sinks.append(got.append)
+    real_pump = e.pump
+
+    def lingering_pump():
+        jobs = real_pump()
+        if jobs:
+            time.sleep(0.3)
+        return jobs
+
+    e.pump = lingering_pump
+    e.start()
+    for b in blocks(music(6, 8000), 400):
+        e.write(b)
+    e.stop(drain=True)
+    st = e.status()
+    assert st["windows"] >= 10
+    assert got, "no result: the drain stopped the workers before the windows were queued"
+    assert st["results"] + st["skipped_windows"] == st["windows"], st
+    assert got[-1].end_index >= 6 * 8000 - e.hop_samples  # the last window, not only early ones
+
+
 def test_realtime_threads_give_the_same_scores_as_inline(model_files):
     y = music(3, 8000, seed=9)
     out = []
