@@ -179,7 +179,7 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
-        from genredream.models.incremental import FrameBranchRunner, supports_streaming
+        from genredream.engine.warm import prepare
         from genredream.models.contract import ModelFileError
         from genredream.models.registry import resolve_model
         from genredream.models.inputs import InputSpec
@@ -201,21 +201,8 @@ class Engine:
         name = name or loaded.name
         # A model with frame-branch methods (musicnn) is run incrementally:
         # only what changed since the last window is computed (models/incremental/runner.py).
-        runner = None
-        if spec.mel is not None and supports_streaming(loaded.module):
-            import torch
-
-            # Warm up with the inference worker's thread count, not torch's default (one per core):
-            # on the loaded 2-core machine each warm-up window took 0.9 s with two threads against
-            # 0.05 s with one, 5 s of every start (the results are thrown away, so nothing else changes).
-            before = torch.get_num_threads()
-            torch.set_num_threads(max(1, self.torch_threads))
-            try:
-                runner = FrameBranchRunner(loaded.module)
-                hop_frames = self.hop * spec.mel.sr / spec.mel.hop_length
-                runner.warm_up(spec.mel.n_mels, spec.length, hops=sorted({int(hop_frames), int(np.ceil(hop_frames))}))
-            finally:
-                torch.set_num_threads(before)
+        # It is warmed up here, with the front end's kernels, before it takes audio.
+        runner = prepare(loaded.module, spec, self.sample_rate, self.window, self.hop, self.torch_threads)  # engine/warm.py
         with self._lock:
             rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
             self.models[name] = ModelSlot(name, loaded, spec, rate, mel, runner=runner)
