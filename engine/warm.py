@@ -4,7 +4,7 @@
 once per load, on the loading thread (never the audio path), so that the
 first window a model scores, and the first block the front end computes, run
 at their steady speed. It is part of every start-up (issue 14: the first
-result within 3 s of ``genredream run`` starting), hence two measures:
+result within 3 s of ``genredream run`` starting), hence three measures:
 
 * the warm-up runs with the inference worker's torch thread count, not
   torch's default of one per core: on the loaded 2-core machine each warm-up
@@ -13,13 +13,16 @@ result within 3 s of ``genredream run`` starting), hence two measures:
   thread while the model warms up. Loading them is Python and holds the GIL
   (0.5-1 s for the first, which also starts Numba's compiler and
   rocket-fft); a TorchScript call releases the GIL while it computes, so
-  the two share the machine's two cores instead of taking turns. Numba's
-  first kernel call imports its extension rocket-fft (``np.fft`` inside
-  kernels, engine/mel.py), which also registers ``scipy.fft`` overloads when
-  SciPy is there; importing ``scipy.fft`` (with ``scipy.special``, whose
-  import rewrites hundreds of docstrings) was 0.32 of rocket-fft's 0.47 s
-  of CPU here. No kernel of ours calls ``scipy.fft``, so rocket-fft is
-  imported without it (:func:`_import_rocket_fft`).
+  the two share the machine's two cores instead of taking turns;
+* Numba's start is lightened: its first kernel call imports its extension
+  rocket-fft (``np.fft`` inside kernels, engine/mel.py) and its numpy
+  registries, which import ``scipy.fft`` and ``scipy.linalg`` when SciPy is
+  installed, for rocket-fft's ``scipy.fft`` overloads and a BLAS check
+  (``_HAVE_BLAS``, used by ``np.convolve``/``np.correlate`` in kernels).
+  No kernel of ours uses either, and the two imports (with SciPy's array-API
+  layer and ``numpy.f2py`` under them) were 0.35-0.6 of the 0.8-1.0 s of
+  CPU that Numba's first kernel call took on the loaded machine; so they
+  are skipped (:func:`_import_numba_extensions`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def _start_kernel_warm(in_rate, window, spec):
 
     def warm():
         try:
-            _import_rocket_fft()
+            _import_numba_extensions()
             warm_kernels(in_rate, window, spec.sample_rate, spec.mel)
             _warmed.add(key)
         except Exception as e:  # noqa: BLE001 - only a warm-up: the first real block meets the same error and reports it
@@ -85,19 +88,28 @@ def _start_kernel_warm(in_rate, window, spec):
     return t
 
 
-def _import_rocket_fft():
-    """Import rocket-fft, Numba's ``np.fft``, without its ``scipy.fft`` overloads (module docstring).
+#: SciPy modules Numba's extensions import at their start and genredream's kernels never use.
+_SCIPY_UNUSED = ("scipy.fft", "scipy.linalg")
 
-    Only in a process that has imported neither: elsewhere (a test that
-    imported SciPy's FFT, a second load) nothing changes. ``import scipy.fft``
-    works as usual afterwards; only a Numba kernel calling ``scipy.fft``
-    (there is none in genredream) would not compile in this process.
+
+def _import_numba_extensions():
+    """Import rocket-fft and Numba's numpy registries without ``scipy.fft`` and ``scipy.linalg`` (module docstring).
+
+    Only in a process that has imported none of them yet (the start of a
+    run): elsewhere nothing changes. Afterwards ``import scipy.fft`` and
+    ``scipy.linalg`` work as usual (Numba's ``np.dot`` checks for BLAS again
+    when a kernel uses it); in this process only a kernel calling
+    ``scipy.fft`` would not compile, and ``np.convolve`` in a kernel loops
+    instead of calling BLAS. genredream's kernels do neither.
     """
-    if "rocket_fft" in sys.modules or "scipy.fft" in sys.modules:
+    if any(m in sys.modules for m in ("rocket_fft", "numba.np.arraymath", *_SCIPY_UNUSED)):
         return
-    sys.modules["scipy.fft"] = None  # rocket-fft's `import scipy.fft` raises ImportError, and it skips those overloads
+    for m in _SCIPY_UNUSED:
+        sys.modules[m] = None  # `import scipy.fft` raises ImportError, which both packages expect when SciPy is absent
     try:
-        import rocket_fft  # noqa: F401
+        import numba.np.arraymath  # noqa: F401  (its BLAS check: scipy.linalg)
+        import rocket_fft  # noqa: F401  (its scipy.fft overloads)
     finally:
-        if "scipy.fft" in sys.modules and sys.modules["scipy.fft"] is None:
-            del sys.modules["scipy.fft"]
+        for m in _SCIPY_UNUSED:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
