@@ -1,16 +1,18 @@
 """Warming a model before it takes audio: its TorchScript step and the front end's Numba kernels, side by side.
 
-:meth:`genredream.engine.runtime.Engine.load_model` calls :func:`prepare`
-once per load, on the loading thread (never the audio path), so that the
-first window a model scores, and the first block the front end computes, run
-at their steady speed. It is part of every start-up (issue 14: the first
+:meth:`genredream.engine.runtime.Engine.load_model` starts
+:func:`start_kernel_warm` and calls :func:`prepare` on the loading thread
+(never the audio path), so that the first window a model scores, and the
+first block the front end computes, run at their steady speed; the device
+stream opens after that. It is part of every start-up (issue 14: the first
 result within 3 s of ``genredream run`` starting), hence three measures:
 
 * the warm-up runs with the inference worker's torch thread count, not
   torch's default of one per core: on the loaded 2-core machine each warm-up
   window took 0.9 s with two threads against 0.05 s with one;
 * the front end's Numba kernels are loaded from Numba's cache on a helper
-  thread while the model warms up. Loading them is Python and holds the GIL
+  thread while the model loads and warms up (the first load of a process
+  only). Loading them is Python and holds the GIL
   (0.5-1 s for the first, which also starts Numba's compiler and
   rocket-fft); a TorchScript call releases the GIL while it computes, so
   the two share the machine's two cores instead of taking turns;
@@ -34,59 +36,59 @@ import threading
 import numpy as np
 
 from genredream.engine.frontend import warm_kernels
+from genredream.engine.mel import MelConfig
 
-__all__ = ["prepare"]
+__all__ = ["prepare", "start_kernel_warm"]
 
 log = logging.getLogger(__name__)
 
-_warmed = set()  # (input rate, model rate, mel config) whose kernels this process has run
+_warmed = False  # this process has run the kernels
 
 
-def prepare(module, spec, in_rate, window, hop, torch_threads):
+def prepare(module, spec, hop, torch_threads):
     """The model's FrameBranchRunner, warmed up (None for a model without frame-branch methods).
 
-    The front-end kernels for ``spec`` at ``in_rate`` are warm too when this
-    returns. Raises what FrameBranchRunner raises.
+    Raises what FrameBranchRunner raises.
     """
     from genredream.models.incremental import FrameBranchRunner, supports_streaming
 
-    helper = _start_kernel_warm(in_rate, window, spec)
+    if spec.mel is None or not supports_streaming(module):
+        return None
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, torch_threads))
     try:
-        if spec.mel is None or not supports_streaming(module):
-            return None
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(max(1, torch_threads))
-        try:
-            runner = FrameBranchRunner(module)
-            hop_frames = hop * spec.mel.sr / spec.mel.hop_length
-            # Without the graph optimisation (engine/session.py fast_jit) TorchScript builds one plan at the
-            # first call and keeps it: one round (the whole window, then each hop) is warm, measured at the
-            # steady speed from the second call on. With it (GENREDREAM_JIT_OPTIMIZE=1) the profiling
-            # executor specialises over the first calls: three rounds, as before.
-            repeats = 3 if torch._C._get_graph_executor_optimize() else 1
-            hops = sorted({int(hop_frames), int(np.ceil(hop_frames))})
-            # warm_up moves the window by each hop after each call: one more hop at the end makes every hop size run.
-            runner.warm_up(spec.mel.n_mels, spec.length, hops=hops + hops[:1] if repeats == 1 else hops, repeats=repeats)
-        finally:
-            torch.set_num_threads(before)
-        return runner
+        runner = FrameBranchRunner(module)
+        hop_frames = hop * spec.mel.sr / spec.mel.hop_length
+        # Without the graph optimisation (engine/session.py fast_jit) TorchScript builds one plan at the
+        # first call and keeps it: one round (the whole window, then each hop) is warm, measured at the
+        # steady speed from the second call on. With it (GENREDREAM_JIT_OPTIMIZE=1) the profiling
+        # executor specialises over the first calls: three rounds, as before.
+        repeats = 3 if torch._C._get_graph_executor_optimize() else 1
+        hops = sorted({int(hop_frames), int(np.ceil(hop_frames))})
+        # warm_up moves the window by each hop after each call: one more hop at the end makes every hop size run.
+        runner.warm_up(spec.mel.n_mels, spec.length, hops=hops + hops[:1] if repeats == 1 else hops, repeats=repeats)
     finally:
-        if helper is not None:
-            helper.join()
+        torch.set_num_threads(before)
+    return runner
 
 
-def _start_kernel_warm(in_rate, window, spec):
-    key = (int(in_rate), int(spec.sample_rate), spec.mel)
-    if key in _warmed:
+def start_kernel_warm(in_rate, window):
+    """Run the front end's Numba kernels once, on a helper thread: returns the thread (join it), or None if done before.
+
+    A kernel's machine code depends on its arguments' types, not on the mel
+    configuration's values, so one configuration warms every model's.
+    """
+    if _warmed:
         return None
 
     def warm():
+        global _warmed
         try:
             _import_numba_extensions()
-            warm_kernels(in_rate, window, spec.sample_rate, spec.mel)
-            _warmed.add(key)
+            warm_kernels(in_rate, window, in_rate, MelConfig(sr=int(in_rate)))
+            _warmed = True
         except Exception as e:  # noqa: BLE001 - only a warm-up: the first real block meets the same error and reports it
             log.debug("front-end warm-up failed: %s", e)
 
