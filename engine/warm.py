@@ -109,7 +109,10 @@ def _import_numba_extensions():
     ``scipy.linalg`` work as usual (Numba's ``np.dot`` checks for BLAS again
     when a kernel uses it); in this process only a kernel calling
     ``scipy.fft`` would not compile, and ``np.convolve`` in a kernel loops
-    instead of calling BLAS. genredream's kernels do neither.
+    instead of calling BLAS. genredream's kernels do neither. For the few
+    milliseconds of these imports another thread's ``import scipy.fft`` would
+    fail: at start-up the other thread loads the model (zipfile, torch),
+    which imports neither (tests/test_warm.py runs it).
     """
     if any(m in sys.modules for m in ("rocket_fft", "numba.np.arraymath", *_SCIPY_UNUSED)):
         return
