@@ -151,3 +151,24 @@ class FrontEnds:
     def count(self):
         """(rate streams, mel streams): how many computations each hop costs."""
         return len(self.rates), sum(len(r.mels) for r in self.rates.values())
+
+
+def warm_kernels(in_rate, window_s, sr, mel: MelConfig | None, block=1024):
+    """Run a block of silence through a scratch input ring and front end for ``sr`` (and ``mel``).
+
+    The first call of each Numba kernel in a process loads it from Numba's
+    cache, and the very first one also starts Numba's compiler and its
+    extensions (rocket-fft, and with it SciPy's FFT): 0.5-1 s that the first
+    real block of audio would otherwise wait for. Nothing is kept; the
+    engine's own rings and front ends are untouched.
+    """
+    z = np.zeros(int(block), dtype=np.float32)
+    ring = RingBuffer(2 * len(z))
+    ring.write(z)  # the input ring's kernels, as Engine.write and Engine.pump call them
+    ring.read_since(0)
+    ring.latest(len(z))
+    scratch = FrontEnds(in_rate, window_s)
+    _, ms = scratch.attach(sr, mel)
+    scratch.push(z)
+    if ms is not None:
+        ms.window(ms.n_frames)

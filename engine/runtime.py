@@ -184,7 +184,18 @@ class Engine:
         the audio path. On failure the running models are untouched and
         :class:`ModelLoadError` says why; the error is also recorded.
         """
-        from genredream.models.incremental import FrameBranchRunner, supports_streaming
+        from genredream.engine.warm import start_kernel_warm
+
+        # The front end's Numba kernels load on a helper thread meanwhile (the first time only; engine/warm.py).
+        kernels = start_kernel_warm(self.sample_rate, self.window)
+        try:
+            return self._load_model(name_or_path, name)
+        finally:
+            if kernels is not None:
+                kernels.join()
+
+    def _load_model(self, name_or_path, name):
+        from genredream.engine.warm import prepare
         from genredream.models.contract import ModelFileError
         from genredream.models.registry import resolve_model
         from genredream.models.inputs import InputSpec
@@ -206,11 +217,8 @@ class Engine:
         name = name or loaded.name
         # A model with frame-branch methods (musicnn) is run incrementally:
         # only what changed since the last window is computed (models/incremental/runner.py).
-        runner = None
-        if spec.mel is not None and supports_streaming(loaded.module):
-            runner = FrameBranchRunner(loaded.module)
-            hop_frames = self.hop * spec.mel.sr / spec.mel.hop_length
-            runner.warm_up(spec.mel.n_mels, spec.length, hops=sorted({int(hop_frames), int(np.ceil(hop_frames))}))
+        # It is warmed up here, with the front end's kernels, before it takes audio.
+        runner = prepare(loaded.module, spec, self.hop, self.torch_threads)  # engine/warm.py
         with self._lock:
             rate, mel = self.frontends.attach(spec.sample_rate, spec.mel)
             self.models[name] = ModelSlot(name, loaded, spec, rate, mel, runner=runner)
