@@ -97,12 +97,7 @@ def _progress(total_files, total_bytes, quiet):
 def main(args) -> int:
     from rich.console import Console
 
-    from genredream.models.classify import default_model
-    from genredream.models.archive import ModelFileError
-    from genredream.models.metadata import read_meta
-    from genredream.models.registry import resolve_model
-    from genredream.models.tag.files import find_audio
-    from genredream.models.tag.local import local_cores
+    from genredream.models.tag.local import local_cores, start_fork_server
     from genredream.models.tag.output import Journal, check_format, file_columns, read_rows, window_columns, write_rows
 
     err = Console(stderr=True)
@@ -124,6 +119,18 @@ def main(args) -> int:
     workers = local_cores() if args.workers is None else args.workers
     if workers < 1:
         return usage(f"--workers must be at least 1, got {workers}")
+    if args.ray is None and workers > 1:
+        # Now, before the rest of this process's start-up (the imports below
+        # load Numba, then the models' metadata and the folder walk): the
+        # workers' fork server imports torch, 2 s of one core, meanwhile.
+        start_fork_server()
+
+    from genredream.models.archive import ModelFileError
+    from genredream.models.classify import default_model
+    from genredream.models.metadata import read_meta
+    from genredream.models.registry import resolve_model
+    from genredream.models.tag.files import find_audio
+
     try:
         refs = list(args.models) if args.models else [str(default_model())]
         paths = [str(resolve_model(r)) for r in refs]

@@ -23,7 +23,7 @@ import os
 import queue
 import signal
 
-__all__ = ["local_cores", "run_local"]
+__all__ = ["local_cores", "run_local", "start_fork_server"]
 
 
 def local_cores() -> int:
@@ -51,11 +51,31 @@ def _context():
     """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        # torch and the tagging code imported once, in the server, and shared
-        # by the workers it forks (importing runs no OpenMP thread: safe to fork).
-        ctx.set_forkserver_preload(["torch", "genredream.models.incremental.runner", "genredream.models.tag.tagger"])
+        # torch, the tagging code and the mel kernel's first call done once,
+        # in the server, and shared by the workers it forks (models.tag.preload:
+        # none of it runs an OpenMP thread, so the server may fork).
+        ctx.set_forkserver_preload(["genredream.models.tag.preload", "genredream.models.incremental.runner"])
         return ctx
     return mp.get_context("spawn")
+
+
+def start_fork_server() -> bool:
+    """Start the workers' fork server now, in the background; True if there is one to start.
+
+    The server's preload (torch, 2 s of one core) is the longest step of a
+    run's start-up, and nothing overlaps it if it starts when the first
+    worker is wanted: the command's own start-up (its imports, the models'
+    metadata, the folder walk, about a second) runs on the other core
+    meanwhile when it starts first. ``run_local`` uses the running server;
+    one left unused (a usage error, a single file) ends with the command.
+    """
+    ctx = _context()
+    if ctx.get_start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return True
 
 
 def run_local(make_tagger, entries, workers, on_row):
