@@ -80,12 +80,18 @@ def test(head, genres, layer="pooled", only=None):
 
 
 if MODE == "embed":
+    # Only songs already rendered (so it can run while render_soundfont_check.py is still writing; run it again after).
     for split in sys.argv[3].split(","):
         for v in sys.argv[4].split(","):
-            t = time.time(); m0 = cache.misses
-            emb(songs(split, "train"), "" if v == "plain" else v)
-            print(split, v, "embedded", cache.misses - m0, "in", round(time.time() - t, 1), "s", flush=True)
-    emb(songs("split-mid", "valid")); emb(unseen)
+            for name in ("train", "valid", "test") if v == "plain" else ("train",):
+                if not (ROOT / split / f"{name}.txt").is_file():
+                    continue
+                ss = [s for s in songs(split, name) if s.path.is_file()]
+                t, c, m0 = time.time(), time.process_time(), cache.misses
+                emb(ss, "" if v == "plain" else v)
+                print(split, name, v, len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
+                      round(time.process_time() - c, 1), "s CPU", flush=True)
+    emb(unseen)
 
 if MODE == "variants":
     split = sys.argv[3]
@@ -143,3 +149,78 @@ if MODE == "extend":
             out[f"{mode}_old"] = test(h, GEN, only=old)["unseen_window"]
             out[f"{mode}_epoch"] = b["epoch"]
         print(json.dumps(out), flush=True)
+
+if MODE == "forget":
+    # 8 genres -> 10 with every old song present: what keeps the old genres (docs/heads.md, third pass).
+    # Each variant is chosen by the SEEN soundfont's validation songs; unseen and seen test are reported.
+    from genredream.models.extend import transplant
+    split = sys.argv[3]
+    cfg = json.loads(sys.argv[4])
+    names = cfg.get("variants", ["rehearsal", "frozen", "l2sp-0.01", "l2sp-0.1", "l2sp-1", "bias", "kd-old", "lr-1e-3", "l2sp-0.1+kd-old"])
+    old, new = GEN[:8], GEN[8:]
+    seen_test = songs(split, "test")
+
+    def data(genres):
+        tr = [s for s in songs(split, "train") if s.genre in genres]
+        va = [s for s in songs(split, "valid") if s.genre in genres]
+        return _stack(emb(tr), GEN, "pooled")[:2], emb(va)
+
+    def evaluate(head, n_out=None):
+        """Validation (seen) and test (seen, unseen) on all genres and on the old ones; ``n_out``: the parent's 8 units."""
+        res = {}
+        for tag, pool in (("valid", [s for s in songs(split, "valid")]), ("seen", seen_test), ("unseen", unseen)):
+            for part, gs in (("all", GEN), ("old", old)):
+                if n_out is not None and part == "all":
+                    continue
+                items = emb([s for s in pool if s.genre in gs])
+                if not items:
+                    continue
+                x, y, sng = _stack(items, GEN, "pooled")
+                sc = _scores(head, x, y, sng, len(items), n_out=n_out)
+                res[f"{tag}_{part}"] = round(sc["window_accuracy"] * 100, 2)
+                res[f"{tag}_{part}_song"] = round(sc["song_accuracy"] * 100, 2)
+                if tag == "valid":
+                    res[f"{tag}_{part}_loss"] = round(sc["loss"], 4)
+        return res
+
+    (xtr, ytr), vi = data(GEN)
+    xva, yva, sva = _stack(vi, GEN, "pooled")
+    (x8, y8), vi8 = data(old)
+    xva8, yva8, sva8 = _stack(vi8, GEN, "pooled")
+    for seed in cfg.get("seeds", [0]):
+        torch.manual_seed(seed)
+        h8 = GenreHead(x8.shape[1], 8, 0)
+        h8.in_mean.copy_(torch.from_numpy(x8.mean(0))); h8.in_std.copy_(torch.from_numpy(x8.std(0) + 1e-3))
+        fit_head(h8, (x8, y8), (xva8, yva8, sva8, len(vi8)), dict(HEAD_RECIPE), seed)
+        print(json.dumps({"seed": seed, "variant": "parent (8 genres)", **evaluate(h8, n_out=8)}), flush=True)
+        torch.manual_seed(seed)
+        h10 = GenreHead(x8.shape[1], 10, 0)
+        h10.in_mean.copy_(torch.from_numpy(xtr.mean(0))); h10.in_std.copy_(torch.from_numpy(xtr.std(0) + 1e-3))
+        b, _ = fit_head(h10, (xtr, ytr), (xva, yva, sva, len(vi)), dict(HEAD_RECIPE), seed)
+        print(json.dumps({"seed": seed, "variant": "10 from the start", "epoch": b["epoch"], **evaluate(h10)}), flush=True)
+        with torch.no_grad():
+            teacher = h8(torch.from_numpy(xtr)).numpy()
+        for name in names:
+            torch.manual_seed(seed)
+            head = GenreHead(x8.shape[1], 10, 0)
+            transplant(h8.state_dict(), head, 8)  # keeps the parent's standardisation, as train_head does
+            r = dict(HEAD_RECIPE)
+            kw = {}
+            for part in name.split("+"):
+                if part == "frozen":
+                    kw["frozen_rows"] = 8
+                elif part.startswith("l2sp-"):
+                    kw["anchor"] = (8, {k: v.clone() for k, v in h8.state_dict().items()}, float(part[5:]))
+                elif part == "bias":
+                    with torch.no_grad():  # new units start silent: zero weights, the lowest old bias
+                        head.net[-1].weight[8:] = 0
+                        head.net[-1].bias[8:] = head.net[-1].bias[:8].min()
+                elif part == "kd-old":
+                    kw["teacher"], kw["distill_on"] = teacher, ytr < 8
+                elif part == "kd-all":
+                    kw["teacher"] = teacher
+                elif part.startswith("lr-"):
+                    r["lr"] = float(part[3:])
+            t = time.time()
+            b, _ = fit_head(head, (xtr, ytr), (xva, yva, sva, len(vi)), r, seed, **kw)
+            print(json.dumps({"seed": seed, "variant": name, "epoch": b["epoch"], "fit_s": round(time.time() - t, 1), **evaluate(head)}), flush=True)

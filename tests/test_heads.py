@@ -241,3 +241,64 @@ def test_transplant_keeps_old_units_exactly():
         assert torch.allclose(child(x)[:, :3], parent(x), atol=1e-6)  # a 4-row product rounds like a 3-row one, nearly
     with pytest.raises(ValueError, match="do not fit"):
         transplant(build("smith", old)[0].state_dict(), child, 3)
+
+
+def _toy_embeddings(seed=0, n_per=30, k=4, d=16):
+    """Separable Gaussian clusters standing in for window embeddings (fit_head's options, no musicnn needed)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (k, d))
+    x = np.concatenate([c + rng.normal(0, 1, (n_per, d)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(k), n_per).astype(np.int64)
+    return x, y
+
+
+def _toy_parent_and_child(x, y, n_old):
+    from genredream.models.archs.musicnn_head import GenreHead
+    from genredream.models.extend import transplant
+    from genredream.models.heads import HEAD_RECIPE, fit_head
+
+    r = dict(HEAD_RECIPE, epochs=40, patience=40)
+    torch.manual_seed(0)
+    parent = GenreHead(x.shape[1], n_old, 0)
+    keep = y < n_old
+    fit_head(parent, (x[keep], y[keep]), (x[keep], y[keep], np.arange(keep.sum()), int(keep.sum())), r, 0)
+    child = GenreHead(x.shape[1], int(y.max()) + 1, 0)
+    transplant(parent.state_dict(), child, n_old)
+    return parent, child, r
+
+
+def test_l2sp_anchor_holds_the_old_units_to_the_parent():
+    """L2-SP: a strong anchor keeps the old rows near the parent's and lets the new rows learn; no anchor lets them drift."""
+    from genredream.models.heads import fit_head
+
+    x, y = _toy_embeddings()
+    parent, anchored, r = _toy_parent_and_child(x, y, 2)
+    _, free, _ = _toy_parent_and_child(x, y, 2)
+    pw = parent.state_dict()["net.0.weight"]
+    valid = (x, y, np.arange(len(y)), len(y))
+    fit_head(anchored, (x, y), valid, r, 0, anchor=(2, parent.state_dict(), 100.0))
+    fit_head(free, (x, y), valid, r, 0)
+    drift = lambda h: float((h.state_dict()["net.0.weight"][:2] - pw).abs().max())  # noqa: E731
+    assert drift(anchored) < 0.2 * drift(free)
+    with torch.no_grad():  # the new genres are still learnt
+        assert float((anchored(torch.from_numpy(x)).argmax(1).numpy() == y)[y >= 2].mean()) > 0.9
+
+
+def test_distillation_only_where_asked():
+    """``distill_on`` all False is the same fit as no teacher; all True is the same as distilling everywhere."""
+    from genredream.models.heads import fit_head
+
+    x, y = _toy_embeddings(1)
+    parent, a, r = _toy_parent_and_child(x, y, 2)
+    _, b, _ = _toy_parent_and_child(x, y, 2)
+    _, c, _ = _toy_parent_and_child(x, y, 2)
+    _, d, _ = _toy_parent_and_child(x, y, 2)
+    with torch.no_grad():
+        teacher = parent(torch.from_numpy(x)).numpy()
+    valid = (x, y, np.arange(len(y)), len(y))
+    fit_head(a, (x, y), valid, r, 0, teacher=teacher, distill_on=np.zeros(len(y), bool))
+    fit_head(b, (x, y), valid, r, 0)
+    fit_head(c, (x, y), valid, r, 0, teacher=teacher, distill_on=np.ones(len(y), bool))
+    fit_head(d, (x, y), valid, r, 0, teacher=teacher)
+    sa, sb, sc, sd = (h.state_dict()["net.0.weight"] for h in (a, b, c, d))
+    assert torch.allclose(sa, sb, atol=1e-6) and torch.allclose(sc, sd, atol=1e-6) and not torch.allclose(sa, sc, atol=1e-3)
