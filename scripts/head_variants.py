@@ -7,6 +7,7 @@ own, on the cached embeddings (no model file is exported, so a variant costs sec
     python scripts/head_variants.py embed CACHE SPLIT VIEW,VIEW      # embed training views
     python scripts/head_variants.py variants CACHE SPLIT 'GRID_JSON'   # one JSON line per fit
     python scripts/head_variants.py extend CACHE SPLIT 'CONFIG_JSON'   # 8 genres -> 10: rehearsal, frozen, lwf
+    python scripts/head_variants.py forget CACHE SPLIT 'CONFIG_JSON'   # 8 -> 10, old songs present: L2-SP, distillation, ...
 
 ``HEADS_ROOT`` (default /tmp/i18/sf) is ROOT. One torch thread.
 """
@@ -23,6 +24,7 @@ from genredream.models.archs.musicnn_head import GenreHead, MusicnnHead, make_he
 from genredream.models.contract import load, resolve_model  # noqa: E402
 from genredream.models.data import Song, scan  # noqa: E402
 from genredream.models.embed_cache import EmbeddingCache, song_embeddings  # noqa: E402
+from genredream.models.extend import transplant  # noqa: E402
 from genredream.models.heads import HEAD_RECIPE, _per_class, _scores, _stack, fit_head  # noqa: E402
 from genredream.models.inputs import InputSpec  # noqa: E402
 
@@ -106,7 +108,6 @@ if MODE == "variants":
             print(json.dumps(res), flush=True)
 
 if MODE == "extend":
-    from genredream.models.extend import transplant
     split = sys.argv[3]
     cfgs = json.loads(sys.argv[4])
     views = ["" if v == "plain" else v for v in cfgs.pop("views", ["plain"])]
@@ -153,7 +154,6 @@ if MODE == "extend":
 if MODE == "forget":
     # 8 genres -> 10 with every old song present: what keeps the old genres (docs/heads.md, third pass).
     # Each variant is chosen by the SEEN soundfont's validation songs; unseen and seen test are reported.
-    from genredream.models.extend import transplant
     split = sys.argv[3]
     cfg = json.loads(sys.argv[4])
     names = cfg.get("variants", ["rehearsal", "frozen", "l2sp-0.01", "l2sp-0.1", "l2sp-1", "bias", "kd-old", "lr-1e-3", "l2sp-0.1+kd-old"])
