@@ -10,6 +10,12 @@ own, on the cached embeddings (no model file is exported, so a variant costs sec
     python scripts/head_variants.py forget CACHE SPLIT 'CONFIG_JSON'   # 8 -> 10, old songs present: L2-SP, distillation, ...
 
 ``HEADS_ROOT`` (default /tmp/i18/sf) is ROOT. One torch thread.
+
+With ROOT/valid-sf (the validation songs rendered with a third soundfont,
+``render_soundfont_check.py --valid-soundfont``), every variant also reports
+that validation (``valid3_*``): the honest way to choose among variants
+(docs/heads.md, fourth pass). A grid entry's ``"stop": "third"`` early-stops on
+it instead of on the training soundfont's validation songs.
 """
 import json
 import os
@@ -45,6 +51,12 @@ def songs(split, name):
     return [Song(ROOT / "seen" / ln, ln.split("/")[0]) for ln in (ROOT / split / f"{name}.txt").read_text().split()]
 
 
+def third(split):
+    """The split's validation songs rendered with the third soundfont (ROOT/valid-sf), those rendered."""
+    return [Song(ROOT / "valid-sf" / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
+            if (ROOT / "valid-sf" / s.path.relative_to(ROOT / "seen")).is_file()]
+
+
 def emb(ss, view=""):
     return song_embeddings(ss, net, spec, cache, view=view)[0]
 
@@ -52,10 +64,10 @@ def emb(ss, view=""):
 unseen = [s for s in scan(ROOT / "unseen").songs]
 
 
-def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=None, test_genres=None):
+def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=None, test_genres=None, stop="seen", lr=None):
     genres = genres or GEN
     tr = [s for s in songs(split, "train") if s.genre in genres]
-    va = [s for s in songs(split, "valid") if s.genre in genres]
+    va = [s for s in (songs(split, "valid") if stop == "seen" else third(split)) if s.genre in genres]
     items = []
     for v in views:
         items += emb(tr, v)
@@ -66,11 +78,17 @@ def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=
     head = GenreHead(xtr.shape[1], len(genres), hidden)
     head.in_mean.copy_(torch.from_numpy(xtr.mean(0)))
     head.in_std.copy_(torch.from_numpy(xtr.std(0) + 1e-3))
-    r = dict(HEAD_RECIPE, weight_decay=wd, label_smoothing=ls)
+    r = dict(HEAD_RECIPE, weight_decay=wd, label_smoothing=ls, lr=lr or HEAD_RECIPE["lr"])
     t = time.time()
     best, hist = fit_head(head, (xtr, ytr), (xva, yva, sva, len(vi)), r, seed)
     fit_s = time.time() - t
-    return head, dict(valid_loss=best["loss"], best_epoch=best["epoch"], fit_s=round(fit_s, 2), n_train_windows=len(ytr))
+    info = dict(valid_loss=best["loss"], best_epoch=best["epoch"], fit_s=round(fit_s, 2), n_train_windows=len(ytr))
+    v3 = emb([s for s in third(split) if s.genre in genres])
+    if v3:  # the choosing signal: neither the training soundfont nor the test one
+        x3, y3, s3 = _stack(v3, genres, layer)
+        sc = _scores(head, x3, y3, s3, len(v3))
+        info.update(valid3_loss=round(sc["loss"], 4), valid3_window=round(sc["window_accuracy"], 4), valid3_song=round(sc["song_accuracy"], 4), valid3_songs=len(v3))
+    return head, info
 
 
 def test(head, genres, layer="pooled", only=None):
@@ -93,6 +111,11 @@ if MODE == "embed":
                 emb(ss, "" if v == "plain" else v)
                 print(split, name, v, len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
                       round(time.process_time() - c, 1), "s CPU", flush=True)
+        t, c, m0 = time.time(), time.process_time(), cache.misses
+        ss = third(split)
+        emb(ss)
+        print(split, "valid-sf", len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
+              round(time.process_time() - c, 1), "s CPU", flush=True)
     emb(unseen)
 
 if MODE == "variants":

@@ -302,3 +302,66 @@ def test_distillation_only_where_asked():
     fit_head(d, (x, y), valid, r, 0, teacher=teacher)
     sa, sb, sc, sd = (h.state_dict()["net.0.weight"] for h in (a, b, c, d))
     assert torch.allclose(sa, sb, atol=1e-6) and torch.allclose(sc, sd, atol=1e-6) and not torch.allclose(sa, sc, atol=1e-3)
+
+
+def _tiny_collection(root, songs):
+    """A folder-per-genre collection of short real WAV files (choose_splits only lists them)."""
+    import soundfile as sf
+
+    for rel in songs:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, np.zeros(160, np.float32), 16000)
+    return root
+
+
+def test_valid_dir_takes_the_validation_songs_from_another_folder(tmp_path):
+    """--valid-dir (docs/heads.md, fourth pass): the VALID list is read against DIR; train and test stay DATA's."""
+    from genredream.models.data import CollectionError, scan
+    from genredream.models.train import TrainConfig, choose_splits
+
+    names = [f"{g}/{g}.{i:05d}.wav" for g in ("jazz", "rock") for i in range(3)]
+    data = _tiny_collection(tmp_path / "data", names)
+    other = _tiny_collection(tmp_path / "other-soundfont", [n for n in names if n.endswith("2.wav")])
+    lists = []
+    for name, idx in (("train", 0), ("valid", 2), ("test", 1)):
+        f = tmp_path / f"{name}.txt"
+        f.write_text("".join(f"{g}/{g}.{idx:05d}.wav\n" for g in ("jazz", "rock")))
+        lists.append(str(f))
+    cfg = TrainConfig(data=str(data), arch="geng", out=str(tmp_path / "m.pt"), split_files=lists, valid_dir=str(other))
+    splits, desc = choose_splits(cfg, scan(data))
+    assert [s.path.parent.parent for s in splits["valid"]] == [other, other]
+    assert all(s.path.parent.parent == data for s in splits["train"] + splits["test"])
+    assert [s.genre for s in splits["valid"]] == ["jazz", "rock"] and desc["valid_dir"] == str(other)
+    # Without it, the same lists validate on DATA's own songs.
+    plain, _ = choose_splits(TrainConfig(data=str(data), arch="geng", out="m.pt", split_files=lists), scan(data))
+    assert all(s.path.parent.parent == data for s in plain["valid"])
+    # A random split: every song of DIR validates.
+    rnd, _ = choose_splits(TrainConfig(data=str(data), arch="geng", out="m.pt", valid_dir=str(other)), scan(data))
+    assert sorted(s.path.name for s in rnd["valid"]) == ["jazz.00002.wav", "rock.00002.wav"]
+    # A genre DATA does not have is a clear error, not a silent new label.
+    _tiny_collection(other, ["blues/blues.00000.wav"])
+    with pytest.raises(CollectionError, match="blues"):
+        choose_splits(cfg, scan(data))
+
+
+@pytest.mark.slow
+def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
+    """`genredream train --valid-dir`: the head's validation songs are DIR's (a quieter copy here: new content, new embeddings)."""
+    import soundfile as sf
+
+    from genredream.engine.cli import main as cli
+
+    other = tmp_path / "other"
+    for g in GENRES:
+        f = sorted((head["data"] / g).glob("*.wav"))[-1]
+        y, sr = sf.read(f, dtype="float32")
+        (other / g).mkdir(parents=True)
+        sf.write(other / g / f.name, 0.5 * y, sr)
+    out = tmp_path / "v.pt"
+    rc = cli(["train", str(head["data"]), "--arch", "musicnn-head", "--valid-dir", str(other), "--out", str(out), "--valid", "0.25",
+              "--test", "0.25", "--threads", "1", "--no-progress", "--cache-dir", str(head["cache"])])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads(out.with_suffix(".report.json").read_text())
+    assert rep["split"]["valid_dir"] == str(other) and rep["split"]["songs"]["valid"] == 3
+    assert rep["embedding"]["embedded_files"] == 3  # only DIR's songs are new to the cache
