@@ -15,7 +15,8 @@ With ROOT/valid-sf (the validation songs rendered with a third soundfont,
 ``render_soundfont_check.py --valid-soundfont``), every variant also reports
 that validation (``valid3_*``): the honest way to choose among variants
 (docs/heads.md, fourth pass). A grid entry's ``"stop": "third"`` early-stops on
-it instead of on the training soundfont's validation songs.
+it instead of on the training soundfont's validation songs. ``HEADS_THIRD``
+(default valid-sf) names that folder.
 """
 import json
 import os
@@ -35,6 +36,7 @@ from genredream.models.heads import HEAD_RECIPE, _per_class, _scores, _stack, fi
 from genredream.models.inputs import InputSpec  # noqa: E402
 
 ROOT = Path(os.environ.get("HEADS_ROOT", "/tmp/i18/sf"))
+THIRD = ROOT / os.environ.get("HEADS_THIRD", "valid-sf")
 CACHE = sys.argv[2]
 MODE = sys.argv[1]
 GEN = sorted(d.name for d in (ROOT / "seen").iterdir() if d.is_dir())
@@ -52,9 +54,9 @@ def songs(split, name):
 
 
 def third(split):
-    """The split's validation songs rendered with the third soundfont (ROOT/valid-sf), those rendered."""
-    return [Song(ROOT / "valid-sf" / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
-            if (ROOT / "valid-sf" / s.path.relative_to(ROOT / "seen")).is_file()]
+    """The split's validation songs rendered with the third soundfont (THIRD), those rendered."""
+    return [Song(THIRD / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
+            if (THIRD / s.path.relative_to(ROOT / "seen")).is_file()]
 
 
 def emb(ss, view=""):

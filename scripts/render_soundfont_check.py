@@ -11,7 +11,7 @@ without rendering the whole corpus and renders:
   songs, with the training soundfont (FluidR3_GM);
 * ``OUT/unseen/<genre>/``: the same test songs with ``--unseen`` (a soundfont
   no model here was trained with);
-* ``OUT/valid-sf/<genre>/`` with ``--valid-soundfont``: the validation songs
+* ``OUT/valid-sf/<genre>/`` (``--valid-name``) with ``--valid-soundfont``: the validation songs
   with a THIRD soundfont (neither the training nor the test one), so a head
   recipe can be chosen on a soundfont it was not trained on without looking
   at the test soundfont (docs/heads.md, fourth pass);
@@ -54,6 +54,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--valid-soundfont", default=None, help="also render the validation songs with this third soundfont into OUT/valid-sf")
+    p.add_argument("--valid-name", default="valid-sf", help="folder under OUT for --valid-soundfont's renders (default valid-sf)")
     p.add_argument("--split-name", default="split", help="folder under OUT for the song lists (default split)")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -68,9 +69,9 @@ def main(argv=None):
     seen, unseen = find_soundfont(a.seen), find_soundfont(a.unseen)
     kinds = {"seen": seen, "unseen": unseen}
     if a.valid_soundfont:
-        kinds["valid-sf"] = find_soundfont(a.valid_soundfont)
+        kinds[a.valid_name] = find_soundfont(a.valid_soundfont)
     # Which split each rendering is for: the training soundfont renders every split.
-    wanted = {"seen": ("train", "valid", "test"), "unseen": ("test",), "valid-sf": ("valid",)}
+    wanted = {"seen": ("train", "valid", "test"), "unseen": ("test",), a.valid_name: ("valid",)}
     jobs = []
     for name, songs in chosen.items():
         for s in songs:
