@@ -365,3 +365,9 @@ def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
     rep = json.loads(out.with_suffix(".report.json").read_text())
     assert rep["split"]["valid_dir"] == str(other) and rep["split"]["songs"]["valid"] == 3
     assert rep["embedding"]["embedded_files"] == 3  # only DIR's songs are new to the cache
+    # The recipe chosen on a third soundfont's validation (docs/heads.md, fourth pass) applies only with --valid-dir.
+    from genredream.models.heads import HEAD_RECIPE
+
+    assert HEAD_RECIPE["weight_decay_valid_dir"] != HEAD_RECIPE["weight_decay"]
+    assert rep["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay_valid_dir"]
+    assert head["report"]["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay"]
