@@ -221,7 +221,7 @@ def choose_splits(cfg, coll):
     if cfg.valid_dir:
         other = scan(cfg.valid_dir)
         unknown = sorted(set(other.genres) - set(coll.genres))
-        if unknown:
+        if unknown and not cfg.genres:  # with --genres, DIR's other folders are left out as DATA's are
             raise CollectionError(f"--valid-dir {cfg.valid_dir}: genre folders {', '.join(unknown)} are not in {cfg.data}")
         wanted = set(cfg.genres or coll.genres)
         other.songs = [s for s in other.songs if s.genre in wanted]

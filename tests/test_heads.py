@@ -343,6 +343,10 @@ def test_valid_dir_takes_the_validation_songs_from_another_folder(tmp_path):
     _tiny_collection(other, ["blues/blues.00000.wav"])
     with pytest.raises(CollectionError, match="blues"):
         choose_splits(cfg, scan(data))
+    # ... unless --genres leaves it out, as it leaves out DATA's own other folders.
+    chosen = TrainConfig(data=str(data), arch="geng", out="m.pt", genres=["jazz", "rock"], valid_dir=str(other))
+    sub, _ = choose_splits(chosen, scan(data, ["jazz", "rock"]))
+    assert sorted(s.path.name for s in sub["valid"]) == ["jazz.00002.wav", "rock.00002.wav"]
 
 
 @pytest.mark.slow
