@@ -54,6 +54,7 @@ class TrainConfig:
     head_layer: str | None = None
     head_hidden: int | None = None
     cache_dir: str | None = None
+    valid_dir: str | None = None  # --valid-dir: validation songs from another folder (e.g. another soundfont)
 
 
 def trainable_archs():
@@ -198,15 +199,36 @@ def choose_splits(cfg, coll):
 
     ``--split-files`` names the songs of each split; otherwise songs are
     split at random, stratified by genre, with ``cfg.seed``.
+
+    ``--valid-dir DIR`` takes the validation songs (early stopping, the best
+    epoch) from another folder-per-genre collection, e.g. the same songs
+    rendered with a soundfont that is neither the training nor the test one
+    (docs/heads.md, fourth pass): with ``--split-files`` the VALID list is read
+    against DIR, otherwise every song of DIR validates. The validation songs
+    of DATA are then used for neither training nor validation.
     """
-    from genredream.models.data import read_split_files, split_songs
+    from genredream.models.data import CollectionError, read_split_files, scan, split_songs
 
     if cfg.split_files:
-        splits = read_split_files(coll, *cfg.split_files)
+        files = list(cfg.split_files)
+        if cfg.valid_dir:
+            files[1] = None  # read against DIR below
+        splits = read_split_files(coll, *files)
         split_desc = {"kind": "files", "files": [str(p) for p in cfg.split_files]}
     else:
         splits = split_songs(coll.songs, cfg.valid, cfg.test, cfg.seed)
         split_desc = {"kind": "random by song, stratified", "valid": cfg.valid, "test": cfg.test, "seed": cfg.seed}
+    if cfg.valid_dir:
+        other = scan(cfg.valid_dir)
+        unknown = sorted(set(other.genres) - set(coll.genres))
+        if unknown and not cfg.genres:  # with --genres, DIR's other folders are left out as DATA's are
+            raise CollectionError(f"--valid-dir {cfg.valid_dir}: genre folders {', '.join(unknown)} are not in {cfg.data}")
+        wanted = set(cfg.genres or coll.genres)
+        other.songs = [s for s in other.songs if s.genre in wanted]
+        splits["valid"] = read_split_files(other, cfg.split_files[1])["train"] if cfg.split_files else list(other.songs)
+        if not splits["valid"]:
+            raise CollectionError(f"--valid-dir {cfg.valid_dir}: no songs of the training genres")
+        split_desc["valid_dir"] = str(cfg.valid_dir)
     return splits, split_desc
 
 def train(cfg: TrainConfig) -> dict:

@@ -11,13 +11,19 @@ without rendering the whole corpus and renders:
   songs, with the training soundfont (FluidR3_GM);
 * ``OUT/unseen/<genre>/``: the same test songs with ``--unseen`` (a soundfont
   no model here was trained with);
-* ``OUT/split/{train,valid,test}.txt``: the song lists for ``genredream
-  train --split-files``.
+* ``OUT/valid-sf/<genre>/`` (``--valid-name``) with ``--valid-soundfont``: the validation songs
+  with a THIRD soundfont (neither the training nor the test one), so a head
+  recipe can be chosen on a soundfont it was not trained on without looking
+  at the test soundfont (docs/heads.md, fourth pass);
+* ``OUT/<--split-name>/{train,valid,test}.txt`` (default ``split``): the song
+  lists for ``genredream train --split-files``.
 
 So a head trained on ``seen`` and every shipped seed network are tested on
 the very same songs, rendered with a soundfont none of them heard.
 
     python scripts/render_soundfont_check.py /tmp/sfcheck --unseen /usr/share/sounds/sf2/TimGM6mb.sf2
+    python scripts/render_soundfont_check.py /tmp/i18/sf --unseen /usr/share/sounds/sf2/TimGM6mb.sf2 \
+        --train 80 --valid 10 --split-name split-full --valid-soundfont /usr/share/sounds/sf3/MuseScore_General_Lite.sf3
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--valid-soundfont", default=None, help="also render the validation songs with this third soundfont into OUT/valid-sf")
+    p.add_argument("--valid-name", default="valid-sf", help="folder under OUT for --valid-soundfont's renders (default valid-sf)")
+    p.add_argument("--split-name", default="split", help="folder under OUT for the song lists (default split)")
     a = p.parse_args(argv)
     out = Path(a.out)
     split = shipped_split(GTZAN_GENRES, seed=a.seed)
@@ -58,23 +67,28 @@ def main(argv=None):
         for g in GTZAN_GENRES:
             chosen[name] += sorted(by[g], key=lambda s: s.path.name)[:per_genre]
     seen, unseen = find_soundfont(a.seen), find_soundfont(a.unseen)
+    kinds = {"seen": seen, "unseen": unseen}
+    if a.valid_soundfont:
+        kinds[a.valid_name] = find_soundfont(a.valid_soundfont)
+    # Which split each rendering is for: the training soundfont renders every split.
+    wanted = {"seen": ("train", "valid", "test"), "unseen": ("test",), a.valid_name: ("valid",)}
     jobs = []
     for name, songs in chosen.items():
         for s in songs:
             index = int(s.path.name.split(".")[1])
-            for kind, sf2 in (("seen", seen), ("unseen", unseen)):
-                if kind == "unseen" and name != "test":
+            for kind, sf2 in kinds.items():
+                if name not in wanted[kind]:
                     continue
                 wav = out / kind / s.genre / s.path.name
                 wav.parent.mkdir(parents=True, exist_ok=True)
                 if not wav.exists():
                     jobs.append(RenderJob(genre=s.genre, index=index, seed=a.seed, seconds=a.seconds, wav_path=str(wav), soundfont=str(sf2)))
     render_songs(jobs, workers=a.jobs)
-    (out / "split").mkdir(parents=True, exist_ok=True)
+    (out / a.split_name).mkdir(parents=True, exist_ok=True)
     for name, songs in chosen.items():
-        (out / "split" / f"{name}.txt").write_text("".join(f"{s.genre}/{s.path.name}\n" for s in songs))
+        (out / a.split_name / f"{name}.txt").write_text("".join(f"{s.genre}/{s.path.name}\n" for s in songs))
     # A corpus.json so reports can say which soundfont each folder was rendered with.
-    for kind, sf2 in (("seen", seen), ("unseen", unseen)):
+    for kind, sf2 in kinds.items():
         (out / kind / "corpus.json").write_text(
             json.dumps({"format": "genredream-corpus", "seed": a.seed, "seconds": a.seconds, "soundfont": {"path": str(sf2), "size": sf2.stat().st_size}}, indent=1)
         )

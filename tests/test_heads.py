@@ -241,3 +241,137 @@ def test_transplant_keeps_old_units_exactly():
         assert torch.allclose(child(x)[:, :3], parent(x), atol=1e-6)  # a 4-row product rounds like a 3-row one, nearly
     with pytest.raises(ValueError, match="do not fit"):
         transplant(build("smith", old)[0].state_dict(), child, 3)
+
+
+def _toy_embeddings(seed=0, n_per=30, k=4, d=16):
+    """Separable Gaussian clusters standing in for window embeddings (fit_head's options, no musicnn needed)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (k, d))
+    x = np.concatenate([c + rng.normal(0, 1, (n_per, d)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(k), n_per).astype(np.int64)
+    return x, y
+
+
+def _toy_parent_and_child(x, y, n_old):
+    from genredream.models.archs.musicnn_head import GenreHead
+    from genredream.models.extend import transplant
+    from genredream.models.heads import HEAD_RECIPE, fit_head
+
+    r = dict(HEAD_RECIPE, epochs=40, patience=40)
+    torch.manual_seed(0)
+    parent = GenreHead(x.shape[1], n_old, 0)
+    keep = y < n_old
+    fit_head(parent, (x[keep], y[keep]), (x[keep], y[keep], np.arange(keep.sum()), int(keep.sum())), r, 0)
+    child = GenreHead(x.shape[1], int(y.max()) + 1, 0)
+    transplant(parent.state_dict(), child, n_old)
+    return parent, child, r
+
+
+def test_l2sp_anchor_holds_the_old_units_to_the_parent():
+    """L2-SP: a strong anchor keeps the old rows near the parent's and lets the new rows learn; no anchor lets them drift."""
+    from genredream.models.heads import fit_head
+
+    x, y = _toy_embeddings()
+    parent, anchored, r = _toy_parent_and_child(x, y, 2)
+    _, free, _ = _toy_parent_and_child(x, y, 2)
+    pw = parent.state_dict()["net.0.weight"]
+    valid = (x, y, np.arange(len(y)), len(y))
+    fit_head(anchored, (x, y), valid, r, 0, anchor=(2, parent.state_dict(), 100.0))
+    fit_head(free, (x, y), valid, r, 0)
+    drift = lambda h: float((h.state_dict()["net.0.weight"][:2] - pw).abs().max())  # noqa: E731
+    assert drift(anchored) < 0.2 * drift(free)
+    with torch.no_grad():  # the new genres are still learnt
+        assert float((anchored(torch.from_numpy(x)).argmax(1).numpy() == y)[y >= 2].mean()) > 0.9
+
+
+def test_distillation_only_where_asked():
+    """``distill_on`` all False is the same fit as no teacher; all True is the same as distilling everywhere."""
+    from genredream.models.heads import fit_head
+
+    x, y = _toy_embeddings(1)
+    parent, a, r = _toy_parent_and_child(x, y, 2)
+    _, b, _ = _toy_parent_and_child(x, y, 2)
+    _, c, _ = _toy_parent_and_child(x, y, 2)
+    _, d, _ = _toy_parent_and_child(x, y, 2)
+    with torch.no_grad():
+        teacher = parent(torch.from_numpy(x)).numpy()
+    valid = (x, y, np.arange(len(y)), len(y))
+    fit_head(a, (x, y), valid, r, 0, teacher=teacher, distill_on=np.zeros(len(y), bool))
+    fit_head(b, (x, y), valid, r, 0)
+    fit_head(c, (x, y), valid, r, 0, teacher=teacher, distill_on=np.ones(len(y), bool))
+    fit_head(d, (x, y), valid, r, 0, teacher=teacher)
+    sa, sb, sc, sd = (h.state_dict()["net.0.weight"] for h in (a, b, c, d))
+    assert torch.allclose(sa, sb, atol=1e-6) and torch.allclose(sc, sd, atol=1e-6) and not torch.allclose(sa, sc, atol=1e-3)
+
+
+def _tiny_collection(root, songs):
+    """A folder-per-genre collection of short real WAV files (choose_splits only lists them)."""
+    import soundfile as sf
+
+    for rel in songs:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, np.zeros(160, np.float32), 16000)
+    return root
+
+
+def test_valid_dir_takes_the_validation_songs_from_another_folder(tmp_path):
+    """--valid-dir (docs/heads.md, fourth pass): the VALID list is read against DIR; train and test stay DATA's."""
+    from genredream.models.data import CollectionError, scan
+    from genredream.models.train import TrainConfig, choose_splits
+
+    names = [f"{g}/{g}.{i:05d}.wav" for g in ("jazz", "rock") for i in range(3)]
+    data = _tiny_collection(tmp_path / "data", names)
+    other = _tiny_collection(tmp_path / "other-soundfont", [n for n in names if n.endswith("2.wav")])
+    lists = []
+    for name, idx in (("train", 0), ("valid", 2), ("test", 1)):
+        f = tmp_path / f"{name}.txt"
+        f.write_text("".join(f"{g}/{g}.{idx:05d}.wav\n" for g in ("jazz", "rock")))
+        lists.append(str(f))
+    cfg = TrainConfig(data=str(data), arch="geng", out=str(tmp_path / "m.pt"), split_files=lists, valid_dir=str(other))
+    splits, desc = choose_splits(cfg, scan(data))
+    assert [s.path.parent.parent for s in splits["valid"]] == [other, other]
+    assert all(s.path.parent.parent == data for s in splits["train"] + splits["test"])
+    assert [s.genre for s in splits["valid"]] == ["jazz", "rock"] and desc["valid_dir"] == str(other)
+    # Without it, the same lists validate on DATA's own songs.
+    plain, _ = choose_splits(TrainConfig(data=str(data), arch="geng", out="m.pt", split_files=lists), scan(data))
+    assert all(s.path.parent.parent == data for s in plain["valid"])
+    # A random split: every song of DIR validates.
+    rnd, _ = choose_splits(TrainConfig(data=str(data), arch="geng", out="m.pt", valid_dir=str(other)), scan(data))
+    assert sorted(s.path.name for s in rnd["valid"]) == ["jazz.00002.wav", "rock.00002.wav"]
+    # A genre DATA does not have is a clear error, not a silent new label.
+    _tiny_collection(other, ["blues/blues.00000.wav"])
+    with pytest.raises(CollectionError, match="blues"):
+        choose_splits(cfg, scan(data))
+    # ... unless --genres leaves it out, as it leaves out DATA's own other folders.
+    chosen = TrainConfig(data=str(data), arch="geng", out="m.pt", genres=["jazz", "rock"], valid_dir=str(other))
+    sub, _ = choose_splits(chosen, scan(data, ["jazz", "rock"]))
+    assert sorted(s.path.name for s in sub["valid"]) == ["jazz.00002.wav", "rock.00002.wav"]
+
+
+@pytest.mark.slow
+def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
+    """`genredream train --valid-dir`: the head's validation songs are DIR's (a quieter copy here: new content, new embeddings)."""
+    import soundfile as sf
+
+    from genredream.engine.cli import main as cli
+
+    other = tmp_path / "other"
+    for g in GENRES:
+        f = sorted((head["data"] / g).glob("*.wav"))[-1]
+        y, sr = sf.read(f, dtype="float32")
+        (other / g).mkdir(parents=True)
+        sf.write(other / g / f.name, 0.5 * y, sr)
+    out = tmp_path / "v.pt"
+    rc = cli(["train", str(head["data"]), "--arch", "musicnn-head", "--valid-dir", str(other), "--out", str(out), "--valid", "0.25",
+              "--test", "0.25", "--threads", "1", "--no-progress", "--cache-dir", str(head["cache"])])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads(out.with_suffix(".report.json").read_text())
+    assert rep["split"]["valid_dir"] == str(other) and rep["split"]["songs"]["valid"] == 3
+    assert rep["embedding"]["embedded_files"] == 3  # only DIR's songs are new to the cache
+    # The recipe chosen on a third soundfont's validation (docs/heads.md, fourth pass) applies only with --valid-dir.
+    from genredream.models.heads import HEAD_RECIPE
+
+    assert HEAD_RECIPE["weight_decay_valid_dir"] != HEAD_RECIPE["weight_decay"]
+    assert rep["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay_valid_dir"]
+    assert head["report"]["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay"]

@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--valid", type=float, default=0.1, help="fraction of songs per genre for validation (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="fraction of songs per genre for testing (default 0.2, Zheng's)")
     p.add_argument("--split-files", nargs=3, metavar=("TRAIN", "VALID", "TEST"), help="explicit song lists instead of a random split")
+    p.add_argument("--valid-dir", metavar="DIR",
+                   help="validation songs (early stopping) from this folder-per-genre collection instead of DATA, e.g. the same songs "
+                        "rendered with another soundfont, so the model is chosen on a sound it does not train on; with --split-files "
+                        "the VALID list is read against DIR (docs/heads.md)")
     p.add_argument("--genres", help="comma-separated subset of the genre folders (e.g. Geng's five)")
     p.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better validation loss (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default 0)")
@@ -112,6 +116,7 @@ def main(args) -> int:
         head_layer=args.head_layer,
         head_hidden=args.head_hidden,
         cache_dir=args.cache_dir,
+        valid_dir=args.valid_dir,
     )
     try:
         if cfg.arch == "musicnn-head":
