@@ -14,6 +14,12 @@ neighbour hits both alike:
   compile time (engine/session.py ``fast_jit``).
 
 Target (issue 14): ours within 3 s and at least 2x faster than the reference.
+
+Also timed in each round: ``python -c "import torch"``, the floor no start
+can go below (torch is needed for the first result). On this shared VM
+its time moved from 2.1-2.4 s to 3.4-4.0 s within one day, quiet both
+times, so the figure to compare across runs is ours less that floor,
+measured in the same run.
 """
 
 import os
@@ -50,6 +56,18 @@ def _first_result_s(wav, cache, before=False):
         p.wait()
 
 
+def _import_torch_s():
+    """From Popen to a line printed right after ``import torch`` (timed as ours is: to a line, not to the exit)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", "import torch; print('imported', flush=True)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("imported"), f"exit code {p.wait()}"
+        return time.perf_counter() - t0
+    finally:
+        p.kill()
+        p.wait()
+
+
 @pytest.fixture(scope="module")
 def startup_times(tmp_path_factory):
     d = tmp_path_factory.mktemp("startup")
@@ -57,11 +75,12 @@ def startup_times(tmp_path_factory):
     sf.write(wav, (0.1 * np.random.default_rng(0).standard_normal(7 * 16000)).astype(np.float32), 16000)
     warm = d / "warm.json"
     _first_result_s(wav, warm)  # fills the cache (and the OS's file cache) once
-    old, new = [], []
+    old, new, floor = [], [], []
     for i in range(ROUNDS):
         old.append(_first_result_s(wav, d / f"cold-{i}.json", before=True))
         new.append(_first_result_s(wav, warm))
-    return {"reference": old, "ours": new}
+        floor.append(_import_torch_s())
+    return {"reference": old, "ours": new, "import_torch": floor}
 
 
 @pytest.mark.parametrize("role", ["reference", "ours"])
@@ -80,5 +99,8 @@ def test_first_musicnn_result_after_start(benchmark, startup_times, role):
         figure_label="median time to the first result",
         first_result_s=[round(t, 2) for t in ts],
         speedup_median=round(ratio, 2),
+        import_torch_s=[round(t, 2) for t in startup_times["import_torch"]],
+        ours_above_import_torch_s=round(float(np.median(startup_times["ours"]) - np.median(startup_times["import_torch"])), 2),
     )
-    print(f"\n{role}: first musicnn-msd result after {', '.join(f'{t:.2f}' for t in ts)} s (median ratio before/after {ratio:.2f}x)")
+    print(f"\n{role}: first musicnn-msd result after {', '.join(f'{t:.2f}' for t in ts)} s (median ratio before/after {ratio:.2f}x); "
+          f"`import torch` alone {', '.join(f'{t:.2f}' for t in startup_times['import_torch'])} s")
