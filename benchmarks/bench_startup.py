@@ -15,11 +15,12 @@ neighbour hits both alike:
 
 Target (issue 14): ours within 3 s and at least 2x faster than the reference.
 
-Also timed in each round: ``python -c "import torch"``, the floor no start
-can go below (torch is needed for the first result). On this shared VM
-its time moved from 2.1-2.4 s to 3.4-4.0 s within one day, quiet both
-times, so the figure to compare across runs is ours less that floor,
-measured in the same run.
+Also timed in each round: ``import torch`` in a fresh interpreter, to a
+line printed after it (as ours is timed: the interpreter's exit, about
+1 s more with torch loaded, is not counted), the floor no start can go
+below (torch is needed for the first result). This shared VM's speed
+drifts by 20-25 % within a day, quiet both times, so the figure to
+compare across runs is ours less that floor, measured in the same run.
 """
 
 import os
