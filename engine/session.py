@@ -145,11 +145,15 @@ class Session:
         from genredream.engine.io.sinks import JsonlSink
         from genredream.engine.io.source import END
 
+        from genredream.engine.interrupt import check
+
         res = SessionResult()
         jsonl = None
         try:
+            check()  # a Ctrl-C something swallowed while the command imported (engine/interrupt.py)
             self.engine = res.engine = build_engine(source.sample_rate, self.models, self.window, self.hop, self.threads)
             engine = self.engine
+            check()
             if self.make_transform is not None:
                 self.make_transform(engine, self.writers)
             if source.channels > 1:  # after the transform is laid out, as its output ring's clock starts then
@@ -159,7 +163,9 @@ class Session:
             if self.jsonl_path:
                 jsonl = JsonlSink(self.jsonl_path)
                 engine.sinks.append(jsonl)
+            check()
             source.start(self)
+            check()
             if self.view:
                 from genredream.engine.io.view import LiveView
 

@@ -112,6 +112,35 @@ def test_a_ctrl_c_in_the_middle_gives_the_summary_of_what_was_done(geng, tmp_pat
     assert res.engine.counters["results"] == int(played / SR / 0.5)
 
 
+class Swallowing(Recorded):
+    """A source whose start-up, like some library code, swallows the KeyboardInterrupt a real Ctrl-C raised in it."""
+
+    def start(self, session):
+        super().start(session)
+        import os
+        import time
+
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal, through the handler the CLI installs
+            time.sleep(1.0)  # the handler runs here; the sleep is cut short
+        except BaseException:  # noqa: BLE001 - the library's bare except, which this test is about
+            pass
+
+
+def test_a_ctrl_c_that_start_up_swallowed_still_stops_the_run(geng):
+    from genredream.engine import interrupt
+
+    said = []
+    with interrupt.handling():  # as `genredream run` does
+        src = Swallowing(music(6.0))
+        res = Session([geng], notify=lambda text, kind="info": said.append(text)).run(src)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the stop took the signal (calm)
+    assert isinstance(res.interrupted, KeyboardInterrupt) and res.stopped_by is None
+    assert [c[0] for c in src.calls] == ["start", "stop", "close"] and said == ["stopped"]  # never ran
+    assert res.engine.ring.total_written == 0
+    interrupt.check()  # taken: nothing left to raise
+
+
 def test_an_unknown_model_is_an_error_before_the_source_starts(tmp_path):
     src = Recorded(music(3.0))
     with pytest.raises(Exception, match="no-such-model"):

@@ -183,5 +183,8 @@ def _main(argv=None):
         return 2
     mod = importlib.import_module(cmd.module)
     runner = getattr(mod, f"{cmd.name.replace('-', '_')}_main", None) or mod.main
+    from genredream.engine import interrupt
+
+    interrupt.check()  # a Ctrl-C an import swallowed: stop before the command starts anything
     return int(runner(args) or 0)
 

@@ -75,8 +75,11 @@ def wait_stream(engine, duration=None, alive=None, tick=None, poll=0.05):
     ``alive()`` False: the stream stopped on its own (:data:`STREAM_LOST`).
     ``tick()`` runs every ``poll`` seconds (publishing counters, say).
     """
+    from genredream.engine.interrupt import check
+
     limit = None if duration is None else int(round(duration * engine.sample_rate))
     while True:
+        check()  # a Ctrl-C that start-up swallowed stops the stream here (engine/interrupt.py)
         if tick is not None:
             tick()
         if limit is not None and engine.ring.total_written >= limit:
