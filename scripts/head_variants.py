@@ -143,11 +143,12 @@ if MODE == "variants":
     split = sys.argv[3]
     grid = json.loads(sys.argv[4])
     for g in grid:
+        name = g.pop("name", None)  # a label for the table, passed through
         views = ["" if v == "plain" else v for v in g.pop("views")]
         accs = []
         for seed in g.pop("seeds", [0]):
             head, info = run(split, views, seed=seed, **g)
-            res = dict(split=split, views=views, seed=seed, **g, **info, **test(head, GEN, g.get("layer", "pooled"), body=g.get("body")))
+            res = dict(name=name, split=split, views=views, seed=seed, **g, **info, **test(head, GEN, g.get("layer", "pooled"), body=g.get("body")))
             res.pop("per_class") if seed else None
             print(json.dumps(res), flush=True)
 
