@@ -135,7 +135,7 @@ if MODE == "embed":
         t, c, m0 = time.time(), time.process_time(), cache.misses
         ss = third(split)
         emb(ss)
-        print(split, "valid-sf", len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
+        print(split, THIRD.name, len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
               round(time.process_time() - c, 1), "s CPU", flush=True)
     emb(unseen)
 
