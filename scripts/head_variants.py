@@ -18,7 +18,8 @@ that validation (``valid3_*``): the honest way to choose among variants
 (docs/heads.md, fourth pass). A grid entry's ``"body"`` (musicnn-msd, musicnn-mtt, or
 musicnn-msd+musicnn-mtt: both concatenated) overrides HEADS_BODY. A grid entry's ``"stop": "third"`` early-stops on
 it instead of on the training soundfont's validation songs. ``HEADS_THIRD``
-(default valid-sf) names that folder.
+(default valid-sf) names that folder. ``HEADS_FOURTH`` names another rendering of
+the validation songs that every fit is also scored on (``valid4_*``), never stopped on.
 """
 import json
 import os
@@ -40,6 +41,8 @@ from genredream.models.inputs import InputSpec  # noqa: E402
 
 ROOT = Path(os.environ.get("HEADS_ROOT", "/tmp/i18/sf"))
 THIRD = ROOT / os.environ.get("HEADS_THIRD", "valid-sf")
+# A fourth soundfont's renderings of the validation songs (docs/heads.md, sixth pass): scored only, never stopped on.
+FOURTH = ROOT / os.environ["HEADS_FOURTH"] if os.environ.get("HEADS_FOURTH") else None
 CACHE = sys.argv[2]
 MODE = sys.argv[1]
 GEN = sorted(d.name for d in (ROOT / "seen").iterdir() if d.is_dir())
@@ -66,10 +69,11 @@ def songs(split, name):
     return [Song(ROOT / "seen" / ln, ln.split("/")[0]) for ln in (ROOT / split / f"{name}.txt").read_text().split()]
 
 
-def third(split):
-    """The split's validation songs rendered with the third soundfont (THIRD), those rendered."""
-    return [Song(THIRD / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
-            if (THIRD / s.path.relative_to(ROOT / "seen")).is_file()]
+def third(split, folder=None):
+    """The split's validation songs rendered with the third soundfont (THIRD, or ``folder``), those rendered."""
+    folder = folder or THIRD
+    return [Song(folder / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
+            if (folder / s.path.relative_to(ROOT / "seen")).is_file()]
 
 
 def emb(ss, view="", body=None):
@@ -109,6 +113,11 @@ def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=
         x3, y3, s3 = _stack(v3, genres, layer)
         sc = _scores(head, x3, y3, s3, len(v3))
         info.update(valid3_loss=round(sc["loss"], 4), valid3_window=round(sc["window_accuracy"], 4), valid3_song=round(sc["song_accuracy"], 4), valid3_songs=len(v3))
+    v4 = emb([s for s in third(split, FOURTH) if s.genre in genres], body=body) if FOURTH else []
+    if v4:
+        x4, y4, s4 = _stack(v4, genres, layer)
+        sc = _scores(head, x4, y4, s4, len(v4))
+        info.update(valid4_loss=round(sc["loss"], 4), valid4_window=round(sc["window_accuracy"], 4), valid4_song=round(sc["song_accuracy"], 4), valid4_songs=len(v4))
     return head, info
 
 
