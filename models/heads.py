@@ -44,8 +44,12 @@ __all__ = ["train_head", "song_embeddings", "HEAD_RECIPE"]
 #: the weight decay is 1e-3, chosen on such a validation (csound's GM bank and MuseScore General both chose it
 #: among label smoothing, weight decay, lr and a hidden layer; docs/heads.md, fourth pass). Without it the
 #: validation is the training sound, which cannot rank them, so 1e-4 stays.
+#: ``train_views_valid_dir``: with ``--valid-dir`` the training songs are also seen a semitone up ("up1"): first on
+#: csound's bank in the fifth pass (0.5 point, under the rule's 1.0), then 3.3 points above the plain windows on a
+#: fourth soundfont no pass had seen (OPL3 FM; docs/heads.md, sixth pass).
 HEAD_RECIPE = dict(optimizer="adam", lr=1e-2, weight_decay=1e-4, batch_size=64, epochs=300, patience=30, hidden=0, layer="pooled",
-                   label_smoothing=0.0, train_views=[""], distill_temperature=2.0, weight_decay_valid_dir=1e-3)
+                   label_smoothing=0.0, train_views=[""], distill_temperature=2.0, weight_decay_valid_dir=1e-3,
+                   train_views_valid_dir=["", "up1"])
 
 
 def _body(embedding: str):
@@ -242,8 +246,9 @@ def train_head(cfg, log=print) -> dict:
     for key in ("epochs", "lr", "batch_size"):
         if getattr(cfg, key) is not None:
             r[key] = getattr(cfg, key)
-    if getattr(cfg, "valid_dir", None):
+    if getattr(cfg, "valid_dir", None):  # the recipe chosen on other sounds' validation (docs/heads.md, fourth and sixth passes)
         r["weight_decay"] = r["weight_decay_valid_dir"]
+        r["train_views"] = list(r["train_views_valid_dir"])
     coll = scan(cfg.data, cfg.genres)
 
     parent = None

@@ -9,14 +9,17 @@ own, on the cached embeddings (no model file is exported, so a variant costs sec
     python scripts/head_variants.py extend CACHE SPLIT 'CONFIG_JSON'   # 8 genres -> 10: rehearsal, frozen, lwf
     python scripts/head_variants.py forget CACHE SPLIT 'CONFIG_JSON'   # 8 -> 10, old songs present: L2-SP, distillation, ...
 
-``HEADS_ROOT`` (default /tmp/i18/sf) is ROOT. One torch thread.
+``HEADS_ROOT`` (default /tmp/i18/sf) is ROOT. ``HEADS_BODY`` (default musicnn-msd) is the
+body whose embeddings are read (and embedded): musicnn-msd or musicnn-mtt. One torch thread.
 
 With ROOT/valid-sf (the validation songs rendered with a third soundfont,
 ``render_soundfont_check.py --valid-soundfont``), every variant also reports
 that validation (``valid3_*``): the honest way to choose among variants
-(docs/heads.md, fourth pass). A grid entry's ``"stop": "third"`` early-stops on
+(docs/heads.md, fourth pass). A grid entry's ``"body"`` (musicnn-msd, musicnn-mtt, or
+musicnn-msd+musicnn-mtt: both concatenated) overrides HEADS_BODY. A grid entry's ``"stop": "third"`` early-stops on
 it instead of on the training soundfont's validation songs. ``HEADS_THIRD``
-(default valid-sf) names that folder.
+(default valid-sf) names that folder. ``HEADS_FOURTH`` names another rendering of
+the validation songs that every fit is also scored on (``valid4_*``), never stopped on.
 """
 import json
 import os
@@ -24,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -37,44 +41,63 @@ from genredream.models.inputs import InputSpec  # noqa: E402
 
 ROOT = Path(os.environ.get("HEADS_ROOT", "/tmp/i18/sf"))
 THIRD = ROOT / os.environ.get("HEADS_THIRD", "valid-sf")
+# A fourth soundfont's renderings of the validation songs (docs/heads.md, sixth pass): scored only, never stopped on.
+FOURTH = ROOT / os.environ["HEADS_FOURTH"] if os.environ.get("HEADS_FOURTH") else None
 CACHE = sys.argv[2]
 MODE = sys.argv[1]
 GEN = sorted(d.name for d in (ROOT / "seen").iterdir() if d.is_dir())
-body_path = resolve_model("musicnn-msd")
-body = load(body_path)
-net = MusicnnHead(GEN, "pooled", 0)
-net.load_body(body.module.state_dict())
-net.eval()
-spec = InputSpec(make_head_meta(net, "musicnn-msd", "ISC"))
-cache = EmbeddingCache(CACHE, "musicnn-msd", body_path, spec.length)
+BODY = os.environ.get("HEADS_BODY", "musicnn-msd")
+_BODIES = {}
+
+
+def body_of(name):
+    """(net, spec, cache) of one musicnn body, loaded once."""
+    if name not in _BODIES:
+        path = resolve_model(name)
+        n = MusicnnHead(GEN, "pooled", 0)
+        n.load_body(load(path).module.state_dict())
+        n.eval()
+        sp = InputSpec(make_head_meta(n, name, "ISC"))
+        _BODIES[name] = (n, sp, EmbeddingCache(CACHE, name, path, sp.length))
+    return _BODIES[name]
+
+
+net, spec, cache = body_of(BODY)
 
 
 def songs(split, name):
     return [Song(ROOT / "seen" / ln, ln.split("/")[0]) for ln in (ROOT / split / f"{name}.txt").read_text().split()]
 
 
-def third(split):
-    """The split's validation songs rendered with the third soundfont (THIRD), those rendered."""
-    return [Song(THIRD / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
-            if (THIRD / s.path.relative_to(ROOT / "seen")).is_file()]
+def third(split, folder=None):
+    """The split's validation songs rendered with the third soundfont (THIRD, or ``folder``), those rendered."""
+    folder = folder or THIRD
+    return [Song(folder / s.path.relative_to(ROOT / "seen"), s.genre) for s in songs(split, "valid")
+            if (folder / s.path.relative_to(ROOT / "seen")).is_file()]
 
 
-def emb(ss, view=""):
-    return song_embeddings(ss, net, spec, cache, view=view)[0]
+def emb(ss, view="", body=None):
+    """Window embeddings of songs ``ss`` through ``body`` (default BODY); "musicnn-msd+musicnn-mtt" concatenates
+    the bodies' embeddings window by window (a measurement only: the product runs one body)."""
+    names = (body or BODY).split("+")
+    per = [song_embeddings(ss, *body_of(b), view=view)[0] for b in names]
+    if len(per) == 1:
+        return per[0]
+    return [(s, {k: np.concatenate([p[i][1][k] for p in per], axis=1) for k in per[0][i][1]}) for i, (s, _) in enumerate(per[0])]
 
 
 unseen = [s for s in scan(ROOT / "unseen").songs]
 
 
-def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=None, test_genres=None, stop="seen", lr=None):
+def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=None, test_genres=None, stop="seen", lr=None, body=None):
     genres = genres or GEN
     tr = [s for s in songs(split, "train") if s.genre in genres]
     va = [s for s in (songs(split, "valid") if stop == "seen" else third(split)) if s.genre in genres]
     items = []
     for v in views:
-        items += emb(tr, v)
+        items += emb(tr, v, body)
     xtr, ytr, _ = _stack(items, genres, layer)
-    vi = emb(va)
+    vi = emb(va, body=body)
     xva, yva, sva = _stack(vi, genres, layer)
     torch.manual_seed(seed)
     head = GenreHead(xtr.shape[1], len(genres), hidden)
@@ -85,17 +108,22 @@ def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=
     best, hist = fit_head(head, (xtr, ytr), (xva, yva, sva, len(vi)), r, seed)
     fit_s = time.time() - t
     info = dict(valid_loss=best["loss"], best_epoch=best["epoch"], fit_s=round(fit_s, 2), n_train_windows=len(ytr))
-    v3 = emb([s for s in third(split) if s.genre in genres])
+    v3 = emb([s for s in third(split) if s.genre in genres], body=body)
     if v3:  # the choosing signal: neither the training soundfont nor the test one
         x3, y3, s3 = _stack(v3, genres, layer)
         sc = _scores(head, x3, y3, s3, len(v3))
         info.update(valid3_loss=round(sc["loss"], 4), valid3_window=round(sc["window_accuracy"], 4), valid3_song=round(sc["song_accuracy"], 4), valid3_songs=len(v3))
+    v4 = emb([s for s in third(split, FOURTH) if s.genre in genres], body=body) if FOURTH else []
+    if v4:
+        x4, y4, s4 = _stack(v4, genres, layer)
+        sc = _scores(head, x4, y4, s4, len(v4))
+        info.update(valid4_loss=round(sc["loss"], 4), valid4_window=round(sc["window_accuracy"], 4), valid4_song=round(sc["song_accuracy"], 4), valid4_songs=len(v4))
     return head, info
 
 
-def test(head, genres, layer="pooled", only=None):
+def test(head, genres, layer="pooled", only=None, body=None):
     te = [s for s in unseen if s.genre in (only or genres)]
-    ti = emb(te)
+    ti = emb(te, body=body)
     x, y, song = _stack(ti, genres, layer)
     s = _scores(head, x, y, song, len(ti))
     return dict(unseen_window=s["window_accuracy"], unseen_song=s["song_accuracy"], per_class=_per_class(s["y_win"], s["p_win"], genres, only))
@@ -116,7 +144,7 @@ if MODE == "embed":
         t, c, m0 = time.time(), time.process_time(), cache.misses
         ss = third(split)
         emb(ss)
-        print(split, "valid-sf", len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
+        print(split, THIRD.name, len(ss), "songs,", cache.misses - m0, "embedded in", round(time.time() - t, 1), "s wall,",
               round(time.process_time() - c, 1), "s CPU", flush=True)
     emb(unseen)
 
@@ -124,11 +152,12 @@ if MODE == "variants":
     split = sys.argv[3]
     grid = json.loads(sys.argv[4])
     for g in grid:
+        name = g.pop("name", None)  # a label for the table, passed through
         views = ["" if v == "plain" else v for v in g.pop("views")]
         accs = []
         for seed in g.pop("seeds", [0]):
             head, info = run(split, views, seed=seed, **g)
-            res = dict(split=split, views=views, seed=seed, **g, **info, **test(head, GEN, g.get("layer", "pooled")))
+            res = dict(name=name, split=split, views=views, seed=seed, **g, **info, **test(head, GEN, g.get("layer", "pooled"), body=g.get("body")))
             res.pop("per_class") if seed else None
             print(json.dumps(res), flush=True)
 

@@ -363,15 +363,19 @@ def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
         (other / g).mkdir(parents=True)
         sf.write(other / g / f.name, 0.5 * y, sr)
     out = tmp_path / "v.pt"
+    cache = tmp_path / "cache"  # the fixture's plain windows, without the up1 ones another test may have added
+    shutil.copytree(head["cache"], cache, ignore=shutil.ignore_patterns("*.up1.npz"))
     rc = cli(["train", str(head["data"]), "--arch", "musicnn-head", "--valid-dir", str(other), "--out", str(out), "--valid", "0.25",
-              "--test", "0.25", "--threads", "1", "--no-progress", "--cache-dir", str(head["cache"])])
+              "--test", "0.25", "--threads", "1", "--no-progress", "--cache-dir", str(cache)])
     assert rc == 0, capsys.readouterr().err
     rep = json.loads(out.with_suffix(".report.json").read_text())
     assert rep["split"]["valid_dir"] == str(other) and rep["split"]["songs"]["valid"] == 3
-    assert rep["embedding"]["embedded_files"] == 3  # only DIR's songs are new to the cache
-    # The recipe chosen on a third soundfont's validation (docs/heads.md, fourth pass) applies only with --valid-dir.
+    # New to the cache: DIR's songs, and the training songs a semitone up (the up1 view --valid-dir trains with).
+    assert rep["embedding"]["embedded_files"] == 3 + rep["split"]["songs"]["train"]
+    # The recipe chosen on other soundfonts' validation (docs/heads.md, fourth and sixth passes) applies only with --valid-dir.
     from genredream.models.heads import HEAD_RECIPE
 
     assert HEAD_RECIPE["weight_decay_valid_dir"] != HEAD_RECIPE["weight_decay"]
     assert rep["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay_valid_dir"]
     assert head["report"]["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay"]
+    assert rep["recipe"]["train_views"] == ["", "up1"] and head["report"]["recipe"]["train_views"] == [""]

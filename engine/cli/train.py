@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--valid-dir", metavar="DIR",
                    help="validation songs (early stopping) from this folder-per-genre collection instead of DATA, e.g. the same songs "
                         "rendered with another soundfont, so the model is chosen on a sound it does not train on; with --split-files "
-                        "the VALID list is read against DIR (docs/heads.md)")
+                        "the VALID list is read against DIR; a musicnn head trained so uses the recipe chosen that way (weight decay 1e-3, "
+                        "its training songs also a semitone up: the first run embeds them twice) (docs/heads.md)")
     p.add_argument("--genres", help="comma-separated subset of the genre folders (e.g. Geng's five)")
     p.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better validation loss (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default 0)")
