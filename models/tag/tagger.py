@@ -150,7 +150,14 @@ class Tagger:
             return None
         from genredream.models.incremental.runner import FrameBranchRunner, supports_streaming
 
-        return FrameBranchRunner(model.module) if supports_streaming(model.module) else None
+        if not supports_streaming(model.module):
+            return None
+        # The runner asks the model for its constants (musicnn's Toeplitz
+        # matrices) once; under the profiling executor that first call also
+        # optimises each method's graph: 0.25 s of a worker's start-up
+        # against 0.14 s without (measured here), for the same numbers.
+        with self.torch.jit.optimized_execution(False):
+            return FrameBranchRunner(model.module)
 
     def _scores(self, i, logits):
         torch, meta = self.torch, self.models[i].meta
