@@ -25,7 +25,11 @@ score is the mean over its windows. A window is scored one of two ways:
   musicnn), and a fixed shape makes a window's score independent of which
   files shared its batch.
 
-Models run without TorchScript's graph optimisation (the profiling
+Models run under ``torch.inference_mode`` (no autograd bookkeeping at all:
+version counters and view tracking skipped on every operation; the step is
+a few hundred small operations per window, and measured back to back it
+took 2-4 % less time than under ``no_grad``, with bit-identical scores)
+and without TorchScript's graph optimisation (the profiling
 executor's), as the engine does (``engine.session.fast_jit``, which measured
 seconds of compiling on each of the first calls against a steady state
 within noise): here every worker would pay that compile, and no
@@ -202,7 +206,7 @@ class Tagger:
         """One window of a file through model ``i``'s incremental runner: its scores."""
         r, torch = self.runners[i], self.torch
         before = r.stats["reused_windows"]
-        with torch.no_grad(), torch.jit.optimized_execution(False):
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             logits = r(x, start + self.specs[i].length)
         self.stats["windows"] += 1
         self.stats["incremental"] += 1
@@ -215,7 +219,7 @@ class Tagger:
         if len(q) < self.batch:
             x = np.concatenate([x, np.zeros((self.batch - len(q),) + x.shape[1:], dtype=x.dtype)])
         torch = self.torch
-        with torch.no_grad(), torch.jit.optimized_execution(False):
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             p = self._scores(i, self.models[i].module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))))
         self.stats["windows"] += len(q)
         self.stats["batched"] += len(q)
