@@ -73,3 +73,59 @@ def test_fork_server_started_early_is_the_one_that_forks_the_workers():
     assert {r["ppid"] for r in rows} == set(servers)
     assert start_fork_server() is True  # idempotent: the same server
     assert _fork_servers() == servers
+
+
+_EXIT_MARK = """
+import atexit, os, sys
+
+def _mark():
+    with open(os.path.join(os.environ["GENREDREAM_TEST_EXIT_MARKS"], str(os.getpid())), "w") as f:
+        f.write(" ".join(sys.argv))
+
+atexit.register(_mark)
+"""
+
+_COMMAND = """
+from multiprocessing import forkserver
+from genredream.models.tag.local import run_local, start_fork_server
+from tests.test_tag_local import _Probe
+
+start_fork_server()
+rows = []
+run_local(_Probe, ["a", "b"], 2, lambda row, wins: rows.append(row))
+assert len(rows) == 2, rows
+print(forkserver._forkserver._forkserver_pid, flush=True)
+"""
+
+
+def test_fork_server_ends_without_interpreter_teardown(tmp_path):
+    """When the command ends, its fork server ends at once, skipping Python's exit teardown.
+
+    With torch loaded that teardown took 0.7-1.4 s, during which the server
+    still held the command's stdout and stderr: a pipe reading them (a
+    benchmark, `genredream tag ... | tee log`) waited that long after the
+    last row. Seen here through an exit handler every Python process of
+    the test registers at start-up (a ``sitecustomize`` on the path): it
+    runs in the command, which exits normally, and must not run in the
+    fork server.
+    """
+    import subprocess
+    import time
+
+    site, marks = tmp_path / "site", tmp_path / "marks"
+    site.mkdir()
+    marks.mkdir()
+    (site / "sitecustomize.py").write_text(_EXIT_MARK)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(root)]), GENREDREAM_TEST_EXIT_MARKS=str(marks))
+    r = subprocess.run([sys.executable, "-c", _COMMAND], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    server = int(r.stdout.split()[-1])
+    for _ in range(300):  # the server ends once it sees the command's end of its pipe close
+        if not Path(f"/proc/{server}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{server}").exists(), "the fork server outlived the command by 30 s"
+    ended = {int(p.name) for p in marks.iterdir()}
+    assert r.stdout and len(ended) >= 1, "the exit handler did not run in the command: the test sees nothing"
+    assert server not in ended, (marks / str(server)).read_text()
