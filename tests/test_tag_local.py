@@ -8,6 +8,7 @@ tests need no model and check the executor, not the network.
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,22 @@ def test_fork_server_started_early_is_the_one_that_forks_the_workers():
     assert {r["ppid"] for r in rows} == set(servers)
     assert start_fork_server() is True  # idempotent: the same server
     assert _fork_servers() == servers
+
+
+@dataclass(frozen=True)
+class _Sized:
+    path: str
+    size: int
+
+
+def test_largest_files_are_handed_out_first():
+    """Each worker takes the largest file left, so the last files handed out are the short ones."""
+    sizes = [3, 50, 7, 900, 20, 1, 400, 60]
+    rows = _run([_Sized(f"f{i}", n) for i, n in enumerate(sizes)])
+    assert sorted(r["entry"].size for r in rows) == sorted(sizes)
+    for pid in {r["pid"] for r in rows}:
+        mine = [r["entry"].size for r in rows if r["pid"] == pid]
+        assert mine == sorted(mine, reverse=True), (pid, mine)
 
 
 _EXIT_MARK = """
