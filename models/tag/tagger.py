@@ -77,24 +77,34 @@ def _keep_freed_memory():
         pass
 
 
+#: Largest im2col patch matrix (frames x kernel taps, per band) a tagging
+#: worker lets musicnn's temporal branches build; longer stretches use conv2d.
+IM2COL_MAX_PATCH = 16384
+
+
 def _prefer_convolution(module):
-    """Have ``module``'s 1-band temporal convolutions (musicnn's) use conv2d on every stretch, not im2col.
+    """Have ``module``'s 1-band temporal convolutions (musicnn's) use conv2d where their im2col patches get large.
 
     A block with an ``im2col_max_frames`` attribute computes stretches of
-    up to that many frames as one matrix product over unfolded patches: the
-    faster way for the engine's 0.5 s hops (about 40 new frames). A tagging
-    window moves on by 156 frames, and each incremental step computes
-    190-280 frames of those branches, where conv2d is the faster (measured
-    here, 1 thread, musicnn-msd's 128/64/32-frame kernels on 156 output
-    frames: 8.0 / 3.7 / 1.9 ms as im2col, 4.1 / 3.3 / 2.7 ms as conv2d;
-    the whole step on real windows, back to back: 0.88-0.92 of its time
-    with im2col). The two ways agree to float32 rounding (scores within
-    2e-7 of each other), and the Ray path builds the same Tagger, so its
-    rows stay identical to the embedded run's.
+    up to that many frames (512 in musicnn) as one matrix product over
+    unfolded patches, frames x kernel taps per band: the faster way for the
+    engine's 0.5 s hops, about 40 new frames. A tagging hop is 156 frames:
+    an incremental step runs the 128-, 64- and 32-frame branches on 283,
+    219 and 187 frames (a whole window on 440, 376, 344), and for the
+    128-frame kernel the patches (96 bands x 283 x 128 floats, 14 MB) cost
+    more than conv2d (measured here, 1 thread, best of 40: 10.6 ms im2col
+    against 8.2 ms conv2d on a step's stretch, 15.1 against 12.5 on a whole
+    window), while for the 64- and 32-frame kernels im2col stays the faster
+    (4.4 against 4.8 ms, 2.0 against 4.5 ms). So a block keeps im2col up
+    to :data:`IM2COL_MAX_PATCH` frames x taps, which sends only the
+    128-frame kernel's stretches to conv2d. The two ways agree to float32
+    rounding (scores within 2e-7 of each other), and the Ray path builds
+    the same Tagger, so its rows stay identical to the embedded run's.
     """
     for _, sub in module.named_modules():
         if hasattr(sub, "im2col_max_frames"):
-            sub.im2col_max_frames = 0
+            taps = int(sub.conv.weight.shape[-1])
+            sub.im2col_max_frames = min(int(sub.im2col_max_frames), IM2COL_MAX_PATCH // taps)
 
 
 @dataclass
