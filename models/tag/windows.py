@@ -53,6 +53,23 @@ def _spooled(data, path):
     return tmp
 
 
+def _downmix(y):
+    """``y.mean(axis=1)`` of a ``[frames, channels]`` float32 block, bit for bit, stereo 20 times faster.
+
+    numpy's mean along the short last axis of a stereo block costs 1.4 ms
+    per 64 k frames (a few per cent of a tagging worker's time); for two
+    channels it is the float32 sum of the pair halved, which two vector
+    operations compute exactly so (halving is exact, as is the division
+    numpy does). Other channel counts keep numpy's mean: its summation
+    order for many channels is its own.
+    """
+    if y.shape[1] == 2:
+        m = y[:, 0] + y[:, 1]
+        m /= 2
+        return m
+    return y.mean(axis=1)
+
+
 class _Feature:
     """One shared stream of features (samples at a rate, or unscaled mel frames) with the tail still needed."""
 
@@ -171,7 +188,7 @@ class FileWindows:
                     raise AudioFileError(f"{self.path}: damaged after {f.tell()} frames ({type(e).__name__}: {e})") from None
                 if not len(y):
                     return
-                yield y.mean(axis=1)
+                yield _downmix(y)
 
     def __iter__(self):
         rates, feats = {}, {}
