@@ -143,9 +143,8 @@ class Session:
         clean-up; a Ctrl-C is not.
         """
         from genredream.engine.io.sinks import JsonlSink
-        from genredream.engine.io.source import END
-
         from genredream.engine.interrupt import check
+        from genredream.engine.io.source import END
 
         res = SessionResult()
         jsonl = None

@@ -108,16 +108,14 @@ def run(split, views, layer="pooled", hidden=0, wd=1e-4, ls=0.0, seed=0, genres=
     best, hist = fit_head(head, (xtr, ytr), (xva, yva, sva, len(vi)), r, seed)
     fit_s = time.time() - t
     info = dict(valid_loss=best["loss"], best_epoch=best["epoch"], fit_s=round(fit_s, 2), n_train_windows=len(ytr))
-    v3 = emb([s for s in third(split) if s.genre in genres], body=body)
-    if v3:  # the choosing signal: neither the training soundfont nor the test one
-        x3, y3, s3 = _stack(v3, genres, layer)
-        sc = _scores(head, x3, y3, s3, len(v3))
-        info.update(valid3_loss=round(sc["loss"], 4), valid3_window=round(sc["window_accuracy"], 4), valid3_song=round(sc["song_accuracy"], 4), valid3_songs=len(v3))
-    v4 = emb([s for s in third(split, FOURTH) if s.genre in genres], body=body) if FOURTH else []
-    if v4:
-        x4, y4, s4 = _stack(v4, genres, layer)
-        sc = _scores(head, x4, y4, s4, len(v4))
-        info.update(valid4_loss=round(sc["loss"], 4), valid4_window=round(sc["window_accuracy"], 4), valid4_song=round(sc["song_accuracy"], 4), valid4_songs=len(v4))
+    # The choosing signals: renderings that are neither the training soundfont nor the test one.
+    for key, folder in (("valid3", THIRD), ("valid4", FOURTH)):
+        items = emb([s for s in third(split, folder) if s.genre in genres], body=body) if folder else []
+        if items:
+            x, y, sng = _stack(items, genres, layer)
+            sc = _scores(head, x, y, sng, len(items))
+            info.update({f"{key}_loss": round(sc["loss"], 4), f"{key}_window": round(sc["window_accuracy"], 4),
+                         f"{key}_song": round(sc["song_accuracy"], 4), f"{key}_songs": len(items)})
     return head, info
 
 

@@ -53,7 +53,7 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--valid-soundfont", default=None, help="also render the validation songs with this third soundfont into OUT/valid-sf")
+    p.add_argument("--valid-soundfont", default=None, help="also render the validation songs with this third soundfont into OUT/VALID_NAME")
     p.add_argument("--valid-name", default="valid-sf", help="folder under OUT for --valid-soundfont's renders (default valid-sf)")
     p.add_argument("--split-name", default="split", help="folder under OUT for the song lists (default split)")
     a = p.parse_args(argv)
