@@ -83,7 +83,7 @@ def test_stereo_downmix_is_numpys_mean_bit_for_bit():
 
 
 def test_rows_agree_with_classify(library, tmp_path):
-    """--overlap 0 gives classify's windows: same starts and ends, same scores within 1e-5."""
+    """The default hop gives classify's windows: same starts and ends, same scores within 1e-5."""
     import torch
 
     from genredream.models.classify import classify_file
@@ -92,7 +92,7 @@ def test_rows_agree_with_classify(library, tmp_path):
 
     torch.set_num_threads(1)
     out, win = tmp_path / "tags.jsonl", tmp_path / "windows.jsonl"
-    rc = cli(["tag", str(library), "--out", str(out), "--per-window", str(win), "--overlap", "0", "--models", *MODELS, "--workers", "2", "--quiet"])
+    rc = cli(["tag", str(library), "--out", str(out), "--per-window", str(win), "--models", *MODELS, "--workers", "2", "--quiet"])
     assert rc == 0
     rows, wins = _jsonl(out), _jsonl(win)
     assert sorted(Path(r["path"]).name for r in rows) == ["long.wav", "mid.ogg", "no_extension", "short.flac"]
@@ -115,8 +115,8 @@ def test_rows_agree_with_classify(library, tmp_path):
                 assert row["top_genre"] == max(genres, key=lambda g: ref["mean"][g])
 
 
-def test_default_hop_is_half_a_window(library, tmp_path):
-    """The default tagging hop: windows overlap by half (musicnn's 50 %), the last one ends with the file.
+def test_half_overlap_hop_is_half_a_window(library, tmp_path):
+    """--overlap 0.5: windows overlap by half (a 2.5 s hop), the last one ends with the file.
 
     The reference is the whole-file path (decode everything, one mel, slice),
     not the streaming one under test.
@@ -130,7 +130,7 @@ def test_default_hop_is_half_a_window(library, tmp_path):
 
     out, win = tmp_path / "tags.csv", tmp_path / "windows.csv"
     f = library / "long.wav"
-    assert cli(["tag", str(f), "--out", str(out), "--per-window", str(win), "--models", "musicnn-msd", "--quiet"]) == 0
+    assert cli(["tag", str(f), "--out", str(out), "--per-window", str(win), "--models", "musicnn-msd", "--overlap", "0.5", "--quiet"]) == 0
     m = load(resolve_model("musicnn-msd"))
     spec = InputSpec(m.meta)
     feats = spec.song_features(load_audio(f, spec.sample_rate))
@@ -150,9 +150,10 @@ def test_default_hop_is_half_a_window(library, tmp_path):
 
 
 def test_overlapping_windows_reuse_the_previous_windows_work(library):
-    """At the default hop musicnn's windows are scored incrementally along each file,
-    every window after a file's first from the previous one's front end, with the
-    scores of whole, batched forward passes (within 1e-5)."""
+    """musicnn's windows are scored one at a time along each file, with the scores of
+    whole, batched forward passes (within 1e-5): at --overlap 0.5 every window after a
+    file's first from the previous one's front end; at the default hop, where windows
+    share no frame, each whole."""
     import torch
 
     from genredream.models.registry import resolve_model
@@ -162,13 +163,26 @@ def test_overlapping_windows_reuse_the_previous_windows_work(library):
     torch.set_num_threads(1)
     entries, _ = find_audio([library])
     paths = [str(resolve_model(m)) for m in MODELS]
-    fast = Tagger(paths, per_window=True)
-    rows = {r["path"]: (r, w) for r, w in fast.tag(entries)}
-    whole = Tagger(paths, per_window=True, incremental=False)
-    ref = {r["path"]: (r, w) for r, w in whole.tag(entries)}
-    n = sum(r["windows"] for r, _ in rows.values())  # musicnn's windows (the first model's)
-    assert fast.stats["incremental"] == n and fast.stats["reused"] == n - len(entries)
-    assert whole.stats["incremental"] == 0 and whole.stats["batched"] > n
+    for overlap in (0.5, 0.0):
+        fast = Tagger(paths, overlap=overlap, per_window=True)
+        rows = {r["path"]: (r, w) for r, w in fast.tag(entries)}
+        whole = Tagger(paths, overlap=overlap, per_window=True, incremental=False)
+        ref = {r["path"]: (r, w) for r, w in whole.tag(entries)}
+        n = sum(r["windows"] for r, _ in rows.values())  # musicnn's windows (the first model's)
+        # A window reuses the last one's work where the two share frames: every
+        # window after a file's first at 0.5; at 0 only a last window that was
+        # moved back to end with the file.
+        shares = 0
+        for _, wins in rows.values():
+            starts = [w["start_s"] for w in wins if w["model"] == "musicnn-msd"]
+            shares += sum(b - a < 5.0 for a, b in zip(starts, starts[1:]))
+        assert shares == (n - len(entries) if overlap else 3)  # long.wav (12.2 s), mid.ogg (7.4 s), no_extension (6 s)
+        assert fast.stats["incremental"] == n and fast.stats["reused"] == shares
+        assert whole.stats["incremental"] == 0 and whole.stats["batched"] > n
+        _assert_same_rows(rows, ref)
+
+
+def _assert_same_rows(rows, ref):
     for path, (row, wins) in rows.items():
         r, w = ref[path]
         keys = [k for k in row if ":" in k]

@@ -140,7 +140,7 @@ class FileWindows:
     decoded, is empty or holds NaN/Inf samples.
     """
 
-    def __init__(self, path, specs, overlap=0.5, block_frames=BLOCK_FRAMES, data=None):
+    def __init__(self, path, specs, overlap=0.0, block_frames=BLOCK_FRAMES, data=None):
         self.path = str(path)
         self.data = data  # the file's bytes when they came through Ray's object store, else None
         self.specs = list(specs)
