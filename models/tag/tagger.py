@@ -107,8 +107,8 @@ def _prefer_convolution(module):
     default hop, where each window is computed whole (313 real frames), the
     64-frame kernel's go to conv2d too (not measured on that stretch).
     The two ways agree to float32 rounding (scores within 2e-7 of each
-    other), and the Ray path builds
-    the same Tagger, so its rows stay identical to the embedded run's.
+    other), and the Ray path builds the same Tagger, so its rows stay
+    identical to the embedded run's.
     """
     for _, sub in module.named_modules():
         if hasattr(sub, "im2col_max_frames"):
