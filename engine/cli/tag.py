@@ -189,11 +189,13 @@ def main(args) -> int:
     bar = _progress(len(todo), sum(e.size for e in todo), args.quiet or not todo)
 
     def on_row(row, wins):
+        # Kept in memory before the journal: a Ctrl-C between the two must not leave a row the
+        # journal showed out of the output that finish() writes from memory (and the journal removed).
+        new.append(row)
+        wnew.extend(wins)
         journal.append([row])
         if wjournal is not None and wins:
             wjournal.append(wins)
-        new.append(row)
-        wnew.extend(wins)
         bar.update(row)
 
     def finish():
