@@ -39,6 +39,7 @@ from genredream.engine.mel import MelConfig
 from genredream.models.archive import META_NAME, ModelFileError, first_line, jit_load, open_archive, quiet_torchscript, write_checked
 from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
 from genredream.models.incremental import FrameBranchRunner, supports_streaming
+from genredream.models.rng import generator
 
 __all__ = [
     "META_NAME",
@@ -247,7 +248,7 @@ def validate(path) -> LoadedModel:
     path, m, meta = lm.path, lm.module, lm.meta
     n = len(meta["labels"])
     shape = lm.input_shape(_VALIDATE_BATCH)
-    gen = torch.Generator().manual_seed(_NOISE_SEED)
+    gen = generator(_NOISE_SEED)
     noise = torch.clamp(_NOISE_STD * torch.randn(_VALIDATE_BATCH, lm.n_samples, generator=gen), -1.0, 1.0)
     silence = torch.zeros(_VALIDATE_BATCH, lm.n_samples)
     with torch.no_grad():
@@ -341,7 +342,7 @@ def save(module, meta: dict, path) -> LoadedModel:
             except Exception as e:
                 raise ModelFileError(f"{path}: torch.jit.script failed: {first_line(e)}") from e
         scripted.eval()
-        gen = torch.Generator().manual_seed(_NOISE_SEED + 1)
+        gen = generator(_NOISE_SEED + 1)
         n = n_samples(meta)
         wave = torch.clamp(_NOISE_STD * torch.randn(_VALIDATE_BATCH, n, generator=gen), -1.0, 1.0)
         with torch.no_grad():

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from genredream.engine.dream.objective import target_logits
+from genredream.models.rng import generator
 
 __all__ = ["EqParam", "StreamingEq", "DEFAULT_MAX_DB", "DEFAULT_TEXTURE_DB", "DEFAULT_BANDS", "DEFAULT_GRID_S", "DEFAULT_LIVE_LR"]
 
@@ -103,7 +104,7 @@ class EqParam:
         if self.texture_db is not None:
             mag = self.X.abs()
             # Phase of the original (a unit phasor; random where the original is silent).
-            gen = torch.Generator().manual_seed(0)
+            gen = generator(0)
             rnd = torch.polar(torch.ones_like(mag), 2 * math.pi * torch.rand(mag.shape, generator=gen))
             self.phase = torch.where(mag > 1e-7, self.X / mag.clamp_min(1e-12), rnd)
             # Reference level per frame: the loudest bin (texture is relative to the music's loudness).
@@ -205,7 +206,7 @@ class StreamingEq:
         objs = []
         if texture:
             mag = X.abs()
-            gen = torch.Generator().manual_seed(int(start) % (2**31))
+            gen = generator(int(start) % (2**31))
             rnd = torch.polar(torch.ones_like(mag), 2 * math.pi * torch.rand(mag.shape, generator=gen))
             phase = torch.where(mag > 1e-7, X / mag.clamp_min(1e-12), rnd)
             ref = mag.amax(0, keepdim=True).clamp_min(1e-4) * (10.0 ** (self.texture_db / 20.0))

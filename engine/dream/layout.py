@@ -23,6 +23,7 @@ from genredream.engine.dream.objective import DreamError, model_input
 from genredream.engine.dream.output import BACK_EDGE, forward_lag
 from genredream.engine.dream.wave import ascent_step
 from genredream.engine.transform import FADE_S, output_latency
+from genredream.models.rng import generator
 
 __all__ = ["StreamLayout"]
 
@@ -106,7 +107,7 @@ class StreamLayout:
         torch.set_num_threads(max(1, engine.torch_threads))
         try:
             w = self._win_m
-            gen = torch.Generator().manual_seed(0)
+            gen = generator(0)
             dry = 0.1 * torch.randn(w, generator=gen)
             delta = torch.zeros(w)
             dith = torch.zeros(w)

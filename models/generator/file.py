@@ -134,9 +134,10 @@ def _run_checks(path, module, meta):
     import torch
 
     from genredream.models.archive import ModelFileError, first_line
+    from genredream.models.rng import generator
 
     c, p = int(meta["context_samples"]), int(meta["predict_samples"])
-    gen = torch.Generator().manual_seed(1234)
+    gen = generator(1234)
     noise = torch.clamp(0.1 * torch.randn(2, c, generator=gen), -1, 1)
     for what, x in (("noise", noise), ("silence", torch.zeros(2, c))):
         with torch.no_grad():
