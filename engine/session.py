@@ -142,6 +142,7 @@ class Session:
         does not open, a dream option out of range) are raised, after the
         clean-up; a Ctrl-C is not.
         """
+        from genredream.engine import startup
         from genredream.engine.io.sinks import JsonlSink
         from genredream.engine.interrupt import check
         from genredream.engine.io.source import END
@@ -163,6 +164,7 @@ class Session:
                 jsonl = JsonlSink(self.jsonl_path)
                 engine.sinks.append(jsonl)
             check()
+            startup.settle()  # the models are warm: the garbage collector back on (engine/startup.py)
             source.start(self)
             check()
             if self.view:

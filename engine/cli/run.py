@@ -183,6 +183,9 @@ def attach_dreamer(engine, args, writers=None):
 
 
 def main(args) -> int:
+    from genredream.engine import startup
+
+    startup.begin()  # a lighter torch import and no garbage collection until the models are warm (engine/startup.py)
     early = None
     osc_in = getattr(args, "osc_port", None) is not None and args.input is None and args.device is None
     if osc_in:
@@ -199,6 +202,7 @@ def main(args) -> int:
     try:
         return _main(args, early)
     finally:
+        startup.settle()  # the collector back on, also when the run stopped before its source started
         if early is not None and early._running:  # never handed over (stopped or failed before the source started)
             early.close()
 
