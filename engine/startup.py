@@ -15,11 +15,14 @@ models are warm, right before the source starts.
   tracing uses (``torch.compile``, ``torch.export``); TorchScript models, eager
   autograd (the dream) and ``torch.jit.load`` do not touch either, and
   genredream calls neither (models/archive.py explains why the model format
-  is TorchScript). Each is replaced by a placeholder module; the first time
-  anything reads a name from one, or imports ``torch._dynamo``,
-  ``torch._inductor`` or a submodule of ``torch.export``, both real modules
-  are imported, so compiling or exporting in the same process still finds
-  its meta kernels. Python's own
+  is TorchScript). One thing of torch's does depend on that import:
+  ``torch.Generator()`` needs ``torch._prims.rng_prims``, which
+  models/rng.py imports before it makes our seeded generators
+  (tests/test_startup.py found it). Each is replaced by a placeholder
+  module; the first time anything reads a name from one, or imports
+  ``torch._dynamo``, ``torch._inductor`` or a submodule of ``torch.export``,
+  both real modules are imported, so compiling or exporting in the same
+  process still finds its meta kernels. Python's own
   ``importlib.util.LazyLoader`` does not serve here: ``inspect.getmodule``,
   which torch calls while it registers operators, reads ``__file__`` of
   every module in ``sys.modules`` and so loads a lazy module at once; the
@@ -39,8 +42,9 @@ models are warm, right before the source starts.
 Both apply only to a process that has not imported torch yet (the command
 line's); in any other (a test calling the command in-process) :func:`begin`
 does nothing. ``GENREDREAM_FULL_TORCH_IMPORT=1`` turns both off
-(benchmarks/bench_startup.py times the start before them that way).
-Measured with ``benchmarks/bench_startup.py``; figures in BENCHMARKS.md.
+(benchmarks/bench_startup.py times the start without them that way, in the
+same rounds: 2.77 s median to the first result with them, 3.53 s without, on
+the quiet 2-core machine; BENCHMARKS.md).
 """
 
 from __future__ import annotations
