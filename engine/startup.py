@@ -126,27 +126,18 @@ class _Finder(importlib.abc.MetaPathFinder):
 _finder = _Finder()
 
 
-def _load(name):
-    """The real module ``name`` (imported now if it is still deferred), also put in place of its placeholder."""
-    with _lock:
-        mod = sys.modules.get(name)
-        if name not in _pending:
-            return mod
-        _pending.discard(name)
-        placeholder = mod
-        if isinstance(placeholder, _Placeholder):
-            del sys.modules[name]
-        real = importlib.import_module(name)  # also sets the attribute on its parent package
-        if isinstance(placeholder, _Placeholder):
-            # Whoever bound the placeholder (torch's ``from torch import export``) now finds the real names.
-            placeholder.__dict__.update(real.__dict__)
-        return real
-
-
 def _load_all():
-    for name in DEFERRED:
-        if name in _pending:
-            _load(name)
+    """Import every module still deferred, and put the real names into its placeholder."""
+    with _lock:
+        for name in DEFERRED:
+            if name not in _pending:
+                continue
+            _pending.discard(name)
+            placeholder = sys.modules.pop(name, None)
+            real = importlib.import_module(name)  # also sets the attribute on its parent package
+            if isinstance(placeholder, _Placeholder):
+                # Whoever bound the placeholder (torch's ``from torch import export``) now finds the real names.
+                placeholder.__dict__.update(real.__dict__)
 
 
 def active() -> bool:

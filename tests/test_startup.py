@@ -17,14 +17,20 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _python(code, full_import=False):
+def _fresh(args, full_import=False):
+    """Run ``python ARGS`` in a fresh interpreter (GENREDREAM_FULL_TORCH_IMPORT=1 if ``full_import``); its stdout."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("GENREDREAM_FULL_TORCH_IMPORT", None)
     if full_import:
         env["GENREDREAM_FULL_TORCH_IMPORT"] = "1"
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return p.stdout
+
+
+def _python(code, *argv, full_import=False):
+    """The JSON a script prints last."""
+    return json.loads(_fresh(["-c", code, *argv], full_import).strip().splitlines()[-1])
 
 
 # A dream (autograd through a TorchScript model) in a process started as `genredream run` starts.
@@ -97,7 +103,7 @@ print(json.dumps({
 
 def test_deferred_modules_are_imported_whole_when_used():
     for how in ("submodule", "name", "dynamo"):
-        out = _python(_DEFERRED_LOAD.replace("sys.argv[1]", repr(how)))
+        out = _python(_DEFERRED_LOAD, how)
         assert out == {"before": True, "after": False, "meta_kernels": True, "same": True}, (how, out)
 
 
@@ -117,14 +123,9 @@ def test_run_scores_equal_with_and_without_the_lightened_start(tmp_path):
     sf.write(wav, (0.1 * np.random.default_rng(1).standard_normal(6 * 16000)).astype(np.float32), 16000)
     scores = {}
     for full in (False, True):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        env.pop("GENREDREAM_FULL_TORCH_IMPORT", None)
-        if full:
-            env["GENREDREAM_FULL_TORCH_IMPORT"] = "1"
         out = tmp_path / f"full{full}.jsonl"
-        p = subprocess.run([sys.executable, "-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", "musicnn-msd",
-                            "--jsonl", str(out), "--no-view", "--threads", "1"], capture_output=True, text=True, env=env, timeout=300)
-        assert p.returncode == 0, p.stderr[-3000:]
+        _fresh(["-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", "musicnn-msd",
+                "--jsonl", str(out), "--no-view", "--threads", "1"], full_import=full)
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         scores[full] = [list(r["scores"].values()) for r in rows if r.get("type") == "scores"]
     assert len(scores[False]) == 12, len(scores[False])  # a result every 0.5 s of the 6 s file
