@@ -5,7 +5,8 @@ run`` starting. ``import torch`` was 2.3-2.4 s of the 4.4 s median
 (BENCHMARKS.md, before this module), all of it Python holding the GIL, so
 nothing could overlap it. Two measures remove work instead; the command line
 calls :func:`begin` first thing and the session calls :func:`settle` once the
-models are warm, right before the source starts.
+models are warm, right before the source starts; the command calls
+:func:`end` when the run is over.
 
 * **Deferred parts of torch.** torch's ``__init__`` imports
   ``torch._meta_registrations`` (with ``torch._decomp``, ``torch._prims`` and
@@ -37,7 +38,8 @@ models are warm, right before the source starts.
   engine/io/duplex.py). Freezing without collecting first keeps the start's
   little cyclic garbage (1 028 objects after musicnn-msd loaded, measured
   with ``gc.collect()``) for the life of the process, and saves the 0.13 s
-  that collection took before the first result.
+  that collection took before the first result. :func:`end` unfreezes it
+  all when the run is over, so the interpreter's last collection sees it.
 
 Both apply only to a process that has not imported torch yet (the command
 line's); in any other (a test calling the command in-process) :func:`begin`
@@ -58,7 +60,7 @@ import sys
 import threading
 import types
 
-__all__ = ["DEFERRED", "begin", "settle", "active"]
+__all__ = ["DEFERRED", "begin", "settle", "end", "active"]
 
 #: torch's modules whose import is deferred until something reads a name from them.
 DEFERRED = ("torch._meta_registrations", "torch.export")
@@ -70,6 +72,7 @@ _NEEDS_ALL = ("torch._dynamo", "torch._inductor")
 _lock = threading.RLock()
 _pending: set[str] = set()  # deferred modules still a placeholder
 _paused_gc = False  # begin() turned the collector off and settle() has not turned it back on
+_froze = False  # settle() froze the start's objects and end() has not unfrozen them
 
 
 class _Placeholder(types.ModuleType):
@@ -168,8 +171,24 @@ def settle():
 
     The deferred modules stay deferred: nothing the run does reads them.
     """
-    global _paused_gc
+    global _paused_gc, _froze
     if _paused_gc:
         _paused_gc = False
         gc.freeze()
+        _froze = True
         gc.enable()
+
+
+def end():
+    """The run is over: the collector on, and what :func:`settle` froze given back to it (idempotent).
+
+    The interpreter's last collection at exit skips frozen objects, and
+    nanobind extensions report their instances still alive then as leaks:
+    a dream run printed "nanobind: leaked 1 instances! ... soxr.soxr_ext.CSoxr"
+    on exit until this unfroze them.
+    """
+    global _froze
+    settle()
+    if _froze:
+        _froze = False
+        gc.unfreeze()

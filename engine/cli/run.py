@@ -202,7 +202,7 @@ def main(args) -> int:
     try:
         return _main(args, early)
     finally:
-        startup.settle()  # the collector back on, also when the run stopped before its source started
+        startup.end()  # the collector on and nothing left frozen, also when the run stopped before its source started
         if early is not None and early._running:  # never handed over (stopped or failed before the source started)
             early.close()
 
