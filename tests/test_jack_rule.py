@@ -33,8 +33,7 @@ def test_a_clean_run_is_clean():
     assert verdict(stats(0), []) == "clean"
 
 
-def test_our_client_alone_fails_whatever_its_state():
-    assert verdict(stats(1), [OURS_TRIGGERED, END]) == "fail"
+def test_our_client_alone_and_running_fails():
     assert verdict(stats(1), [OURS_RUNNING, END]) == "fail"
 
 
@@ -45,8 +44,8 @@ def test_the_witness_late_in_the_same_cycle_excuses():
 
 
 def test_the_witness_late_in_another_cycle_does_not():
-    lines = [METRO_LATE, END, OURS_TRIGGERED, END]
-    assert jack_rule.cycles(lines)[1]["clients"] == {"PortAudio": "Triggered"}
+    lines = [METRO_LATE, END, OURS_RUNNING, END]
+    assert jack_rule.cycles(lines)[1]["clients"] == {"PortAudio": "Running"}
     assert verdict(stats(2), lines) == "fail"
 
 
@@ -85,22 +84,21 @@ def test_excused_runs_are_counted_and_limited(monkeypatch, request):
         jack_rule.apply(request, stats(1), [METRO_LATE, END], RT_LOG, realtime_needed=True)
     with pytest.raises(pytest.fail.Exception):
         jack_rule.apply(request, stats(1), [OURS_RUNNING, END], RT_LOG, realtime_needed=True)
-    assert [v for _, v in jack_rule.LEDGER] == ["clean", "excused"]  # a failed run is a failure, not a ledger entry
+    with pytest.raises(pytest.xfail.Exception):
+        jack_rule.apply(request, stats(1), [OURS_TRIGGERED, END], RT_LOG, realtime_needed=True)
+    # A failed run is a failure, not a ledger entry.
+    assert [v for _, v in jack_rule.LEDGER] == ["clean", "excused", "excused, never started"]
     runs, excused, allowed = jack_rule.summary()
-    assert (runs, excused) == (2, 1) and excused <= allowed
+    assert (runs, excused, allowed) == (3, 2, 2)
     jack_rule.LEDGER.extend([("x", "excused")] * 10)
     runs, excused, allowed = jack_rule.summary()
     assert excused > allowed  # the session would fail
 
 
-def test_never_started_close_to_a_stall_is_excused_apart_and_nothing_else_is():
-    late = [(10.000, DRIVER.replace("18", "501")), (10.000, OURS_TRIGGERED), (10.000, METRO_LATE), (10.000, END)]
-    alone = [(10.011, OURS_TRIGGERED), (10.011, END)]
-    assert jack_rule.judge(stats(3), late + alone, RT_LOG, True)[0] == "excused in a stall"
-    # Too far from the stall, or plain lines with no clock: our client alone.
-    far = [(10.5, OURS_TRIGGERED), (10.5, END)]
-    assert jack_rule.judge(stats(3), late + far, RT_LOG, True)[0] == "fail"
-    assert jack_rule.judge(stats(3), [ln for _, ln in late + alone], RT_LOG, True)[0] == "fail"
-    # Running (our callback had started) is never put down to a stall.
-    running = [(10.011, OURS_RUNNING), (10.011, END)]
-    assert jack_rule.judge(stats(3), late + running, RT_LOG, True)[0] == "fail"
+def test_our_client_never_started_alone_is_excused_apart_and_running_late_is_not():
+    """"Triggered" alone: woken, never started (a pure C client in our place was blamed so under load); counted apart."""
+    assert verdict(stats(1), [OURS_TRIGGERED, END]) == "excused, never started"
+    assert verdict(stats(2), [OURS_TRIGGERED, END, OURS_RUNNING, END]) == "fail"
+    assert verdict(stats(1), ["JackEngine::XRun: client PortAudio finished after current callback", END]) == "fail"
+    # Plain lines or stamped ones (JackServer.stamped) read alike.
+    assert verdict(stats(1), [(1.0, OURS_TRIGGERED), (1.0, METRO_LATE), (1.0, END)]) == "excused"
