@@ -118,6 +118,11 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     # The three known genres were embedded before; only techno's four files are new.
     assert rep["embedding"]["embedded_files"] == 4 and rep["embedding"]["cached_files"] == 12
     assert set(rep["from"]["before"]["per_class_accuracy"]) == set(GENRES)
+    # The behaviour kept: on the old genres' test songs the new head (all its units) still tells them apart
+    # about as well as the parent did (a head that forgot them falls towards chance, 1/4 here).
+    before, after = rep["from"]["before"], rep["from"]["after"]
+    assert rep["from"]["test_songs"] >= len(GENRES)
+    assert after["window_accuracy"] >= before["window_accuracy"] - 0.2 and after["window_accuracy"] > 0.5, (before, after)
     # Every old genre has its songs here: rehearsal, all units train (the old rows move).
     assert rep["from"]["mode"] == "rehearsal" and rep["from"]["old_units_frozen"] == 0
     assert not torch.equal(child.module.state_dict()["head.net.0.weight"][:3], parent.module.state_dict()["head.net.0.weight"])
