@@ -29,15 +29,17 @@ The rule (:func:`judge`):
   our Python side falling behind: the lead exists to absorb the machine);
 * a cycle in which jackd blames our client (``PortAudio``) while neither
   ``jack_metro`` (a C client doing next to nothing, our witness) nor the
-  driver is late in that same cycle fails when our client had started its
-  cycle ("Running", or finished late): nothing but us was late. Our client
-  blamed alone while "Triggered" (woken, never started: no code of ours
-  ran) is a limit of this machine, measured: on this 2-vCPU VM with
-  preemption "none", under load, ``jack_thru`` (a C client copying its
-  input, in our place, no genredream at all) was blamed alone that way in
-  2 of 4 runs of 10 s at 64 frames. It is excused, as "never started", and
-  counted with the other excused runs (but see :data:`MAX_EXCUSED_SHARE`:
-  our process makes it more likely, and locking its memory less);
+  driver is late in that same cycle has no evidence of a stall: nothing but
+  us was late. On this VM (2 vCPUs, preemption "none", other sessions'
+  tests running) that is not proof of a fault of ours, measured on
+  2026-12-07: ``jack_thru`` (a C client copying its input, in our place,
+  no genredream at all) was blamed alone in 2 of 4 runs of 10 s at 64
+  frames under load, and our runner with an idle engine (no model: the
+  C callback and the pump only) in 1 of 4 runs with the machine nearly idle
+  (load 1.1-1.7), once "Running" and once "Triggered". Such a run is
+  excused apart ("excused, ours alone", with the cycles in the reason) and
+  counted with the other excused runs; it is the limit of what this machine
+  can show, not a pass;
 * more PortAudio xruns than jackd's notifications fails (an xrun jackd did
   not report);
 * a run without real-time scheduling fails when this machine grants it
@@ -64,9 +66,10 @@ WITNESS = "metro"  # jack_metro's client name in these tests (jack_metro -n metr
 #: The share of a session's real-time runs that may be excused. Measured on
 #: this 2-vCPU VM (preemption "none") on 2026-12-07 with three other sessions'
 #: test runs on it (load average 3-4): 256 frames 2 clean of 5, 64 frames 0
-#: of 5, the hot swap 0 of 3; so at 64 frames nearly every run needs
-#: excusing there, and a session of the three runs may excuse two: one
-#: more and zero xruns was measured nowhere.
+#: of 5, the hot swap 0 of 3; with the machine nearly idle (load 1.1), two
+#: sessions of the three runs had the 256-frame run clean and both 64-frame
+#: runs excused. So a session of the three may excuse two: one more, and
+#: zero xruns was measured nowhere.
 MAX_EXCUSED_SHARE = 2 / 3
 
 _NOT_FINISHED = re.compile(r"JackEngine::XRun: client = (.+?) was not finished, state = (\w+)")
@@ -133,7 +136,7 @@ def machine_grants_realtime():
 
 
 def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
-    """The verdict on one run: ``(verdict, why)``, verdict "clean", "excused", "excused, never started" or "fail".
+    """The verdict on one run: ``(verdict, why)``, verdict "clean", "excused", "excused, ours alone" or "fail".
 
     ``stats`` is :meth:`CRingRunner.stats` (with ``audio_realtime``),
     ``jackd_lines`` jackd's log lines written during the run, ``jackd_log``
@@ -141,9 +144,8 @@ def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
     :func:`machine_grants_realtime`.
     """
     cyc = cycles(jackd_lines)
-    alone_all = ours_alone(cyc)
-    never = [c for c in alone_all if c["clients"][OURS] == "Triggered"]
-    alone = [c for c in alone_all if c["clients"][OURS] != "Triggered"]
+    alone = ours_alone(cyc)
+    never = [c for c in alone if c["clients"][OURS] == "Triggered"]
     ring_faults = stats.get("output_ring_empty", 0) + stats.get("input_ring_full", 0)
     pa_xruns = stats["xruns"] - ring_faults
     n_note = notifications(cyc)
@@ -153,7 +155,7 @@ def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
         f"{stats['xruns']} xruns: PortAudio flagged {pa_xruns} blocks, output ring empty {stats.get('output_ring_empty', 0)}, "
         f"input ring full {stats.get('input_ring_full', 0)}, dream-late blocks {stats.get('dream_late_blocks', 0)}; "
         f"jackd reported {len(cyc)} late cycles ({n_note} notifications): driver late in {driver}, jack_metro late in {witness}, "
-        f"our client alone in {len(alone_all)} ({len(never)} of them never started); "
+        f"our client alone in {len(alone)} ({len(never)} of them never started); "
         f"jackd says: {[ln for _, ln in _split(jackd_lines)][:6]}"
     )
     if realtime_needed is None:
@@ -165,12 +167,10 @@ def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
             return "fail", f"our audio thread is not real-time on a machine that grants it: {stats.get('realtime')}"
     if ring_faults or stats.get("dream_late_blocks", 0):
         return "fail", "our Python side fell behind (never excused): " + why
-    if alone:
-        return "fail", f"jackd found our client running late, alone, in {len(alone)} cycles {alone[:3]}: " + why
     if pa_xruns > n_note:
         return "fail", "more xruns than jackd reported: " + why
-    if never:
-        return "excused, never started", why
+    if alone:
+        return "excused, ours alone", f"jackd blamed our client alone in {len(alone)} cycles {alone[:3]}: " + why
     if pa_xruns > 0 or any(OURS in c["clients"] for c in cyc):
         return "excused", why
     return "clean", why

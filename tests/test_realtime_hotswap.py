@@ -15,10 +15,10 @@ log), the C rings never ran empty or full, and no output block fell back
 to dry because the dream was late (``dream_late_blocks``; the blocks before
 the dream's first output are the start, not a dropout, and are reported).
 Xruns are judged cycle by cycle by tests/jack_rule.py, as in
-tests/test_realtime_jack.py: only where jackd's own driver or jack_metro
-missed the same cycle (or our client never started within a stall) is the
-run excused, as an expected failure with jackd's words; the rings and the
-dream are never excused.
+tests/test_realtime_jack.py: where jackd's own driver or jack_metro missed
+the same cycle the run is excused, as an expected failure with jackd's
+words; where jackd blamed our client alone it is excused apart and named;
+the rings and the dream are never excused.
 
 Also asserted (engine/io/rt.py): the audio thread is real-time, of our
 Python threads only the pump is, below it, memory is locked where allowed,
