@@ -118,7 +118,7 @@ def plot(groups, fig_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = [(p, o[0], r) for p, o, r in groups if o and r]
+    items = [(p, o[0], r) for p, o, r in groups if o and r and "target_counts_key" not in o[0]["info"]]  # counts are not times
     if not items:
         return False
     fig, axes = plt.subplots(len(items), 1, figsize=(8, 1.6 + 1.3 * len(items) + 0.4 * sum(len(r) for *_, r in items)), squeeze=False)
