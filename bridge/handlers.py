@@ -242,10 +242,10 @@ def dream_enabled(engine):
     d = getattr(engine, "transform", None)
     if d is None:
         return False
-    try:
-        return bool(d.params().get("enabled", True))
-    except Exception:  # a dreamer without params(): attached means dreaming
+    params = getattr(d, "params", None)
+    if params is None:  # a transform without params(): attached means dreaming
         return True
+    return bool(params().get("enabled", True))  # an error in params() is the dreamer's, and is not hidden
 
 
 def _dreamer_params(dreamer):

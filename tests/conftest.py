@@ -96,3 +96,26 @@ def served():
         b.stop()
         e.stop()
         c.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the session when more real-time runs needed excusing than tests/jack_rule.py allows."""
+    from tests import jack_rule
+
+    runs, excused, allowed = jack_rule.summary()
+    if excused > allowed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many real-time runs were clean and how many the machine's stalls excused (tests/jack_rule.py)."""
+    from tests import jack_rule
+
+    runs, excused, allowed = jack_rule.summary()
+    if runs:
+        tr = terminalreporter
+        tr.write_sep("-", "real-time runs (tests/jack_rule.py)")
+        for nodeid, verdict in jack_rule.LEDGER:
+            tr.write_line(f"{verdict:8s} {nodeid}")
+        line = f"{excused} of {runs} runs excused; at most {allowed} may be ({jack_rule.MAX_EXCUSED_SHARE:.0%} of runs, at least one)"
+        tr.write_line(line + (": TOO MANY, the session fails" if excused > allowed else ""))

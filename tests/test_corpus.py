@@ -132,7 +132,32 @@ def test_genre_set_covers_gtzan_and_geng():
 @pytest.mark.parametrize("genre", list(GENRES))
 def test_every_style_is_consistent(genre):
     for style in GENRES[genre].styles:
-        validate_style(style)
+        assert validate_style(style) is None  # it raises on a fault; the cases below show it does
+
+
+def _broken_styles(style):
+    """One fault of each kind validate_style names, put into a real style (name, style, message)."""
+    from dataclasses import replace
+
+    part, groove = style.parts[0], style.grooves[0]
+    drum, pattern = next(iter(groove.hits.items()))
+    yield "tempo", replace(style, tempo=(140, 90)), "bad tempo range"
+    yield "grid", replace(style, grid=5), "grid must be 3 or 4"
+    yield "drum", replace(style, grooves=(replace(groove, hits={**groove.hits, "cowbell-x": pattern}),) + style.grooves[1:]), "unknown drum"
+    yield "tiling", replace(style, grooves=(replace(groove, hits={**groove.hits, drum: pattern + "."}),) + style.grooves[1:]), "does not tile"
+    yield "symbol", replace(style, grooves=(replace(groove, hits={**groove.hits, drum: "Z" * len(pattern)}),) + style.grooves[1:]), "unknown symbols"
+    yield "mode", replace(style, progressions=(("no-such-mode", style.progressions[0][1]),)), "unknown mode"
+    yield "role", replace(style, parts=(part, part) + style.parts[1:]), "duplicate part role"
+    yield "register", replace(style, parts=(replace(part, register=(60, 60)),) + style.parts[1:]), "empty register"
+    yield "program", replace(style, parts=(replace(part, programs=(128,)),) + style.parts[1:]), "bad programs"
+
+
+@pytest.mark.parametrize("fault", ["tempo", "grid", "drum", "tiling", "symbol", "mode", "role", "register", "program"])
+def test_validate_style_names_each_fault(fault):
+    style = next(s for g in GENRES.values() for s in g.styles if s.grooves and s.parts and s.progressions)
+    name, broken, message = next(b for b in _broken_styles(style) if b[0] == fault)
+    with pytest.raises(ValueError, match=message):
+        validate_style(broken)
 
 
 def test_chord_symbols():

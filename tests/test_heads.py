@@ -118,6 +118,11 @@ def test_from_head_keeps_old_units_and_adds_new_genre(head, corpus):
     # The three known genres were embedded before; only techno's four files are new.
     assert rep["embedding"]["embedded_files"] == 4 and rep["embedding"]["cached_files"] == 12
     assert set(rep["from"]["before"]["per_class_accuracy"]) == set(GENRES)
+    # The behaviour kept: on the old genres' test songs the new head (all its units) still tells them apart
+    # about as well as the parent did (a head that forgot them falls towards chance, 1/4 here).
+    before, after = rep["from"]["before"], rep["from"]["after"]
+    assert rep["from"]["test_songs"] >= len(GENRES)
+    assert after["window_accuracy"] >= before["window_accuracy"] - 0.2 and after["window_accuracy"] > 0.5, (before, after)
     # Every old genre has its songs here: rehearsal, all units train (the old rows move).
     assert rep["from"]["mode"] == "rehearsal" and rep["from"]["old_units_frozen"] == 0
     assert not torch.equal(child.module.state_dict()["head.net.0.weight"][:3], parent.module.state_dict()["head.net.0.weight"])
@@ -379,3 +384,39 @@ def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
     assert rep["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay_valid_dir"]
     assert head["report"]["recipe"]["weight_decay"] == HEAD_RECIPE["weight_decay"]
     assert rep["recipe"]["train_views"] == ["", "up1"] and head["report"]["recipe"]["train_views"] == [""]
+
+
+def test_fit_head_stops_early_and_keeps_the_best_epoch():
+    """Early stopping as behaviour: validation loss that turns up stops training `patience` epochs after its
+    lowest point, and the weights returned are that epoch's (their validation loss is the one recorded there)."""
+    import torch
+
+    from genredream.models.heads import HEAD_RECIPE, _scores, fit_head
+
+    rng = np.random.default_rng(0)
+    x_tr = rng.standard_normal((160, 8)).astype(np.float32)
+    y_tr = (x_tr[:, 0] > 0).astype(np.int64)
+    # Validation follows the rule for 60 % of its windows and the opposite for the rest: the more confident the
+    # head grows on the training rule, the worse its validation loss, after a first fall.
+    x_va = rng.standard_normal((50, 8)).astype(np.float32)
+    y_va = (x_va[:, 0] > 0).astype(np.int64)
+    y_va[:20] = 1 - y_va[:20]
+    song = np.arange(50)
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 2))
+
+        def forward(self, x):
+            return self.net(x)
+
+    torch.manual_seed(0)
+    head = Head()
+    r = dict(HEAD_RECIPE, epochs=400, patience=15, lr=0.05, weight_decay=0.0, label_smoothing=0.0, batch_size=32)
+    best, history = fit_head(head, (x_tr, y_tr), (x_va, y_va, song, 50), r, seed=0)
+    losses = [h["valid_loss"] for h in history]
+    assert len(history) < r["epochs"], "never stopped early"
+    assert best["epoch"] == int(np.argmin(losses)) + 1 and losses[-1] > min(losses)
+    assert len(history) == best["epoch"] + r["patience"]
+    assert _scores(head, x_va, y_va, song, 50)["loss"] == pytest.approx(losses[best["epoch"] - 1], rel=1e-6)

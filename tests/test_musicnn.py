@@ -93,7 +93,7 @@ def test_fixtures_are_small_and_say_which_mel_was_fed(clips):
     assert (10 ** clips["electronic"]["logmel"].max() - 1) / 1e4 > 6.55
 
 
-def test_model_files_validate_and_describe_themselves(model):
+def test_model_files_validate_and_describe_themselves(model, clips):
     short, lm = model
     contract.validate(lm.path)
     meta = lm.meta
@@ -110,6 +110,11 @@ def test_model_files_validate_and_describe_themselves(model):
     assert licence in meta["licence"]
     prov = meta["provenance"]
     assert prov["max_abs_dev_vs_tensorflow"] <= 1e-5
+    # The figure is not taken on trust: the deviation measured here, against TensorFlow's stored outputs on the
+    # fixture clips, is of the size the file says: at most twice it (float32 rounding differs between CPUs;
+    # measured here 4.2e-7 against 5.4e-7 for msd, 1.37e-6 against 1.31e-6 for mtt); a file claiming 0 fails.
+    measured = max(float(np.abs(probs(lm.module, c["logmel"][:, sl]) - ref).max()) for c in clips.values() for _, sl, ref in references(c, short))
+    assert measured <= 2 * prov["max_abs_dev_vs_tensorflow"] + 2e-7, (measured, prov["max_abs_dev_vs_tensorflow"])
     assert len(prov["checkpoint_sha256"]) == 64
 
 

@@ -418,6 +418,7 @@ def fuzz_target():
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(packets(), min_size=100, max_size=100))
 def test_fuzz_batch(fuzz_target, batch):
+    """Each batch of 100 packets: every one handled exactly once, accepted or rejected with a reason, none raising."""
     b, c, state = fuzz_target
     for k, d in enumerate(batch):
         c.send_raw(d)
@@ -426,6 +427,11 @@ def test_fuzz_batch(fuzz_target, batch):
             settle(b, state["sent"])
     settle(b, state["sent"])
     c.drain(0.0)  # keep the client's socket from overflowing
+    n = dict(b.counters)
+    assert n["packets"] == state["sent"], "a datagram was handled twice"
+    assert n.get("accepted", 0) + n.get("rejected", 0) == n["packets"]
+    assert sum(v for k, v in n.items() if k.startswith("rejected_")) == n.get("rejected", 0)
+    assert n.get("rejected_internal", 0) == 0, "a handler raised something other than a ProtocolError"
 
 
 def test_fuzz_server_still_answers_and_accounts_for_every_packet(fuzz_target):

@@ -8,12 +8,16 @@ the engine's input ports, so real signal crosses the server.
 
 What is asserted: zero xruns, an exact sample clock (samples into the engine
 == frames the callback saw == samples out), a clock that runs at the
-server's rate, results from the model, and a callback that allocates
-nothing. One exception to "zero xruns": when jackd's log shows that its
-own dummy driver (a real-time thread above every client) woke late, or
-that jack_metro (a C client doing next to nothing) missed its deadline too,
-the machine was stalled, and the test reports an expected failure (xfail)
-with jackd's words instead of failing; see ``_check_run``.
+server's rate, results from the model, real-time scheduling wherever the
+machine grants it, and a callback that allocates nothing. One exception to
+"zero xruns", cycle by cycle (tests/jack_rule.py): an xrun in a cycle in
+which jackd's own dummy driver or jack_metro (a C client doing next to
+nothing) was late too is the machine's, and the test reports an expected
+failure with jackd's words; one where jackd blames our client alone is
+excused apart and named ("ours alone"; the rule's docstring says what this
+VM shows); an empty output ring, a full input ring, a late dream block or
+an xrun jackd did not report fails, and the session fails when more than
+the stated share of its real-time runs needed excusing.
 Callback durations are recorded (printed, and written as JSON to
 the test's tmp dir) but never compared with absolute times: machines are
 shared.
@@ -31,6 +35,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 import tracemalloc
 
@@ -38,6 +43,7 @@ import numpy as np
 import pytest
 
 from genredream.engine.io import devices
+from tests import jack_rule
 from tests.conftest import require_component, require_program
 
 pytestmark = pytest.mark.realtime
@@ -59,6 +65,20 @@ def _device_module():
 class JackServer:
     def __init__(self, name, proc, log_path, env):
         self.name, self.proc, self.log_path, self.env = name, proc, log_path, env
+        #: jackd's lines with the time.monotonic() each arrived at (jackd writes no clock of its own).
+        self.stamped = []
+        self._reader = threading.Thread(target=self._read, name="jackd-log", daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        """Copy jackd's output to the log file as it comes, stamping each line (a blocked read: no polling)."""
+        with open(self.log_path, "a", errors="replace") as log:
+            for raw in self.proc.stdout:
+                now = time.monotonic()
+                line = raw.decode(errors="replace").rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                self.stamped.append((now, line))
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -66,6 +86,9 @@ class JackServer:
 
     def xrun_lines(self):
         return [ln for ln in self.log().splitlines() if "xrun" in ln.lower()]
+
+    def lines(self):
+        return self.log().splitlines()
 
     def run(self, *cmd, check=True):
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=10, check=check)
@@ -81,8 +104,8 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name)
     log_path = os.path.join(log_dir, f"jackd-{period}.log")
     cmd = [jackd, "-n", name, "-R" if realtime else "-r", "-d", "dummy", "-r", str(rate), "-p", str(period)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    open(log_path, "w").close()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     old = os.environ.get("JACK_DEFAULT_SERVER")
     srv = JackServer(name, proc, log_path, env)
     try:
@@ -114,6 +137,7 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+            srv._reader.join(timeout=5)
 
 
 def canary_late(line):
@@ -189,6 +213,7 @@ def _run_engine(srv, model, period, seconds, tmp_path):
 
     engine = build_engine(RATE, [str(model)], 5.0, 0.5)
     log_before = len(srv.xrun_lines())
+    stamped_before = len(srv.stamped)
     runner = CRingRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=period, when_late="dry")
     assert runner.duplex
     engine.start()
@@ -223,6 +248,8 @@ def _run_engine(srv, model, period, seconds, tmp_path):
         "jackd_xrun_lines": srv.xrun_lines()[log_before:],
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in srv.xrun_lines()[log_before:]),
         "canary_late": sum(canary_late(ln) for ln in srv.xrun_lines()[log_before:]),
+        "jackd_stamped": srv.stamped[stamped_before:],
+        "jackd_log": srv.log(),
     }
     out = tmp_path / f"callback_durations_p{period}.json"
     out.write_text(json.dumps(report, indent=2, default=str))
@@ -231,7 +258,7 @@ def _run_engine(srv, model, period, seconds, tmp_path):
     return engine, runner, report
 
 
-def _check_run(engine, runner, report, period, seconds):
+def _check_run(request, engine, runner, report, period, seconds):
     st = report
     # Exact sample clock: every frame the callback saw went into the engine and came out.
     assert engine.ring.total_written == runner.frames_in == runner.frames_out == st["callbacks"] * period
@@ -244,41 +271,16 @@ def _check_run(engine, runner, report, period, seconds):
     last = engine.last_results[next(iter(engine.models))]
     assert not last.low_energy, f"input level {last.level_db:.1f} dBFS: no signal from jack_metro reached the engine"
     assert np.isfinite(st["result_latency_ms"]["p99"])
-    ours_ran = f"the output ring's lowest fill {st['min_output_fill']} frames"
-    why = (
-        f"{st['xruns']} xruns (input overflow {st['input_overflow']}, output underflow {st['output_underflow']}); "
-        f"jackd's dummy driver itself woke late {st['jackd_driver_late']} times, jack_metro (a C client) missed "
-        f"{st['canary_late']} deadlines; {ours_ran}; jackd says: {st['jackd_xrun_lines'][:6]}"
-    )
-    # Evidence that the machine, not the engine, missed the deadline: the
-    # server's own timer thread (SCHED_FIFO, above every client) woke late,
-    # or jack_metro, a C client doing next to nothing, was not finished in
-    # time. Other processes or a VM's vCPU took the CPU; no client can cause
-    # or prevent that, and zero xruns is then not measurable in this run:
-    # the test reports an expected failure with jackd's words.
-    #
-    # A third kind of evidence: jackd reports our client "not finished, state
-    # = Triggered", i.e. signalled but never started its cycle. Nothing the
-    # engine does inside a callback (a few memcpy's, in C) can delay the
-    # thread's wake-up; on these 2-vCPU machines it is a vCPU that was
-    # descheduled (seen once, with the driver and jack_metro on time: the
-    # other vCPU ran them). A client that had started ("state = Running")
-    # still fails.
-    lines = st["jackd_xrun_lines"]
-    ours = [ln for ln in lines if "client = PortAudio" in ln]
-    never_started = bool(ours) and all("state = Triggered" in ln for ln in ours)
-    stalled = st["jackd_driver_late"] or st["canary_late"] or never_started
-    if st["xruns"] and stalled:
-        pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
-    assert st["xruns"] == 0, why
+    # Zero xruns, except in cycles where jackd shows the machine stalled (tests/jack_rule.py).
+    jack_rule.apply(request, st, st["jackd_stamped"], st["jackd_log"])
     # ... and it is the server's clock (the dummy driver runs on the system
     # timer). Checked only in a run the machine did not stall: a driver that
     # woke late lost those periods, and its rate fell with them (seen in CI:
     # 46.9 kHz over a run in which the driver was late 190 times).
-    assert abs(st["measured_rate_hz"] - RATE) < 0.02 * RATE, (st["measured_rate_hz"], why)
+    assert abs(st["measured_rate_hz"] - RATE) < 0.02 * RATE, st["measured_rate_hz"]
 
 
-def test_duplex_engine_on_jack_256_frames_20_s(geng_model, tmp_path):
+def test_duplex_engine_on_jack_256_frames_20_s(geng_model, tmp_path, request):
     """20 s of stream at 256 frames (5.3 ms blocks), the geng model scoring every 0.5 s.
 
     The C callback, as `run --device` uses by default. The old Python callback
@@ -291,10 +293,10 @@ def test_duplex_engine_on_jack_256_frames_20_s(geng_model, tmp_path):
     """
     with jack_server(256, str(tmp_path)) as srv:
         engine, runner, report = _run_engine(srv, geng_model, 256, 20, tmp_path)
-    _check_run(engine, runner, report, 256, 20)
+    _check_run(request, engine, runner, report, 256, 20)
 
 
-def test_duplex_engine_on_jack_64_frames_10_s(geng_model, tmp_path):
+def test_duplex_engine_on_jack_64_frames_10_s(geng_model, tmp_path, request):
     """At 64 frames (1.3 ms blocks), with the C callback `run --device` uses: 10 s of stream.
 
     A Python callback at 64 frames misses deadlines whenever anything holds
@@ -306,7 +308,7 @@ def test_duplex_engine_on_jack_64_frames_10_s(geng_model, tmp_path):
     """
     with jack_server(64, str(tmp_path)) as srv:
         engine, runner, report = _run_engine(srv, geng_model, 64, 10, tmp_path)
-    _check_run(engine, runner, report, 64, 10)
+    _check_run(request, engine, runner, report, 64, 10)
 
 
 def test_unknown_device_lists_devices_and_suggests_a_file(tmp_path, capsys):

@@ -142,6 +142,56 @@ def test_touched_pages_take_no_fault_on_first_write():
     assert ready <= 16, ready
 
 
+def _preemption_from_the_kernel():
+    """The preemption model read with the system's own tools (cat, zcat), in the order the kernel decides it."""
+    import subprocess
+
+    def cat(*cmd):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else None
+
+    if (cat("cat", "/sys/kernel/realtime") or "").strip() == "1":
+        return "rt"
+    dyn = cat("cat", "/sys/kernel/debug/sched/preempt")
+    if dyn:
+        return next(w.strip("()") for w in dyn.split() if w.startswith("("))
+    for w in (cat("cat", "/proc/cmdline") or "").split():
+        if w.startswith("preempt="):
+            return w.split("=", 1)[1]
+    config = cat("zcat", "/proc/config.gz")
+    if config:
+        for model in ("none", "voluntary", "lazy", "rt"):
+            if f"CONFIG_PREEMPT_{model.upper()}=y" in config.splitlines():
+                return model
+        if "CONFIG_PREEMPT=y" in config.splitlines():
+            return "full"
+    return None
+
+
 def test_kernel_preemption_is_read():
-    assert rt.kernel_preemption() in (None, "none", "voluntary", "full", "lazy", "rt")
+    expected = _preemption_from_the_kernel()
+    assert rt.kernel_preemption() == expected
+    # This VM says what it is (CONFIG_PREEMPT_NONE in /proc/config.gz); a machine that says nothing gives None.
+    if os.path.exists("/proc/config.gz") or os.path.exists("/sys/kernel/debug/sched/preempt"):
+        assert expected is not None
+
+
+def test_kernel_preemption_prefers_the_boot_choice(monkeypatch):
+    """preempt= on the command line (a PREEMPT_DYNAMIC kernel's choice) wins over the built-in default."""
+    import io
+
+    real_open = open
+
+    def fake_open(path, *a, **k):
+        if path == "/proc/cmdline":
+            return io.StringIO("quiet preempt=full console=ttyS0")
+        if path in ("/sys/kernel/realtime", "/sys/kernel/debug/sched/preempt"):
+            raise FileNotFoundError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(rt, "open", fake_open, raising=False)
+    assert rt.kernel_preemption() == "full"
+
+
+def test_pump_priority_stays_below_the_audio_thread():
     assert rt.pump_priority(5) == 1 and rt.pump_priority(1) is None and rt.pump_priority(None) == 1

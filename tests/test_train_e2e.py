@@ -52,15 +52,46 @@ def test_train_export_classify_above_chance(corpus, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_continues_from_checkpoint(corpus, tmp_path):
+    """--resume takes the epoch count, the history and the weights from the checkpoint.
+
+    A fresh run would give the same epoch count and, seeded, the same first
+    epoch; so the checkpoint is marked: its first epoch's loss is replaced
+    by a value no training produces, and, for a second resume, its weights
+    are zeroed. Only a run that read the checkpoint reports the mark, and
+    only one that trained on from the checkpoint's weights changes with them.
+    """
+    import shutil
+
+    import torch
+
     from genredream.models.train import TrainConfig, train
 
     out = tmp_path / "g.pt"
+    ckpt = out.with_suffix(".ckpt")
     base = dict(data=str(corpus), arch="geng", out=str(out), segments_per_file=2, valid=0.15, test=0.15, seed=1, progress=False, patience=99)
     first = train(TrainConfig(**base, epochs=1))
-    assert first["epochs_run"] == 1
+    assert first["epochs_run"] == 1 and ckpt.exists()
+    state = torch.load(ckpt, weights_only=False)
+    state["history"][0]["train_loss"] = 1234.5  # no cross-entropy of this model reaches it
+    torch.save(state, ckpt)
+    kept = tmp_path / "kept.ckpt"
+    shutil.copy(ckpt, kept)
+
     second = train(TrainConfig(**base, epochs=2, resume=True))
     assert second["epochs_run"] == 2
-    assert second["history"][0] == first["history"][0]
+    assert second["history"][0]["train_loss"] == 1234.5, "the resumed run did not take its history from the checkpoint"
+    assert second["history"][1]["epoch"] == 2 and second["history"][1]["train_loss"] < 100
+
+    # The same resume from the checkpoint's weights zeroed: epoch 2 trains from them, so it differs.
+    state["model"] = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, ckpt)
+    zeroed = train(TrainConfig(**base, epochs=2, resume=True))
+    assert zeroed["history"][0]["train_loss"] == 1234.5
+    assert zeroed["history"][1]["train_loss"] != second["history"][1]["train_loss"], "epoch 2 ignored the checkpoint's weights"
+    # ... while the intact checkpoint resumes to the same epoch 2 again (the difference is the weights, not chance).
+    shutil.copy(kept, ckpt)
+    again = train(TrainConfig(**base, epochs=2, resume=True))
+    assert again["history"][1]["train_loss"] == second["history"][1]["train_loss"]
 
 
 def test_unreadable_file_is_counted_not_fatal(tmp_path):

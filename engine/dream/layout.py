@@ -43,7 +43,7 @@ class StreamLayout:
                 x = model_input(self.model, torch.zeros(1, n))
                 self.model.module.features(x)
                 self.model.module(x)
-        except Exception:
+        except RuntimeError:  # a shape the model cannot take (TorchScript raises torch.jit.Error, a RuntimeError)
             return False
         return True
 

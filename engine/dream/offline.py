@@ -137,6 +137,7 @@ def dream_file(
         model = [m.strip() for m in model.split(",") if m.strip()]
     if model is None:
         if param == "eq":
+            from genredream.models.contract import ModelFileError
             from genredream.models.registry import resolve_model
 
             model = []
@@ -144,7 +145,7 @@ def dream_file(
                 try:
                     resolve_model(name)
                     model.append(name)
-                except Exception:  # not installed: dream with the others
+                except ModelFileError:  # no such model here (not installed): dream with the others
                     pass
         if not model:
             from genredream.models.classify import default_model

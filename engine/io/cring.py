@@ -352,7 +352,14 @@ class CRingRunner(DuplexRunner):
         mf = self.extra["min_output_fill"]
         if mf is None or fill < mf:
             self.extra["min_output_fill"] = fill
-        self._fill(self._w_out, played + self.lead, played=played)
+        target = played + self.lead
+        if self.duplex:
+            # The dry fallback for output frame p is input frame p - output_delay: write only
+            # frames whose input the pump has moved. Blocks the callback played since the
+            # input was moved (their input is still in the C ring) wait for the next pass;
+            # written early, they played silence where the input belonged.
+            target = min(target, self._hist_n + self.output_delay)
+        self._fill(self._w_out, target, played=played)
 
     def _fill(self, p, target, force=False, played=None):
         """Write output frames [p, target) to the C ring: the dream, else (maybe) the fallback."""
