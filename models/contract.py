@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from genredream.engine.mel import MelConfig
-from genredream.models.archive import META_NAME, ModelFileError, first_line, jit_load, open_archive, quiet_torchscript, write_checked
+from genredream.models.archive import META_NAME, ModelFileError, first_line, load_module, open_archive, quiet_torchscript, write_checked
 from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
 from genredream.models.incremental import FrameBranchRunner, supports_streaming
 from genredream.models.rng import generator
@@ -121,7 +121,10 @@ class LoadedModel:
 
 
 def has_method(module, name: str) -> bool:
-    """True if ``module`` (a TorchScript or eager module) has a callable method ``name``."""
+    """True if ``module`` (a TorchScript, exported or eager module) has a callable method ``name``."""
+    provides = getattr(type(module), "provides", None)
+    if provides is not None:
+        return bool(provides(module, name))
     c = getattr(module, "_c", None)
     if c is not None and hasattr(c, "_has_method"):
         return bool(c._has_method(name))
@@ -159,13 +162,14 @@ def load(path) -> LoadedModel:
             raise ModelFileError(f"{path}: truncated or corrupt: {e}; export or download it again") from None
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
-    module = jit_load(path)
+    module = load_module(path)
     required = ["forward", "features"] + (["frontend"] if meta["input"] == "mel" else [])
     for name in required:
         if not has_method(module, name):
             extra = " (mel models must include their front end)" if name == "frontend" else ""
             raise ModelFileError(
-                f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export"
+                f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export, "
+                "a .pt2 file only the programs it was exported with"
             )
     return LoadedModel(path=path, meta=meta, module=module)
 

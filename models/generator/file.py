@@ -123,11 +123,11 @@ def read_generator_meta(path) -> dict:
 
 def load_generator(path) -> GeneratorFile:
     """Load a generator file (format, metadata, methods; no run: see :func:`validate_generator`)."""
-    from genredream.models.archive import jit_load
+    from genredream.models.archive import load_module
 
     path = Path(path).expanduser()
     meta = read_generator_meta(path)
-    return GeneratorFile(path, meta, jit_load(path))
+    return GeneratorFile(path, meta, load_module(path))
 
 
 def _run_checks(path, module, meta):
