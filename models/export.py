@@ -196,6 +196,10 @@ def convert(src, out):
     if not hasattr(original, "original_name"):  # already an exported program: re-export its own programs
         raise ModelFileError(f"{src}: is already a torch.export (.pt2) model file")
     eager = rebuild(original, meta, str(src))
+    from genredream.models.validated import file_digest
+
+    # Which file this one was generated from: tests/test_pt2.py checks the shipped twins are current.
+    meta = dict(meta, exported_from={"file": src.name, "sha256": file_digest(src)})
     wave = _wave(_window(meta))
     diff = max_difference(original, eager, meta, wave)
     if not diff <= TOLERANCE:

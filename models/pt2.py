@@ -82,6 +82,10 @@ def stream_paddings(context) -> list[tuple[int, int]]:
     return sorted({(a, b), (0, 0), (a, 0), (0, b)})
 
 
+#: Where :class:`_Method` holds the exported module: the prefix of every weight's name in a program.
+_ROOT = "m."
+
+
 class _Method(nn.Module):
     """One method of ``root`` as a module's ``forward``, integers fixed: what ``torch.export`` traces."""
 
@@ -390,6 +394,16 @@ class ExportedModel(nn.Module):
             self._variants.setdefault(base, []).append(self.programs[key])
         self._pick: dict = {}
         self.training = False
+
+    def state_dict(self, *args, **kwargs):
+        """The weights under the names of the module they were exported from (as a TorchScript
+        file's ``state_dict``): what ``train --from`` and the heads copy into a new network."""
+        own = self._program_for_weights().state_dict(*args, **kwargs)
+        return {k[len(_ROOT) :] if k.startswith(_ROOT) else k: v for k, v in own.items()}
+
+    def _program_for_weights(self):
+        key = "p_forward" if "p_forward" in self.programs else next(iter(self.programs))
+        return self.programs[key]
 
     def train(self, mode: bool = True):
         self.training = mode

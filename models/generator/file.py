@@ -215,7 +215,7 @@ def list_generators(dirs=None) -> dict:
         d = Path(d).expanduser()
         if not d.is_dir():
             continue
-        for f in sorted(d.glob("*.pt")):
+        for f in sorted(d.glob("*.pt")) + sorted(d.glob("*.pt2")):  # TorchScript first: a name means the .pt
             try:
                 genre = read_generator_meta(f)["genre"]
             except ModelFileError:
