@@ -5,7 +5,7 @@ Usage: python benchmarks/report.py benchmarks/results.json [--out BENCHMARKS.md]
 Benchmarks that share ``extra_info["pair"]`` are compared: the ratio is the
 reference's median over ours, both measured in the same run. A benchmark may
 give its own figure (``figure_s`` with ``figure_label``, e.g. a p99) instead
-of the median, and a ``target_max_fraction`` of its ``budget_s``. A benchmark
+of the median (with ``figure_unit`` when it is not a time), and a ``target_max_fraction`` of its ``budget_s``. A benchmark
 with ``budget_s`` is also shown as a share of its real-time budget. Other
 ``extra_info`` keys (measured figures such as compile times, latencies) are
 listed under the table. Nothing here fails on an absolute time.
@@ -45,7 +45,13 @@ def fmt_time(s):
     return f"{s:.3g} s"
 
 
-_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "target_max_fraction", "figure_png"}
+_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "figure_unit", "target_max_fraction", "figure_png"}
+
+
+def fmt_figure(r):
+    """A row's figure as text: a time, or a number in the row's own ``figure_unit`` (memory in MiB, say)."""
+    unit = r["info"].get("figure_unit")
+    return f"{figure(r):.4g} {unit}" if unit else fmt_time(figure(r))
 
 
 def figure(r):
@@ -142,8 +148,8 @@ def render(data, rows, fig_rel):
             met = target_met(tgt, ratio, figure(o) if o else None, info)
             cells = [
                 pair,
-                (fmt_time(figure(o)) + (f" ({info['figure_label']})" if "figure_label" in info else "")) if o else "",
-                (fmt_time(figure(ref)) + " (" + ref["info"].get("label", ref["name"]) + ")") if ref else "",
+                (fmt_figure(o) + (f" ({info['figure_label']})" if "figure_label" in info else "")) if o else "",
+                (fmt_figure(ref) + " (" + ref["info"].get("label", ref["name"]) + ")") if ref else "",
                 f"{ratio:.1f}x" if ratio else "",
                 tgt + (" — " + met if met else ""),
                 share,

@@ -196,17 +196,17 @@ def test_the_engine_streams_musicnn_from_the_twin_with_equal_scores_and_no_torch
     results = {}
     for model in ("musicnn-msd", "musicnn-msd.pt2"):
         twin("musicnn-msd")
-        e = Engine(sr)
-        e.load_model(model)
-        got = []
-        e.sinks.append(got.append)
         if model.endswith(".pt2"):
-            # Nothing on the .pt2 path may call TorchScript: make every entry point fail.
+            # Nothing on the .pt2 path (load, validation, warm-up, streaming) may call TorchScript.
             def no_jit(*a, **k):
                 raise AssertionError("torch.jit called on the .pt2 path")
 
             for fn in ("script", "load", "save", "trace"):
                 monkeypatch.setattr(torch.jit, fn, no_jit)
+        e = Engine(sr)
+        e.load_model(model)
+        got = []
+        e.sinks.append(got.append)
         e.run_blocks((y[i : i + 512] for i in range(0, y.size, 512)))
         monkeypatch.undo()
         assert not e.errors, list(e.errors)
