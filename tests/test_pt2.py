@@ -358,3 +358,29 @@ def test_a_pt2_hot_load_over_osc_from_liblo_peers(tmp_path):
     assert both, by
     for v in both:
         np.testing.assert_allclose(v["ex"], v["ts"], atol=1e-5, rtol=0)
+
+
+# -- the lighter start (engine/startup.py) ------------------------------------------------
+
+_START = r"""
+import json, sys
+from genredream.engine import startup
+startup.begin()
+import torch
+from genredream.models.contract import load
+m = load(sys.argv[1])
+with torch.no_grad():
+    y = m.module(m.module.frontend(torch.zeros(1, m.n_samples))) if m.input == "mel" else m.module(torch.zeros(1, m.n_samples))
+print(json.dumps({"deferred": startup.active(), "module": type(m.module).__name__, "logits": y[0].tolist()}))
+"""
+
+
+def test_a_pt2_loads_in_a_lightened_start_and_a_torchscript_run_stays_light():
+    from tests.test_startup import _python
+
+    ts = _python(_START, str(PRETRAINED_DIR / "zheng.pt"))
+    ex = _python(_START, str(twin("zheng")))
+    # TorchScript needs nothing of what the start defers; the .pt2 imports it when it loads.
+    assert ts["deferred"] and ts["module"] == "RecursiveScriptModule"
+    assert not ex["deferred"] and ex["module"] == "ExportedModel"
+    np.testing.assert_allclose(ex["logits"], ts["logits"], atol=1e-5, rtol=0)
