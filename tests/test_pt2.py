@@ -384,3 +384,27 @@ def test_a_pt2_loads_in_a_lightened_start_and_a_torchscript_run_stays_light():
     assert ts["deferred"] and ts["module"] == "RecursiveScriptModule"
     assert not ex["deferred"] and ex["module"] == "ExportedModel"
     np.testing.assert_allclose(ex["logits"], ts["logits"], atol=1e-5, rtol=0)
+
+
+def test_train_from_a_twin_trains_the_model_train_from_the_torchscript_file_trains(tmp_path):
+    """Same parent weights, same seed: the two trained files give the same scores."""
+    import shutil
+
+    from genredream.models.corpus.build import build_corpus
+
+    require_component("fluidsynth", shutil.which("fluidsynth") is not None, "apt-get install fluidsynth fluid-soundfont-gm")
+    data = tmp_path / "corpus"
+    build_corpus(data, ["blues", "jazz", "metal"], songs_per_genre=4, seconds=6, seed=2, progress=False)
+    torch.set_num_threads(1)
+    outs = {}
+    for parent in ("geng", "geng.pt2"):
+        twin("geng")
+        out = tmp_path / f"{parent}-child.pt"
+        assert cli(["train", str(data), "--from", parent, "--out", str(out), "--epochs", "1", "--segments-per-file", "2",
+                    "--valid", "0.25", "--test", "0.25", "--seed", "3"]) == 0, parent
+        outs[parent] = load(out)
+    a, b = outs["geng"], outs["geng.pt2"]
+    assert a.meta["provenance"]["lineage"][-1]["name"] == b.meta["provenance"]["lineage"][-1]["name"] == "geng"
+    wave = torch.from_numpy(music(5.0, 8000, seed=8)[None])
+    with torch.no_grad():
+        np.testing.assert_allclose(b.module(wave).numpy(), a.module(wave).numpy(), atol=1e-5, rtol=0)
