@@ -46,8 +46,9 @@ def quiet_torchscript():
     """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
 
     Recent torch releases mark TorchScript deprecated in favour of
-    torch.export; it remains this project's model-file format (docs/architecture.md), and
-    a warning on every model load would only confuse a performer.
+    torch.export; TorchScript files stay a model-file format here beside
+    ``.pt2`` programs (docs/models.md), and a warning on every TorchScript
+    load would only confuse a performer.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)

@@ -1,14 +1,16 @@
-"""Model files: save, load and validate TorchScript classifiers with metadata.
+"""Model files: save, load and validate classifiers with metadata.
 
-A genredream model file is a TorchScript archive (``torch.jit.save``) with an
-extra file ``genredream.json`` describing it. Any file that follows this
-contract runs in the engine, whoever trained it.
+A genredream model file is a TorchScript archive (``torch.jit.save``), or a
+PT2 archive of ``torch.export`` programs (``.pt2``, :mod:`genredream.models.pt2`,
+written by :mod:`genredream.models.export`), with an extra file
+``genredream.json`` describing it. Any file that follows this contract runs
+in the engine, whoever trained it; docs/models.md compares the formats.
 
 Metadata: ``genredream.json``, a JSON object whose keys
 :mod:`genredream.models.metadata` lists and checks (:func:`check_meta`).
 
-Methods the TorchScript module must have
-----------------------------------------
+Methods the module must have (a ``.pt2`` file: one program per method)
+----------------------------------------------------------------------
 * ``forward(x) -> Tensor[batch, n_labels]`` (float32 logits),
 * ``features(x) -> List[Tensor]``, one tensor per ``layers`` entry, batch first,
 * for ``input == "mel"``: ``frontend(wave[batch, samples]) -> mel`` in torch,
@@ -73,7 +75,7 @@ class LoadedModel:
         Where it was loaded from.
     meta : dict
         The checked ``genredream.json``.
-    module : torch.jit.ScriptModule
+    module : torch.jit.ScriptModule or genredream.models.pt2.ExportedModel
         The model, in eval mode, on the CPU.
     """
 
@@ -140,7 +142,8 @@ def load(path) -> LoadedModel:
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.pt`` file written by :func:`save` (or any file following the contract).
+        A ``.pt`` file written by :func:`save`, a ``.pt2`` file written by
+        :func:`genredream.models.export.save_pt2` (or any file following the contract).
 
     Returns
     -------
