@@ -80,6 +80,8 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         raise ModelFileError(f"{path}: not readable: {e.strerror or e}") from None
     if not head:
         raise ModelFileError(f"{path}: truncated or corrupt: the file is empty; export or download it again")
+    if head[:2] != b"PK" and path.suffix == ".pt2":
+        raise ModelFileError(f"{path}: not a torch.export (.pt2) file: no zip archive signature; write it with `genredream models export`")
     if head[:2] != b"PK":
         if head[:1] == b"\x80":
             raise ModelFileError(

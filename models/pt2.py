@@ -44,6 +44,7 @@ imports it then, so only a process that loads a ``.pt2`` file pays for it.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -210,8 +211,12 @@ def _export_variants(programs, name, root, method, ints, examples):
         if method in ("stream_branch", "stream_mid"):
             shapes = (_dyn(args[0]), _fixed(args[1]))
         try:
-            # forward(*args): the shapes of the one var-positional argument, a tuple
-            ep = torch.export.export(mod, args, dynamic_shapes=(shapes,) if args else None, strict=False)
+            with warnings.catch_warnings():
+                # nn.GRU re-assigns its flat weight list on every call; export notes it, harmlessly
+                # (the weights are parameters, exported as such).
+                warnings.filterwarnings("ignore", message=r".*_flat_weights.*were assigned during export", category=UserWarning)
+                # forward(*args): the shapes of the one var-positional argument, a tuple
+                ep = torch.export.export(mod, args, dynamic_shapes=(shapes,) if args else None, strict=False)
         except Exception as e:
             raise ModelFileError(f"torch.export failed on {method}{tuple(ints) or ''}: {first_line(e)}") from None
         programs[name if not variants else f"{name}{VARIANT}{len(variants)}"] = ep

@@ -79,7 +79,7 @@ def test_each_shipped_twin_is_current_and_gives_the_torchscript_outputs(name):
     assert_same_outputs(load(src), ex)
 
 
-def test_the_generator_twin_predicts_what_the_torchscript_generator_does():
+def test_the_generator_twin_predicts_what_the_torchscript_generator_does(tmp_path):
     from genredream.models.generator.file import load_generator, validate_generator
 
     ts = load_generator(PRETRAINED_DIR / "generators" / "blues.pt")
@@ -89,6 +89,15 @@ def test_the_generator_twin_predicts_what_the_torchscript_generator_does():
         with torch.no_grad():
             assert float((ts.module(batch) - ex.module(batch)).abs().max()) <= 1e-5
     assert ex.module.describe() == ts.module.describe()
+    # `genredream generate` with either file: the same continuation.
+    seed = tmp_path / "seed.wav"
+    sf.write(seed, music(2.0, 10000, seed=9), 10000)
+    got = []
+    for g in (PRETRAINED_DIR / "generators" / "blues.pt", twin("generators/blues")):
+        out = tmp_path / (g.name + ".wav")
+        assert cli(["generate", "--generator", str(g), "--seed-audio", str(seed), "--seconds", "1", "--out", str(out)]) == 0
+        got.append(sf.read(out)[0])
+    assert got[0].size == got[1].size == 10000 and np.abs(got[0] - got[1]).max() <= 1e-3
 
 
 @pytest.fixture(scope="module")
