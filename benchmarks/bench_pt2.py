@@ -14,16 +14,15 @@ on the engine's path; three figures decide it, each a same-run ratio
 Needs the generated twin (``make pt2``).
 """
 
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from benchmarks.bench_startup import _first_result_s
 from genredream.models import contract
 from genredream.models.registry import PRETRAINED_DIR, PRETRAINED_PT2_DIR
 
@@ -96,24 +95,6 @@ def test_pt2_per_hop_incremental(benchmark, mel_stream, one_thread, role):
     )
 
 
-def _first_result_s(wav, model, cache):
-    env = dict(os.environ, GENREDREAM_VALIDATION_CACHE=str(cache), PYTHONUNBUFFERED="1")
-    env.pop("GENREDREAM_FULL_TORCH_IMPORT", None)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(
-        [sys.executable, "-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", model, "--jsonl", "-", "--no-view", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )
-    try:
-        for line in p.stdout:
-            if line.startswith("{"):
-                return time.perf_counter() - t0
-        raise AssertionError(f"no result from {model}; exit code {p.wait()}")
-    finally:
-        p.kill()
-        p.wait()
-
-
 _PEAK = r"""
 import resource, sys
 import torch
@@ -140,32 +121,29 @@ def startup_and_memory(request, tmp_path_factory):
     cache = d / "validated.json"
     got = {role: {"start_s": [], "peak_mib": []} for role in FILES}
     for role in FILES:
-        _first_result_s(wav, NAMES[role], cache)  # validates each file once, fills the OS's file cache
+        _first_result_s(wav, cache, model=NAMES[role])  # validates each file once, fills the OS's file cache
     for _ in range(rounds):
         for role in FILES:
-            got[role]["start_s"].append(_first_result_s(wav, NAMES[role], cache))
+            got[role]["start_s"].append(_first_result_s(wav, cache, model=NAMES[role]))
             got[role]["peak_mib"].append(_peak_mib(FILES[role]))
     return got
 
 
+_FIGURES = {
+    "start_s": ("start-up, `genredream run` to the first musicnn-msd result", dict(figure_label="median time to the first result")),
+    "peak_mib": ("peak memory, a process that loads musicnn-msd and warms its incremental runner",
+                 dict(figure_unit="MiB", figure_label="median peak resident memory")),
+}
+
+
 @pytest.mark.parametrize("role", ["reference", "ours"])
-def test_pt2_startup(benchmark, startup_and_memory, role):
+@pytest.mark.parametrize("what", list(_FIGURES))
+def test_pt2_startup_and_memory(benchmark, startup_and_memory, what, role):
     # Measured above in alternated subprocesses; the figure is their median.
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    s = startup_and_memory[role]["start_s"]
+    values = startup_and_memory[role][what]
+    title, shown = _FIGURES[what]
     benchmark.extra_info.update(
-        pair="start-up, `genredream run` to the first musicnn-msd result: .pt2 (ours) vs TorchScript (reference)",
-        role=role, figure_s=float(np.median(s)), figure_label="median time to the first result",
-        first_result_s=[round(t, 2) for t in s],
-    )
-
-
-@pytest.mark.parametrize("role", ["reference", "ours"])
-def test_pt2_peak_memory(benchmark, startup_and_memory, role):
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    m = startup_and_memory[role]["peak_mib"]
-    benchmark.extra_info.update(
-        pair="peak memory, a process that loads musicnn-msd and warms its incremental runner: .pt2 (ours) vs TorchScript (reference)",
-        role=role, figure_s=float(np.median(m)), figure_unit="MiB", figure_label="median peak resident memory",
-        peak_mib=[round(x, 1) for x in m],
+        pair=f"{title}: .pt2 (ours) vs TorchScript (reference)", role=role, figure_s=float(np.median(values)),
+        **shown, **{what: [round(v, 2) for v in values]},
     )
