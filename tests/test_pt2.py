@@ -417,3 +417,17 @@ def test_train_from_a_twin_trains_the_model_train_from_the_torchscript_file_trai
     wave = torch.from_numpy(music(5.0, 8000, seed=8)[None])
     with torch.no_grad():
         np.testing.assert_allclose(b.module(wave).numpy(), a.module(wave).numpy(), atol=1e-5, rtol=0)
+
+
+def test_run_on_a_file_gives_the_torchscript_scores(tmp_path):
+    wav = tmp_path / "song.wav"
+    sf.write(wav, music(6.0, 22050, seed=10), 22050)
+    scores = {}
+    for model in ("lidy3", str(twin("lidy3"))):
+        out = tmp_path / f"{Path(model).suffix or 'ts'}.jsonl"
+        assert cli(["run", "--input", str(wav), "--model", model, "--jsonl", str(out), "--no-view", "--threads", "1"]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        scores[model] = [list(r["scores"].values()) for r in rows if r.get("type") == "scores"]
+    a, b = scores.values()
+    assert len(a) == len(b) >= 10
+    np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5, rtol=0)
