@@ -430,22 +430,28 @@ class ExportedModel(nn.Module):
         return super().__getattr__(name)
 
     def _run(self, name, *args):
-        """Program ``name`` on ``args``: the variant that accepts their shapes (remembered per shape)."""
+        """Program ``name`` on ``args``: the variant that accepts their shapes (remembered per shape).
+
+        A program's call checks its inputs against its guards first (about 1 ms
+        of musicnn's streaming programs' 0.3 ms of work, measured). The guards
+        read only the inputs' shapes, so once a variant has accepted a shape
+        the next inputs of that shape go straight to its ``forward``.
+        """
         key = (name, _shape_key(args))
-        i = self._pick.get(key)
-        if i is not None:
-            return self._variants[name][i](*args)
+        fast = self._pick.get(key)
+        if fast is not None:
+            return fast(*args)
         variants = self._variants.get(name)
         if not variants:
             raise ModelFileError(f"this .pt2 model has no program {name!r}")
-        for i, program in enumerate(variants):
+        for program in variants:
             try:
                 out = program(*args)
             except (AssertionError, RuntimeError) as e:
                 if _guard_failed(e):
                     continue
                 raise
-            self._pick[key] = i
+            self._pick[key] = program.forward
             return out
         raise ModelFileError(
             f"no exported program {name} accepts inputs of shape {list(key[1])}: the .pt2 file was traced at other "
