@@ -230,15 +230,22 @@ def test_the_engine_streams_musicnn_from_the_twin_with_equal_scores_and_no_torch
     assert st["reused_windows"] >= 2 and st["frames_reused"] > st["frames_computed"] / 2, st
 
 
-def test_classify_and_tag_give_the_torchscript_scores(tmp_path):
+def jsonl_of_both(tmp_path, name, seconds, sr, seed, argv):
+    """The JSON lines a command writes with the TorchScript file ``name`` and with its twin:
+    ``argv(wav, model, out)`` is the command line, run on the same music."""
     wav = tmp_path / "song.wav"
-    sf.write(wav, music(11.0, 22050, seed=4), 22050)
-    rows = {}
-    for model in ("smith", str(twin("smith"))):
+    sf.write(wav, music(seconds, sr, seed=seed), sr)
+    rows = []
+    for model in (name, str(twin(name))):
         out = tmp_path / f"{Path(model).suffix or 'ts'}.jsonl"
-        assert cli(["tag", str(wav), "--out", str(out), "--models", model, "--quiet"]) == 0
-        rows[model] = json.loads(out.read_text().splitlines()[0])
-    a, b = rows.values()
+        assert cli(argv(str(wav), model, str(out))) == 0, model
+        rows.append([json.loads(line) for line in out.read_text().splitlines()])
+    return rows, wav
+
+
+def test_classify_and_tag_give_the_torchscript_scores(tmp_path):
+    (a, b), wav = jsonl_of_both(tmp_path, "smith", 11.0, 22050, 4, lambda wav, m, out: ["tag", wav, "--out", out, "--models", m, "--quiet"])
+    a, b = a[0], b[0]
     keys = [k for k in a if k.startswith("smith:")]
     assert len(keys) == 10
     np.testing.assert_allclose([b[k] for k in keys], [a[k] for k in keys], atol=1e-5, rtol=0)
@@ -420,15 +427,9 @@ def test_train_from_a_twin_trains_the_model_train_from_the_torchscript_file_trai
 
 
 def test_run_on_a_file_gives_the_torchscript_scores(tmp_path):
-    wav = tmp_path / "song.wav"
-    sf.write(wav, music(6.0, 22050, seed=10), 22050)
-    scores = {}
-    for model in ("lidy3", str(twin("lidy3"))):
-        out = tmp_path / f"{Path(model).suffix or 'ts'}.jsonl"
-        assert cli(["run", "--input", str(wav), "--model", model, "--jsonl", str(out), "--no-view", "--threads", "1"]) == 0
-        rows = [json.loads(line) for line in out.read_text().splitlines()]
-        scores[model] = [list(r["scores"].values()) for r in rows if r.get("type") == "scores"]
-    a, b = scores.values()
+    rows, _ = jsonl_of_both(tmp_path, "lidy3", 6.0, 22050, 10,
+                            lambda wav, m, out: ["run", "--input", wav, "--model", m, "--jsonl", out, "--no-view", "--threads", "1"])
+    a, b = ([list(r["scores"].values()) for r in rs if r.get("type") == "scores"] for rs in rows)
     assert len(a) == len(b) >= 10
     np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5, rtol=0)
 
