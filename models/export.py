@@ -98,7 +98,7 @@ def save_pt2(module, meta: dict, path, reference=None):
         If the metadata is invalid, an export fails, the file fails validation,
         or it differs from ``reference`` by more than :data:`TOLERANCE`.
     """
-    from genredream.models import pt2
+    from genredream.models import pt2, pt2_trace
 
     path = Path(path).expanduser()
     if path.suffix != pt2.SUFFIX:
@@ -114,7 +114,7 @@ def save_pt2(module, meta: dict, path, reference=None):
     module.eval()
     try:
         wave = _wave(_window(meta))
-        programs, info = pt2.export_module(module, wave, _methods(module, meta))
+        programs, info = pt2_trace.export_module(module, wave, _methods(module, meta))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=".genredream-export-", dir=path.parent))
         try:
