@@ -28,8 +28,13 @@ program                         method
 ``stream_tail``                 ``stream_tail(front, mids)``
 ==============================  ===========================================
 
-The paddings ``a, b`` exported per stage are those the incremental runner asks
-for (:func:`stream_paddings`). Batch and time are dynamic (``Dim.AUTO``).
+The paddings ``a, b`` exported per stage are those the incremental step was
+seen to ask for when the programs were traced. Batch and time are dynamic
+(``Dim.AUTO``). A program traced again where a network takes another code
+path at another size is a variant, ``<name>__1``, ``<name>__2``...: the
+loaded model runs the first whose guards accept the input's shapes.
+A method returning nothing for some ``i`` (a stage without constants) has
+no program; ``values["no_constants"]`` lists it.
 
 :class:`ExportedModel` puts the programs back behind the methods' names, so the
 engine calls a loaded ``.pt2`` model as it calls a TorchScript one. Writing one
