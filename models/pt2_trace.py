@@ -105,6 +105,37 @@ def _accepts(program, args) -> bool:
     return True
 
 
+def _prune(ep):
+    """``ep`` without the weights its graph never reads.
+
+    ``torch.export`` lifts every parameter and buffer of the traced module
+    into every program, used or not: musicnn's 38 programs had 2 926 weight
+    inputs, of which they read 439. Each is a graph input that loading
+    deserialises (with a fake tensor for its shape): pruned, musicnn's
+    twin loaded in 5.1 s instead of 7.7 s (measured, same run).
+    """
+    from torch.export import ExportedProgram
+    from torch.export.graph_signature import ExportGraphSignature, InputKind
+
+    gm, sig = ep.graph_module, ep.graph_signature
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    keep = []
+    for node, spec in zip(placeholders, sig.input_specs):
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER) and not node.users:
+            gm.graph.erase_node(node)
+        else:
+            keep.append(spec)
+    if len(keep) == len(sig.input_specs):
+        return ep
+    gm.recompile()
+    used = {s.target for s in keep if s.target}
+    return ExportedProgram(
+        root=gm, graph=gm.graph, graph_signature=ExportGraphSignature(input_specs=keep, output_specs=sig.output_specs),
+        state_dict={k: v for k, v in ep.state_dict.items() if k in used}, range_constraints=ep.range_constraints,
+        module_call_graph=ep.module_call_graph, example_inputs=None, constants=ep.constants, verifiers=[ep.verifier],
+    )
+
+
 def _export_variants(programs, name, root, method, ints, examples):
     """Export ``root.method`` as ``programs[name]``, plus a variant for each recorded input it refuses.
 
@@ -135,8 +166,11 @@ def _export_variants(programs, name, root, method, ints, examples):
                 ep = torch.export.export(mod, args, dynamic_shapes=(shapes,) if args else None, strict=False)
         except Exception as e:
             raise ModelFileError(f"torch.export failed on {method}{tuple(ints) or ''}: {first_line(e)}") from None
-        programs[name if not variants else f"{name}{VARIANT}{len(variants)}"] = ep
         variants.append(ep)
+    for k, ep in enumerate(variants):
+        # Pruned once every recorded input has been tried (pruning changes the graph in place);
+        # forward keeps every weight: the loaded model's state_dict() reads them there.
+        programs[f"{name}{VARIANT}{k}" if k else name] = ep if (name, k) == ("forward", 0) else _prune(ep)
 
 
 #: Hops (frames) the streaming programs are traced at, each after a window computed whole: the
