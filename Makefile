@@ -5,14 +5,27 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.genredream-installed
 
-.PHONY: demo test bench setup system-deps clean help
+.PHONY: demo test bench setup system-deps pt2 clean help
 
 help:
 	@echo "make demo   set up .venv and run the demo"
 	@echo "make test   set up .venv and run the whole test suite"
 	@echo "make bench  run the benchmarks and write BENCHMARKS.md"
+	@echo "make pt2    generate the shipped models' torch.export (.pt2) twins"
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) pt2
+
+# The shipped models as torch.export programs (.pt2), generated from the shipped TorchScript
+# files, the one source of truth: not kept in git (40 MB), made again only where a .pt is
+# newer than its .pt2. Each conversion is checked against its original (max abs diff <= 1e-5).
+PT2_DIR := models/pretrained/pt2
+PT2_SRC := $(wildcard models/pretrained/*.pt models/pretrained/generators/*.pt)
+PT2_OUT := $(patsubst models/pretrained/%.pt,$(PT2_DIR)/%.pt2,$(PT2_SRC))
+
+pt2: $(PT2_OUT)
+
+$(PT2_DIR)/%.pt2: models/pretrained/%.pt | $(STAMP)
+	$(VENV)/bin/genredream models export $< $@
 
 system-deps:
 	@bash scripts/system-deps.sh

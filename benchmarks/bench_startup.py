@@ -42,7 +42,7 @@ import soundfile as sf
 ROUNDS = 5
 
 
-def _first_result_s(wav, cache, before=False, full_import=False):
+def _first_result_s(wav, cache, before=False, full_import=False, model="musicnn-msd"):
     env = dict(os.environ, GENREDREAM_VALIDATION_CACHE=str(cache), PYTHONUNBUFFERED="1")
     env.pop("GENREDREAM_FULL_TORCH_IMPORT", None)
     env.pop("GENREDREAM_JIT_OPTIMIZE", None)
@@ -52,7 +52,7 @@ def _first_result_s(wav, cache, before=False, full_import=False):
         env["GENREDREAM_FULL_TORCH_IMPORT"] = "1"  # all of torch imported, the collector on (engine/startup.py)
     t0 = time.perf_counter()
     p = subprocess.Popen(
-        [sys.executable, "-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", "musicnn-msd", "--jsonl", "-", "--no-view", "--threads", "1"],
+        [sys.executable, "-m", "genredream.engine.cli", "run", "--input", str(wav), "--model", model, "--jsonl", "-", "--no-view", "--threads", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -5,8 +5,8 @@ Usage: python benchmarks/report.py benchmarks/results.json [--out BENCHMARKS.md]
 Benchmarks that share ``extra_info["pair"]`` are compared: the ratio is the
 reference's median over ours, both measured in the same run. A benchmark may
 give its own figure (``figure_s`` with ``figure_label``, e.g. a p99) instead
-of the median. A benchmark with ``budget_s`` is also shown as a share of its
-real-time budget. Other ``extra_info`` keys (measured figures such as
+of the median (with ``figure_unit`` when it is not a time). A benchmark
+with ``budget_s`` is also shown as a share of its real-time budget. Other ``extra_info`` keys (measured figures such as
 compile times, latencies) are listed under the table.
 
 Verdicts ("met" / "NOT met") are given only on what was measured in the
@@ -58,8 +58,13 @@ def fmt_time(s):
     return f"{s:.3g} s"
 
 
-_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "target_max_fraction", "figure_png",
+_SKIP_INFO = {"pair", "role", "target", "budget_s", "label", "target_abs_s", "figure_s", "figure_label", "figure_unit", "target_max_fraction", "figure_png",
               "target_min_ratio", "target_max_ratio", "ratio_key", "target_counts_key"}
+
+def fmt_figure(r):
+    """A row's figure as text: a time, or a number in the row's own ``figure_unit`` (memory in MiB, say)."""
+    unit = r["info"].get("figure_unit")
+    return f"{figure(r):.4g} {unit}" if unit else fmt_time(figure(r))
 
 
 def figure(r):
@@ -166,7 +171,7 @@ def render(data, rows, fig_rel):
             share = f"{figure(o) / budget:.3%} of {fmt_time(budget)}" if (o and budget) else ""
             tgt = info.get("target", "")
             met = target_met(tgt, ratio, figure(o) if o else None, info, ref["info"] if ref else None)
-            shown = (lambda r: f"{r['info'][counts]} {counts}") if counts else (lambda r: fmt_time(figure(r)))
+            shown = (lambda r: f"{r['info'][counts]} {counts}") if counts else fmt_figure
             cells = [
                 pair,
                 (shown(o) + (f" ({info['figure_label']})" if "figure_label" in info else "")) if o else "",

@@ -15,8 +15,9 @@ models are warm, right before the source starts; the command calls
   The first registers Python kernels for meta tensors, which only fake-tensor
   tracing uses (``torch.compile``, ``torch.export``); TorchScript models, eager
   autograd (the dream) and ``torch.jit.load`` do not touch either, and
-  genredream calls neither (models/archive.py explains why the model format
-  is TorchScript). One thing of torch's does depend on that import:
+  a TorchScript model file needs neither; a ``.pt2`` model file
+  (models/pt2.py) reads ``torch.export`` when it loads, which imports both
+  then (below). One thing of torch's does depend on that import:
   ``torch.Generator()`` needs ``torch._prims.rng_prims``, which
   models/rng.py imports before it makes our seeded generators
   (tests/test_startup.py found it). Each is replaced by a placeholder

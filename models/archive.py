@@ -1,4 +1,4 @@
-"""The model file as an archive: a TorchScript zip with a ``genredream.json`` entry.
+"""The model file as an archive: a TorchScript or ``torch.export`` (PT2) zip with a ``genredream.json`` entry.
 
 Shared by the classifier contract (:mod:`genredream.models.contract`), the
 generator files (:mod:`genredream.models.generator.file`) and the registry
@@ -25,6 +25,9 @@ __all__ = [
     "meta_entry",
     "read_meta_json",
     "jit_load",
+    "load_module",
+    "file_format",
+    "is_pt2",
     "write_checked",
     "quiet_torchscript",
     "first_line",
@@ -43,16 +46,29 @@ def quiet_torchscript():
     """Silence torch's "torch.jit.* is deprecated" warnings around our own calls.
 
     Recent torch releases mark TorchScript deprecated in favour of
-    torch.export; it remains this project's model-file format (docs/architecture.md), and
-    a warning on every model load would only confuse a performer.
+    torch.export; TorchScript files stay a model-file format here beside
+    ``.pt2`` programs (docs/models.md), and a warning on every TorchScript
+    load would only confuse a performer.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
         yield
 
 
+def is_pt2(names) -> bool:
+    """True if a zip's entry names are a PT2 archive's (``torch.export.save``: ``archive_format``, ``models/*.json``)."""
+    return any(n == "archive_format" or n.endswith("/archive_format") for n in names) and any(
+        n.startswith("models/") or "/models/" in n for n in names
+    )
+
+
+def file_format(zf: zipfile.ZipFile) -> str:
+    """``"pt2"`` (torch.export programs) or ``"torchscript"``, of an archive :func:`open_archive` accepted."""
+    return "pt2" if is_pt2(zf.namelist()) else "torchscript"
+
+
 def open_archive(path: Path) -> zipfile.ZipFile:
-    """Open ``path`` as a TorchScript zip, or raise the matching ModelFileError."""
+    """Open ``path`` as a TorchScript or PT2 zip, or raise the matching ModelFileError."""
     if not path.exists():
         raise ModelFileError(f"{path}: file not found")
     if path.is_dir():
@@ -64,6 +80,8 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         raise ModelFileError(f"{path}: not readable: {e.strerror or e}") from None
     if not head:
         raise ModelFileError(f"{path}: truncated or corrupt: the file is empty; export or download it again")
+    if head[:2] != b"PK" and path.suffix == ".pt2":
+        raise ModelFileError(f"{path}: not a torch.export (.pt2) file: no zip archive signature; write it with `genredream models export`")
     if head[:2] != b"PK":
         if head[:1] == b"\x80":
             raise ModelFileError(
@@ -82,7 +100,7 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         ) from None
     names = zf.namelist()
     is_script = any("/code/" in n for n in names) and any(n.endswith("/constants.pkl") for n in names)
-    if not is_script:
+    if not is_script and not is_pt2(names):
         zf.close()
         if any(n.endswith("data.pkl") for n in names):
             raise ModelFileError(
@@ -95,7 +113,7 @@ def open_archive(path: Path) -> zipfile.ZipFile:
 
 def meta_entry(zf: zipfile.ZipFile) -> str | None:
     for n in zf.namelist():
-        if n.endswith("/extra/" + META_NAME):
+        if n.endswith("/extra/" + META_NAME) or n == "extra/" + META_NAME:
             return n
     return None
 
@@ -138,6 +156,23 @@ def jit_load(path: Path):
         raise ModelFileError(f"{path}: truncated or corrupt: torch.jit.load failed: {first_line(e)}") from None
     module.eval()
     return module
+
+
+def load_module(path: Path, zf: zipfile.ZipFile | None = None):
+    """The model in the file at ``path``: a ScriptModule, or for a ``.pt2`` archive the
+    programs behind the same method names (:class:`genredream.models.pt2.ExportedModel`,
+    loaded without TorchScript)."""
+    if zf is None:
+        with open_archive(path) as z:
+            fmt = file_format(z)
+    else:
+        fmt = file_format(zf)
+    if fmt == "pt2":
+        from genredream.models.pt2 import load_programs
+
+        with open_archive(path) as z:
+            return load_programs(path, z)
+    return jit_load(path)
 
 
 def write_checked(scripted, meta_json: str, path: Path, check):

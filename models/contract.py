@@ -1,14 +1,16 @@
-"""Model files: save, load and validate TorchScript classifiers with metadata.
+"""Model files: save, load and validate classifiers with metadata.
 
-A genredream model file is a TorchScript archive (``torch.jit.save``) with an
-extra file ``genredream.json`` describing it. Any file that follows this
-contract runs in the engine, whoever trained it.
+A genredream model file is a TorchScript archive (``torch.jit.save``), or a
+PT2 archive of ``torch.export`` programs (``.pt2``, :mod:`genredream.models.pt2`,
+written by :mod:`genredream.models.export`), with an extra file
+``genredream.json`` describing it. Any file that follows this contract runs
+in the engine, whoever trained it; docs/models.md compares the formats.
 
 Metadata: ``genredream.json``, a JSON object whose keys
 :mod:`genredream.models.metadata` lists and checks (:func:`check_meta`).
 
-Methods the TorchScript module must have
-----------------------------------------
+Methods the module must have (a ``.pt2`` file: one program per method)
+----------------------------------------------------------------------
 * ``forward(x) -> Tensor[batch, n_labels]`` (float32 logits),
 * ``features(x) -> List[Tensor]``, one tensor per ``layers`` entry, batch first,
 * for ``input == "mel"``: ``frontend(wave[batch, samples]) -> mel`` in torch,
@@ -36,7 +38,7 @@ from typing import Any
 import torch
 
 from genredream.engine.mel import MelConfig
-from genredream.models.archive import META_NAME, ModelFileError, first_line, jit_load, open_archive, quiet_torchscript, write_checked
+from genredream.models.archive import META_NAME, ModelFileError, first_line, load_module, open_archive, quiet_torchscript, write_checked
 from genredream.models.metadata import check_meta, input_shape_of, n_samples, read_meta
 from genredream.models.incremental import FrameBranchRunner, supports_streaming
 from genredream.models.rng import generator
@@ -73,7 +75,7 @@ class LoadedModel:
         Where it was loaded from.
     meta : dict
         The checked ``genredream.json``.
-    module : torch.jit.ScriptModule
+    module : torch.jit.ScriptModule or genredream.models.pt2.ExportedModel
         The model, in eval mode, on the CPU.
     """
 
@@ -121,7 +123,10 @@ class LoadedModel:
 
 
 def has_method(module, name: str) -> bool:
-    """True if ``module`` (a TorchScript or eager module) has a callable method ``name``."""
+    """True if ``module`` (a TorchScript, exported or eager module) has a callable method ``name``."""
+    provides = getattr(type(module), "provides", None)
+    if provides is not None:
+        return bool(provides(module, name))
     c = getattr(module, "_c", None)
     if c is not None and hasattr(c, "_has_method"):
         return bool(c._has_method(name))
@@ -137,7 +142,8 @@ def load(path) -> LoadedModel:
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.pt`` file written by :func:`save` (or any file following the contract).
+        A ``.pt`` file written by :func:`save`, a ``.pt2`` file written by
+        :func:`genredream.models.export.save_pt2` (or any file following the contract).
 
     Returns
     -------
@@ -159,13 +165,14 @@ def load(path) -> LoadedModel:
             raise ModelFileError(f"{path}: truncated or corrupt: {e}; export or download it again") from None
         if bad is not None:
             raise ModelFileError(f"{path}: truncated or corrupt: entry {bad} fails its checksum; export or download it again")
-    module = jit_load(path)
+    module = load_module(path)
     required = ["forward", "features"] + (["frontend"] if meta["input"] == "mel" else [])
     for name in required:
         if not has_method(module, name):
             extra = " (mel models must include their front end)" if name == "frontend" else ""
             raise ModelFileError(
-                f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export"
+                f"{path}: missing method {name}(){extra}; TorchScript keeps only forward and methods marked @torch.jit.export, "
+                "a .pt2 file only the programs it was exported with"
             )
     return LoadedModel(path=path, meta=meta, module=module)
 

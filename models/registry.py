@@ -5,7 +5,13 @@ Shipped models live in ``models/pretrained/``. User models live in
 ``GENREDREAM_MODELS`` is set, in the directories it lists (separated by
 ``os.pathsep``, ``:`` on Unix), which then replace ``~/.genredream/models``.
 User directories are searched first, so a user model shadows a shipped
-model of the same name. Files ending in ``.pt`` or ``.ts`` are models.
+model of the same name. Files ending in ``.pt`` or ``.ts`` (TorchScript) or
+``.pt2`` (``torch.export`` programs, :mod:`genredream.models.pt2`) are models.
+
+The shipped models' ``.pt2`` twins are generated from the shipped
+TorchScript files (``make pt2``, :mod:`genredream.models.export`) into
+``models/pretrained/pt2/``, searched after ``models/pretrained``: a name
+means the TorchScript file, ``NAME.pt2`` the exported one.
 
 Reads only metadata (:func:`genredream.models.metadata.read_meta`): listing
 the models loads none of them.
@@ -16,15 +22,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from genredream.models.archive import ModelFileError
+from genredream.models.archive import ModelFileError, file_format, open_archive
 from genredream.models.metadata import read_meta
 
-__all__ = ["PRETRAINED_DIR", "MODEL_SUFFIXES", "user_model_dirs", "model_dirs", "list_models", "resolve_model"]
+__all__ = ["PRETRAINED_DIR", "PRETRAINED_PT2_DIR", "MODEL_SUFFIXES", "user_model_dirs", "model_dirs", "list_models", "resolve_model"]
 
 #: Shipped model files.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
-MODEL_SUFFIXES = (".pt", ".ts")
+#: The shipped models as torch.export programs, generated from PRETRAINED_DIR's (``make pt2``; not in git).
+PRETRAINED_PT2_DIR = PRETRAINED_DIR / "pt2"
+
+MODEL_SUFFIXES = (".pt", ".ts", ".pt2")
 
 
 def user_model_dirs() -> list[Path]:
@@ -36,8 +45,8 @@ def user_model_dirs() -> list[Path]:
 
 
 def model_dirs() -> list[Path]:
-    """Directories searched for models, in priority order: user dirs, then shipped."""
-    return user_model_dirs() + [PRETRAINED_DIR]
+    """Directories searched for models, in priority order: user dirs, then shipped (TorchScript, then .pt2)."""
+    return user_model_dirs() + [PRETRAINED_DIR, PRETRAINED_PT2_DIR]
 
 
 def _model_files(search_dirs) -> list[Path]:
@@ -58,7 +67,8 @@ def list_models(search_dirs=None) -> list[dict]:
     Returns
     -------
     list of dict
-        Keys: ``name``, ``path`` (str), ``labels``, ``input``, ``sample_rate``,
+        Keys: ``name``, ``path`` (str), ``format`` (``"torchscript"`` or
+        ``"pt2"``), ``labels``, ``input``, ``sample_rate``,
         ``window_seconds``, ``size_bytes``, ``provenance``, ``licence``,
         ``version``, ``error`` (None or the ModelFileError message), in search order.
     """
@@ -68,6 +78,7 @@ def list_models(search_dirs=None) -> list[dict]:
         entry = {
             "name": f.stem,
             "path": str(f),
+            "format": None,
             "labels": None,
             "input": None,
             "sample_rate": None,
@@ -80,6 +91,8 @@ def list_models(search_dirs=None) -> list[dict]:
         }
         try:
             meta = read_meta(f)
+            with open_archive(f) as zf:
+                entry["format"] = file_format(zf)
         except ModelFileError as e:
             entry["error"] = str(e)
         else:
@@ -105,9 +118,15 @@ def resolve_model(name_or_path, search_dirs=None) -> Path:
     p = Path(s).expanduser()
     if p.is_file():
         return p
-    if os.sep in s or (os.altsep and os.altsep in s) or p.suffix in MODEL_SUFFIXES:
-        raise ModelFileError(f"{p}: file not found")
     dirs = model_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    if os.sep in s or (os.altsep and os.altsep in s):
+        raise ModelFileError(f"{p}: file not found")
+    if p.suffix in MODEL_SUFFIXES:
+        # A file name: the first model directory holding it (``musicnn-msd.pt2``: the exported twin).
+        for d in dirs:
+            if (Path(d).expanduser() / s).is_file():
+                return Path(d).expanduser() / s
+        raise ModelFileError(f"{p}: file not found (nor in {', '.join(str(d) for d in dirs)})")
     models = list_models(dirs)
     for m in models:
         if m["error"] is None and m["name"] == s:

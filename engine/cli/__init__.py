@@ -61,7 +61,7 @@ COMMANDS = [
     Command("tag", "tag a music library by genre: one row per file (.csv/.jsonl/.parquet), local cores or Ray", "genredream.engine.cli.tag", "models"),
     Command("dream", "deep-dream an audio file offline (gradient ascent on a classifier's activations)", "genredream.engine.cli.dream", "models"),
     Command("models", "list shipped and user models: labels, input, sample rate, provenance", "genredream.engine.cli.models", "models"),
-    Command("validate", "check a model file against the genredream TorchScript contract", "genredream.engine.cli.validate", "models"),
+    Command("validate", "check a model file (TorchScript or .pt2) against the genredream model-file contract", "genredream.engine.cli.validate", "models"),
     Command("train", "train a seed architecture on a folder-per-genre collection", "genredream.engine.cli.train", "models"),
     Command("evaluate", "accuracy of a model on a folder-per-genre collection, with a confusion matrix", "genredream.engine.cli.evaluate", "models"),
     Command("corpus", "render a synthetic genre corpus (procedural MIDI + FluidSynth)", "genredream.engine.cli.corpus", "data"),

@@ -123,11 +123,11 @@ def read_generator_meta(path) -> dict:
 
 def load_generator(path) -> GeneratorFile:
     """Load a generator file (format, metadata, methods; no run: see :func:`validate_generator`)."""
-    from genredream.models.archive import jit_load
+    from genredream.models.archive import load_module
 
     path = Path(path).expanduser()
     meta = read_generator_meta(path)
-    return GeneratorFile(path, meta, jit_load(path))
+    return GeneratorFile(path, meta, load_module(path))
 
 
 def _run_checks(path, module, meta):
@@ -215,7 +215,7 @@ def list_generators(dirs=None) -> dict:
         d = Path(d).expanduser()
         if not d.is_dir():
             continue
-        for f in sorted(d.glob("*.pt")):
+        for f in sorted(d.glob("*.pt")) + sorted(d.glob("*.pt2")):  # TorchScript first: a name means the .pt
             try:
                 genre = read_generator_meta(f)["genre"]
             except ModelFileError:

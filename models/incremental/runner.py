@@ -138,8 +138,15 @@ class FrameBranchRunner:
         with torch.no_grad():
             constants = [list(module.stream_constants(i)) for i in range(len(self.context))]
             mid_constants = [list(module.stream_mid_constants(j)) for j in range(len(self.mid_context))]
+        step = StreamStep(module, self.context, self.mid_context, constants, mid_constants)
+        if not isinstance(module, torch.jit.ScriptModule):
+            # Exported programs (a .pt2 file) or an eager module: the step runs as Python
+            # around them, no TorchScript (models/pt2.py; BENCHMARKS.md compares the two).
+            self.step = step
+            self.reset()
+            return
         try:
-            self.step = torch.jit.script(StreamStep(module, self.context, self.mid_context, constants, mid_constants))
+            self.step = torch.jit.script(step)
         except Exception as e:  # a model whose methods' types the compiled step cannot call
             raise TypeError(f"the model's frame-branch methods cannot be compiled into a step: {str(e).strip().splitlines()[0]}") from None
         self.reset()
