@@ -107,6 +107,7 @@ void EngineLink::start (double sampleRate, int channels, FrameFifo* in, DreamTim
     overflowState = 0;
     streamStart = -1;
     audioFrames = 0;
+    needResume = streamOpen;   // the same engine: go on counting, from our frame 0
     startThread (juce::Thread::Priority::high);
 }
 
@@ -183,25 +184,55 @@ void EngineLink::subscribe()
 
 void EngineLink::beginStream()
 {
-    // A new stream jumps its sequence number far ahead: the engine's jitter
-    // buffer takes a jump of more than 68 packets as a restart, whatever it
-    // saw before from this sender, and counts the new stream's frames from
-    // this packet on.
-    sequence += 1000;
-    streamFrames = 0;
+    // A stream to a new engine (or one that lost us) starts at sequence 0:
+    // the engine counts its frames from there (docs/osc.md, "bi").
+    sequence = 0;
+    engineFrames = 0;
     streamStartMs = nowMs();
-    sendTimesStream.fetch_add (1);
     for (auto& t : sendTimes) t.store (-1.0, std::memory_order_relaxed);
-    subscribe();
+    {
+        const juce::SpinLock::ScopedLockType sl (mapLock);
+        numSegments = 0;
+    }
+    streamOpen = true;
+    resumeStream();
     sendControls (true);
-    streamStart.store (framesPopped, std::memory_order_release);
     const juce::SpinLock::ScopedLockType sl (statsLock);
     stats.streams++;
 }
 
+void EngineLink::resumeStream()
+{
+    // From here, the engine's frame engineFrames is our input frame framesPopped:
+    // frames we could not send (an overflow, a new preparation) are not in the
+    // engine's count, so each such jump starts a new piece of the map.
+    {
+        const juce::SpinLock::ScopedLockType sl (mapLock);
+        if (numSegments == (int) segments.size())
+        {
+            std::move (segments.begin() + 1, segments.end(), segments.begin());
+            --numSegments;
+        }
+        segments[(size_t) numSegments++] = { engineFrames, framesPopped };
+    }
+    needResume = false;
+    subscribe();   // again: the rate may have changed
+    streamStart.store (framesPopped, std::memory_order_release);
+}
+
 void EngineLink::endStream()
 {
+    streamOpen = false;
     streamStart.store (-1, std::memory_order_release);
+}
+
+int64_t EngineLink::toInputFrame (int64_t engineIndex) const
+{
+    const juce::SpinLock::ScopedLockType sl (mapLock);
+    for (int i = numSegments - 1; i >= 0; --i)
+        if (segments[(size_t) i].engineIndex <= engineIndex)
+            return segments[(size_t) i].inputFrame + (engineIndex - segments[(size_t) i].engineIndex);
+    return -1;
 }
 
 void EngineLink::pumpAudio (double now)
@@ -210,26 +241,26 @@ void EngineLink::pumpAudio (double now)
     if (overflowState.load (std::memory_order_acquire) == 1)
     {
         input->discard (input->readyToRead());
-        endStream();
+        streamStart.store (-1, std::memory_order_release);
+        needResume = streamOpen;
+        framesPopped = -1;   // resumes at resyncFrame
         overflowState.store (2, std::memory_order_release);
         return;
     }
-    if (overflowState.load (std::memory_order_acquire) == 2)
+    if (overflowState.load (std::memory_order_acquire) == 2 || framesPopped < 0)
         return;
-    if (framesPopped < 0)
-        framesPopped = 0;
 
-    const bool streaming = streamStart.load (std::memory_order_relaxed) >= 0;
+    const bool sending = streamOpen && ! needResume;
     while (input->readyToRead() >= kPacketFrames)
     {
-        if (! streaming)
+        if (! sending)
         {
             input->discard (kPacketFrames);
             framesPopped += kPacketFrames;
             continue;
         }
         // Pace an offline bounce to what the engine accepts.
-        if ((double) streamFrames / rate * 1000.0 > (now - streamStartMs) * kMaxSendSpeed + 1000.0)
+        if ((double) engineFrames / rate * 1000.0 > (now - streamStartMs) * kMaxSendSpeed + 1000.0)
             break;
         const int ch = numChannels;
         input->pop (packet.data(), kPacketFrames);
@@ -242,10 +273,10 @@ void EngineLink::pumpAudio (double now)
         m.addInt32 ((int) std::lround (rate));
         m.addInt32 (ch);
         m.addBlob (blob);
-        sendTimes[(size_t) ((streamFrames / kPacketFrames) % kSendTimes)].store (nowMs(), std::memory_order_relaxed);
+        sendTimes[(size_t) ((engineFrames / kPacketFrames) % kSendTimes)].store (nowMs(), std::memory_order_relaxed);
         send (m);
-        sequence++;
-        streamFrames += kPacketFrames;
+        sequence = (sequence + 1) & 0x7fffffff;
+        engineFrames += kPacketFrames;
         framesPopped += kPacketFrames;
         const juce::SpinLock::ScopedLockType sl (statsLock);
         stats.packetsSent++;
@@ -273,15 +304,17 @@ void EngineLink::run()
             lastPollMs = now;
         }
         const bool alive = now - lastRunningMs.load() < 2500.0;
-        const bool streaming = streamStart.load() >= 0;
-        if (streaming && (! alive || engineRestarted.exchange (false)))
+        const bool ready = overflowState.load() == 0 && framesPopped >= 0;
+        if (streamOpen && (! alive || engineRestarted.exchange (false)))
             endStream();   // a new stream (sequence 0) starts when it answers again
-        else if (! streaming && alive && overflowState.load() == 0)
+        else if (! streamOpen && alive && ready)
         {
             engineRestarted = false;
             beginStream();
         }
-        else if (streaming)
+        else if (streamOpen && needResume && ready)
+            resumeStream();
+        else if (streamOpen)
         {
             const double lease = leaseS.load();
             const double renewMs = lease > 0.0 ? juce::jlimit (1000.0, 5000.0, lease * 1000.0 / 3.0) : 5000.0;
@@ -291,10 +324,7 @@ void EngineLink::run()
                 sendControls (false);
         }
 
-        if (overflowState.load() == 2)
-            framesPopped = -1;   // resumes at resyncFrame
-        else
-            pumpAudio (now);
+        pumpAudio (now);
 
         if (onTick)
             onTick();
@@ -343,8 +373,7 @@ void EngineLink::handleDream (const juce::OSCMessage& m)
     // seq rate channels hi lo blob
     if (m.size() < 6 || ! m[1].isInt32() || ! m[2].isInt32() || ! m[3].isInt32() || ! m[4].isInt32() || ! m[5].isBlob() || output == nullptr)
         return;
-    const int64_t base = streamStart.load (std::memory_order_acquire);
-    if (base < 0)
+    if (! streamOpen.load())
         return;
     if (std::abs (m[1].getInt32() - rate) > 0.5)
     {
@@ -354,6 +383,9 @@ void EngineLink::handleDream (const juce::OSCMessage& m)
     }
     const int ch = juce::jmax (1, m[2].getInt32());
     const int64_t index = (int64_t) m[3].getInt32() * 16777216 + m[4].getInt32();
+    const int64_t first = toInputFrame (index);
+    if (first < 0)
+        return;
     const auto& data = m[5].getBlob();
     const int frames = (int) (data.getSize() / (4 * (size_t) ch));
     const auto* bytes = static_cast<const uint8_t*> (data.getData());
@@ -362,7 +394,7 @@ void EngineLink::handleDream (const juce::OSCMessage& m)
     {
         for (int c = 0; c < juce::jmin (ch, 8); ++c)
             frame[c] = getBigEndian (bytes + 4 * ((size_t) k * ch + c));
-        output->write (base + index + k, frame, juce::jmin (ch, 8));
+        output->write (first + k, frame, juce::jmin (ch, 8));
     }
     dreamWrites.fetch_add (1, std::memory_order_release);
 
@@ -370,7 +402,7 @@ void EngineLink::handleDream (const juce::OSCMessage& m)
     // it came: the frame plays when the audio thread is latency frames past it.
     const double now = nowMs();
     const double sentAt = sendTimes[(size_t) ((index / kPacketFrames) % kSendTimes)].load (std::memory_order_relaxed);
-    const double slackMs = (double) (base + index + latencyFrames.load() - audioFrames.load()) / rate * 1000.0;
+    const double slackMs = (double) (first + latencyFrames.load() - audioFrames.load()) / rate * 1000.0;
     const juce::SpinLock::ScopedLockType sl (statsLock);
     stats.dreamPackets++;
     if (sentAt > 0.0 && index % kPacketFrames == 0)

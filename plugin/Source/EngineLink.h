@@ -105,7 +105,9 @@ private:
     void subscribe();
     void sendControls (bool all);
     void beginStream();
+    void resumeStream();
     void endStream();
+    int64_t toInputFrame (int64_t engineIndex) const;
     void pumpAudio (double nowMs);
     void writeStatusFile (double nowMs);
 
@@ -124,10 +126,18 @@ private:
     DreamTimeline* output = nullptr;
 
     // Sender-thread state.
-    int64_t framesPopped = 0;      // absolute input frame of the next frame in the FIFO
-    int64_t streamFrames = 0;      // frames sent in the current stream
+    int64_t framesPopped = 0;      // absolute input frame of the next frame in the FIFO (-1: awaiting resync)
+    int64_t engineFrames = 0;      // frames sent in the current stream: the engine's count
     double streamStartMs = 0.0;
     int32_t sequence = 0;
+    std::atomic<bool> streamOpen { false };   // streaming to this engine (its count is ours)
+    bool needResume = false;                  // frames were skipped: map the next ones afresh
+
+    // The engine's frame index -> our input frame, piecewise (sender writes, receiver reads).
+    struct IndexSegment { int64_t engineIndex, inputFrame; };
+    mutable juce::SpinLock mapLock;
+    std::array<IndexSegment, 8> segments {};
+    int numSegments = 0;
     double lastPollMs = 0.0, lastSubscribeMs = 0.0;
     std::vector<float> packet;
     juce::MemoryBlock blob;
@@ -146,7 +156,6 @@ private:
     // Round trip: send time of each packet of the stream, by packet number.
     static constexpr int kSendTimes = 4096;
     std::array<std::atomic<double>, kSendTimes> sendTimes {};
-    std::atomic<int64_t> sendTimesStream { 0 };
 
     // Controls.
     std::atomic<float> depth { -1.0f }, mix { -1.0f };
