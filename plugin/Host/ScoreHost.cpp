@@ -80,7 +80,9 @@ int main (int argc, char* argv[])
     plugin->prepareToPlay (rate, block);
 
     auto& params = plugin->getParameters();
-    std::vector<float> last ((size_t) params.size(), -1.0f);
+    std::vector<float> last;   // only moves are printed, not the values at load
+    for (auto* p : params)
+        last.push_back (p->getValue());
     emit ("{\"event\":\"loaded\",\"latency\":" + juce::String (plugin->getLatencySamples()) + ",\"parameters\":" + juce::String (params.size()) + "}");
 
     juce::AudioBuffer<float> out (2, total);

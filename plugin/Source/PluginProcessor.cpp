@@ -40,11 +40,10 @@ GenredreamProcessor::GenredreamProcessor()
     for (auto* id : { "depth", "mix", "target" })
         params.addParameterListener (id, this);
 
-    link.onScore = [this] (int k, float v)
-    {
-        if (std::abs (scoreParams[k]->getValue() - v) > 1.0e-6f)
-            scoreParams[k]->setValueNotifyingHost (v);
-    };
+    // Scores become parameter values on the message thread: that is where a
+    // plugin's own edits reach the host as edits (VST3 performEdit), which hosts
+    // record as automation and show as the parameter's value.
+    link.onScore = [this] (int, float) { triggerAsyncUpdate(); };
     link.onStatusLine = [this] { return statusLine(); };
     link.onTick = [this] { updateLatency(); };
 }
@@ -52,6 +51,7 @@ GenredreamProcessor::GenredreamProcessor()
 GenredreamProcessor::~GenredreamProcessor()
 {
     link.shutdown();
+    cancelPendingUpdate();
     link.onStatusLine = nullptr;
     link.onTick = nullptr;
     link.onScore = nullptr;
@@ -141,6 +141,21 @@ void GenredreamProcessor::parameterChanged (const juce::String& id, float value)
     {
         const int i = juce::roundToInt (value);
         link.setTarget (i <= 0 || i > kNumTargets ? juce::String() : juce::String (kTargetLabels[i - 1]));
+    }
+}
+
+void GenredreamProcessor::handleAsyncUpdate()
+{
+    for (int k = 0; k < kNumScores; ++k)
+    {
+        const float v = link.scores[(size_t) k].load (std::memory_order_relaxed);
+        auto* p = scoreParams[k];
+        if (std::abs (p->getValue() - v) > 1.0e-7f)
+        {
+            p->beginChangeGesture();
+            p->setValueNotifyingHost (v);
+            p->endChangeGesture();
+        }
     }
 }
 

@@ -25,7 +25,8 @@ constexpr int kFadeFrames = 256;
 constexpr int kFirstScoreCC = 20;
 
 class GenredreamProcessor : public juce::AudioProcessor,
-                            private juce::AudioProcessorValueTreeState::Listener
+                            private juce::AudioProcessorValueTreeState::Listener,
+                            private juce::AsyncUpdater
 {
 public:
     GenredreamProcessor();
@@ -67,6 +68,7 @@ public:
 
 private:
     void parameterChanged (const juce::String& id, float value) override;
+    void handleAsyncUpdate() override;
     void updateLatency();
     void waitForDream (int64_t lastFrame);
 
