@@ -236,6 +236,7 @@ class AudioIn:
             if self._src is not None:
                 self._apply(self.jitter.flush())
                 self._end_stream()
+                self._stream_frames = None  # a new sender's count is its own
                 self.jitter.reset()
                 self.counters["audio_sources"] += 1
             self._src = addr
@@ -267,8 +268,9 @@ class AudioIn:
                 self._feed(rate, ch, np.zeros(frames * ch * x, np.float32), addr)
                 self._stream_frames += frames * x
                 self.counters["gap_samples"] += frames * x
-            else:  # restart
+            else:  # restart: the new stream's count starts at its own sequence numbers
                 self._end_stream()
+                self._stream_frames = None
 
     def _feed(self, rate, ch, samples, addr):
         from genredream.engine.channels import FrameResampler
