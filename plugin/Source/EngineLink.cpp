@@ -405,10 +405,8 @@ void EngineLink::handleDream (const juce::OSCMessage& m)
     const double slackMs = (double) (first + latencyFrames.load() - audioFrames.load()) / rate * 1000.0;
     const juce::SpinLock::ScopedLockType sl (statsLock);
     stats.dreamPackets++;
-    if (sentAt > 0.0 && index % kPacketFrames == 0)
-    {
+    if (sentAt > 0.0)
         roundTrips[roundTripNext++ % roundTrips.size()] = now - sentAt;
-    }
     minSlackWindowMs = juce::jmin (minSlackWindowMs, slackMs);
 }
 
