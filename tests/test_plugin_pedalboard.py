@@ -119,3 +119,14 @@ def test_with_the_engine_dreaming_the_aligned_output_is_the_dream_3_to_20_db_fro
     print(f"dream vs dry, gain-aligned: {db:.1f} dB (misaligned by 50 ms: {off:.1f} dB)")
     assert st["dream_frames"] > 0.5 * x.shape[1], st
     assert -20.0 <= db <= -3.0
+
+
+def test_the_engine_address_is_saved_with_the_project(tmp_path):
+    """The engine's address is plugin state: a project reopened (state restored) talks to the same engine."""
+    saved_port, other_port = free_udp_port(), free_udp_port()
+    first, _, _ = load(saved_port, tmp_path / "first.json")
+    state = first.raw_state
+    second, _, _ = load(other_port, tmp_path / "second.json")
+    wait_status(tmp_path / "second.json", lambda s: s["engine"] == f"127.0.0.1:{other_port}", what="its default engine")
+    second.raw_state = state
+    wait_status(tmp_path / "second.json", lambda s: s["engine"] == f"127.0.0.1:{saved_port}", what="the saved engine")
