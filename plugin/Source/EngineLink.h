@@ -19,7 +19,6 @@
 namespace genredream {
 
 constexpr int kNumScores = (int) (sizeof (kScoreLabels) / sizeof (kScoreLabels[0]));
-constexpr int kNumTargets = (int) (sizeof (kTargetLabels) / sizeof (kTargetLabels[0]));
 // Frames per /audio/in packet: fixed, so a packet the engine loses is
 // zero-filled with the same length and the indices stay exact.
 constexpr int kPacketFrames = 512;

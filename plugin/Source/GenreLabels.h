@@ -5,41 +5,8 @@ namespace genredream {
 
 inline constexpr const char* kDefaultModel = "musicnn-msd";
 
-// The `target` choices after "none": the default model's genre labels.
-inline constexpr const char* kTargetLabels[] = {
-    "rock",
-    "pop",
-    "alternative",
-    "indie",
-    "electronic",
-    "dance",
-    "alternative rock",
-    "jazz",
-    "metal",
-    "chillout",
-    "classic rock",
-    "soul",
-    "indie rock",
-    "electronica",
-    "folk",
-    "punk",
-    "blues",
-    "hard rock",
-    "ambient",
-    "experimental",
-    "Hip-Hop",
-    "country",
-    "easy listening",
-    "funk",
-    "electro",
-    "heavy metal",
-    "Progressive rock",
-    "rnb",
-    "indie pop",
-    "House",
-};
-
-// One `score <genre>` parameter each: every shipped model's genre labels.
+// One `score <genre>` parameter each: every shipped model's genre labels,
+// the default model's first; those first kNumTargets are the `target` choices.
 inline constexpr const char* kScoreLabels[] = {
     "rock",
     "pop",
@@ -83,5 +50,7 @@ inline constexpr const char* kScoreLabels[] = {
     "new age",
     "choral",
 };
+
+inline constexpr int kNumTargets = 30;
 
 } // namespace genredream

@@ -14,8 +14,8 @@ juce::AudioProcessorValueTreeState::ParameterLayout makeLayout()
     layout.add (std::make_unique<juce::AudioParameterFloat> (juce::ParameterID { "mix", 1 }, "mix",
                                                              juce::NormalisableRange<float> (0.0f, 1.0f), 1.0f));
     juce::StringArray targets { "none" };
-    for (auto* label : kTargetLabels)
-        targets.add (label);
+    for (int i = 0; i < kNumTargets; ++i)
+        targets.add (kScoreLabels[i]);
     layout.add (std::make_unique<juce::AudioParameterChoice> (juce::ParameterID { "target", 1 }, "target", targets, 0));
     for (int k = 0; k < kNumScores; ++k)
         layout.add (std::make_unique<juce::AudioParameterFloat> (juce::ParameterID { "score_" + juce::String (k), 1 },
@@ -140,7 +140,7 @@ void GenredreamProcessor::parameterChanged (const juce::String& id, float value)
     else if (id == "target")
     {
         const int i = juce::roundToInt (value);
-        link.setTarget (i <= 0 || i > kNumTargets ? juce::String() : juce::String (kTargetLabels[i - 1]));
+        link.setTarget (i <= 0 || i > kNumTargets ? juce::String() : juce::String (kScoreLabels[i - 1]));
     }
 }
 
