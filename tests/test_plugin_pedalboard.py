@@ -38,12 +38,14 @@ PRIME = (512, 1024)
 MIX = 0.4
 
 
-def load(engine_port, status):
-    """The VST3 in pedalboard, primed: (plugin, the frames fed so far, their output)."""
+def load(engine_port, status, **params):
+    """The VST3 in pedalboard with `params` set, primed: (plugin, the frames fed so far, their output)."""
     import pedalboard
 
     with plugin_env(engine_port, status):
         plugin = pedalboard.load_plugin(str(require_bundle(VST3)))
+    for name, value in params.items():
+        setattr(plugin, name, value)
     fed = np.zeros((2, sum(PRIME)), np.float32)
     out = [plugin.process(fed[:, :n], RATE, buffer_size=n, reset=False) for n in PRIME]
     return plugin, fed, out
@@ -130,3 +132,14 @@ def test_the_engine_address_is_saved_with_the_project(tmp_path):
     wait_status(tmp_path / "second.json", lambda s: s["engine"] == f"127.0.0.1:{other_port}", what="its default engine")
     second.raw_state = state
     wait_status(tmp_path / "second.json", lambda s: s["engine"] == f"127.0.0.1:{saved_port}", what="the saved engine")
+
+
+def test_with_the_dream_off_it_reports_no_latency_and_passes_the_input_through(rec, tmp_path):
+    with engine(tmp_path) as e:
+        plugin, fed, out = load(e.port, tmp_path / "status.json", dream=False)
+        wait_status(tmp_path / "status.json", lambda s: s["streaming"], what="a stream to the engine")
+        x = rec[:, : 3 * RATE]
+        out = play(plugin, x, paced=True, out=out)
+    fed = np.concatenate([fed, x], axis=1)
+    assert plugin.reported_latency_samples == 0
+    assert np.array_equal(out, fed)
