@@ -142,4 +142,8 @@ def test_with_the_dream_off_it_reports_no_latency_and_passes_the_input_through(r
         out = play(plugin, x, paced=True, out=out)
     fed = np.concatenate([fed, x], axis=1)
     assert plugin.reported_latency_samples == 0
-    assert np.array_equal(out, fed)
+    # pedalboard may drop its first call's output: it first prepared the plugin
+    # while still holding the latency the plugin had at load (dream on).
+    dropped = fed.shape[1] - out.shape[1]
+    assert dropped in (0, PRIME[0]), dropped
+    assert np.array_equal(out, fed[:, dropped:])
