@@ -18,6 +18,8 @@
 
 namespace genredream {
 
+inline double linkNowMs() { return juce::Time::getMillisecondCounterHiRes(); }
+
 constexpr int kNumScores = (int) (sizeof (kScoreLabels) / sizeof (kScoreLabels[0]));
 // Frames per /audio/in packet: fixed, so a packet the engine loses is
 // zero-filled with the same length and the indices stay exact.
