@@ -6,7 +6,8 @@
   (its socket, receive threads and dispatch), which owns one collaborator per job:
   :mod:`~genredream.bridge.audio_in` (audio in), :mod:`~genredream.bridge.audio_out`
   (dreamed audio out), :mod:`~genredream.bridge.handlers` (control messages),
-  :mod:`~genredream.bridge.replies` (subscribers, acks, errors, scores) and
+  :mod:`~genredream.bridge.replies` (acks, errors, scores; the leased subscribers of
+  :mod:`~genredream.bridge.subscribers`) and
   :mod:`~genredream.bridge.status` (``/genredream/status``);
 * :mod:`genredream.bridge.early`: the port bound before the models load;
 

@@ -45,8 +45,10 @@ class OscClient:
     def send_raw(self, dgram):
         self.sock.sendto(dgram, self.server)
 
-    def subscribe(self, audio="none", port=None):
-        self.send(A.SUBSCRIBE, "127.0.0.1", port or self.port, audio)
+    def subscribe(self, audio="none", port=None, rate=None, frames=None):
+        """Subscribe (or renew) ``port`` (default: this client's); ``rate`` and ``frames`` as docs/osc.md says."""
+        extra = () if rate is None and frames is None else (int(rate or 0),) + (() if frames is None else (int(frames),))
+        self.send(A.SUBSCRIBE, "127.0.0.1", port or self.port, audio, *extra)
 
     @staticmethod
     def audio_packet(seq, block, rate):

@@ -13,7 +13,7 @@ import queue
 
 from genredream.bridge import protocol as P
 from genredream.bridge.protocol import A, ProtocolError, as_float, as_int
-from genredream.bridge.replies import AUDIO_FORMATS, MAX_SUBSCRIBERS, Subscriber, ipv4
+from genredream.bridge.replies import AUDIO_FORMATS, Subscriber, ipv4
 
 __all__ = ["ControlHandlers", "DREAM_PARAMS", "dream_enabled"]
 
@@ -76,42 +76,62 @@ class ControlHandlers:
     # -- subscribers --------------------------------------------------------------------
 
     def on_subscribe(self, address, tags, args, addr):
+        try:
+            self._subscribe(address, tags, args, addr)
+        except ProtocolError as e:
+            # The refused asker hears why even when it is not (yet) a subscriber.
+            if all(s.addr != addr for s in self.replies.subs):
+                self.replies.send(P.encode(A.ERROR, e.code, P.clip(e.message)), addr)
+            raise
+
+    def _subscribe(self, address, tags, args, addr):
         r = self.replies
-        if len(args) not in (2, 3) or tags[0] != "s":
-            raise ProtocolError("bad_args", f"{address} takes host port [audio: none|b|f]")
+        if not (2 <= len(args) <= 5) or tags[0] != "s":
+            raise ProtocolError("bad_args", f"{address} takes host port [audio: none|b|f|fn|bi] [rate] [frames]")
         host = ipv4(args[0] or addr[0])
         port = as_int(args[1], "port")
         if not (1 <= port <= 65535):
             raise ProtocolError("bad_args", f"port must be 1..65535, got {port}")
         audio = AUDIO_FORMATS.get(str(args[2]) if len(args) > 2 else "none")
         if audio is None:
-            raise ProtocolError("bad_args", f"audio must be none, b or f, got {args[2]!r}")
+            raise ProtocolError("bad_args", f"audio must be none, b, f, fn or bi, got {args[2]!r}")
+        rate = as_int(args[3], "rate") if len(args) > 3 else 0
+        if rate and not (P.MIN_RATE <= rate <= P.MAX_RATE):
+            raise ProtocolError("bad_args", f"rate must be 0 (automatic) or {P.MIN_RATE}..{P.MAX_RATE} Hz, got {rate}")
+        frames = as_int(args[4], "frames") if len(args) > 4 else self.bridge.out_block
+        if not (1 <= frames <= P.MAX_FRAMES):
+            raise ProtocolError("bad_args", f"frames must be 1..{P.MAX_FRAMES}, got {frames}")
         allow = self.bridge.allow
         if host != addr[0] and not host.startswith("127.") and not (allow and host in allow):
             raise ProtocolError("denied", f"a sender may subscribe itself, loopback or an allowed host, not {host}")
-        subs = tuple(s for s in r.subs if s.addr != (host, port))
-        if len(subs) >= MAX_SUBSCRIBERS:
-            raise ProtocolError("full", f"{MAX_SUBSCRIBERS} subscribers at most")
+        sub = Subscriber(host, port, audio, rate, frames, origin=tuple(addr[:2]))
+        try:
+            old, evicted = r.table.subscribe(sub)
+        except OverflowError as e:
+            raise ProtocolError("full", str(e)) from None
+        if evicted is not None:
+            r.send(P.encode(A.ERROR, "evicted", f"the subscriber table is full; {evicted.host}:{evicted.port}, "
+                                                "the longest without renewal, gave way (subscribe again to come back)"),
+                   evicted.addr)
+        sub = next(s for s in r.subs if s.addr == sub.addr)
+        lease = 0.0 if sub.permanent else r.table.lease  # the lease it holds from now (0: never expires)
+        ack = (address, host, port, audio, self.bridge.outlet.rate_of(sub), frames, float(lease))
         # One subscription per host:port, and the newest wins: say so when it changes what is sent.
-        old = next((s.audio for s in r.subs if s.addr == (host, port)), None)
-        r.subs = subs + (Subscriber(host, port, audio),)
-        if old is not None and old != audio:
+        if old is not None and not old.same_request(sub):
             self.bridge.counters["subscriptions_replaced"] += 1
-            r.ack(address, host, port, audio,
-                  f"warning: replaces this host:port's subscription with audio {old}; audio out is now {audio}")
+            r.ack(*ack, f"warning: replaces this host:port's subscription (audio {old.audio}, rate {old.rate}, "
+                        f"frames {old.frames}); audio out is now {audio}")
         else:
-            r.ack(address, host, port, audio)
+            r.ack(*ack)
 
     def on_unsubscribe(self, address, tags, args, addr):
         r = self.replies
         if len(args) != 2 or tags[0] != "s":
             raise ProtocolError("bad_args", f"{address} takes host port")
         host, port = ipv4(args[0] or addr[0]), as_int(args[1], "port")
-        gone = [s for s in r.subs if s.addr == (host, port)]
-        if not gone:
+        before = r.table.remove((host, port))
+        if not before:
             raise ProtocolError("not_found", f"{host}:{port} is not subscribed")
-        before = r.subs
-        r.subs = tuple(s for s in before if s.addr != (host, port))
         r.send_all(P.encode(A.ACK, address, host, port), before)  # the leaving subscriber hears it too
 
     # -- models ---------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class A:
     AUDIO_IN_F = PREFIX + "/audio/in/f"  # ,i|f f*  seq samples...
     AUDIO_IN_FORMAT = PREFIX + "/audio/in/format"  # rate channels, for the /f stream
     # in: control
-    SUBSCRIBE = PREFIX + "/subscribe"  # host port [audio: none|b|f]
+    SUBSCRIBE = PREFIX + "/subscribe"  # host port [audio: none|b|f|fn|bi] [rate] [frames]
     UNSUBSCRIBE = PREFIX + "/unsubscribe"  # host port
     MODEL_LOAD = PREFIX + "/model/load"  # name_or_path [as_name]
     MODEL_UNLOAD = PREFIX + "/model/unload"  # name
@@ -113,6 +113,7 @@ class A:
     AUDIO_OUT = PREFIX + "/audio/out"  # ,iiib seq rate channels blob
     AUDIO_OUT_F = PREFIX + "/audio/out/f"  # ,i f*  seq samples... (mono: the channels' mean)
     AUDIO_OUT_FN = PREFIX + "/audio/out/fn"  # ,ii f*  seq channels interleaved samples...
+    AUDIO_OUT_BI = PREFIX + "/audio/out/bi"  # ,iiiiib seq rate channels hi lo blob: index of its first frame on the subscriber's stream
     PONG = PREFIX + "/pong"
 
 

@@ -45,9 +45,11 @@ rejected`` at every quiet moment. Errors are answered with
 ``error_rate`` per second (the rest are counted as ``errors_suppressed``: a
 flood of garbage must not become a flood of replies).
 
-Subscribers are ``host port`` pairs. A subscriber host must be the sender's
-own address, loopback, or a host in ``allow``: the server does not send its
-replies to third parties on a stranger's request.
+Subscribers are ``host port`` pairs, leased (:mod:`genredream.bridge.subscribers`:
+``lease`` seconds from the last ``/genredream/subscribe``; dropped when sends
+to them fail; the stalest gives way when the table is full). A subscriber
+host must be the sender's own address, loopback, or a host in ``allow``: the
+server does not send its replies to third parties on a stranger's request.
 """
 
 from __future__ import annotations
@@ -124,12 +126,15 @@ class OscBridge:
         Python's GIL switch interval while the bridge runs (seconds; the
         smaller of this and the current one): how long a busy worker may
         keep the receive thread waiting.
+    lease : float
+        Seconds a subscription lasts without renewal (0: forever);
+        the ``reply`` subscribers never expire.
     """
 
     def __init__(self, engine, host="127.0.0.1", port=P.DEFAULT_PORT, allow=None, reply=(), audio_in=True,
                  jitter_depth=4, jitter_wait=0.03, error_rate=50.0, out_block=512, rcvbuf=1 << 20, source_idle=1.0,
                  audio_queue=AUDIO_QUEUE, switch_interval=0.0005, audio_speed=AUDIO_SPEED,
-                 control_port=None, sock=None):
+                 control_port=None, sock=None, lease=60.0):
         if not (0 <= int(port) <= 65535):
             raise ValueError(f"port must be 0..65535, got {port}")
         if not (1 <= out_block <= P.MAX_FRAMES):
@@ -170,7 +175,7 @@ class OscBridge:
         self._running = False
         self._threads = []
         # The collaborators, one per job (each module's docstring says what it owns).
-        self.replies = Replies(self._sock, reply, error_rate)
+        self.replies = Replies(self._sock, reply, error_rate, lease=lease, out_block=self.out_block)
         self.inlet = AudioIn(self, jitter_depth, jitter_wait, source_idle, audio_queue, audio_speed)
         self.outlet = AudioOut(self, out_block)
         self.control = ControlHandlers(self)
@@ -243,6 +248,7 @@ class OscBridge:
                 lst.remove(fn)
             except ValueError:
                 pass
+        self.replies.close()
         self._sock.close()
         if self._csock is not None:
             self._csock.close()
@@ -272,7 +278,8 @@ class OscBridge:
             except OSError:
                 if not self._running:
                     break
-                self.counters["recv_errors"] += 1  # e.g. ICMP port unreachable reported on Windows
+                self.counters["recv_errors"] += 1  # an ICMP error for an earlier send, reported here
+                self.replies.reap()  # whose address it was: that subscriber is dropped
                 continue
             handle(data, addr)
 

@@ -43,18 +43,19 @@ def port_problem(host, port):
 class _Endpoint:
     """Where the bridge listens and whom it answers (the ``--osc-*`` options)."""
 
-    def __init__(self, host="127.0.0.1", port=None, allow=None, reply=(), control_port=None):
+    def __init__(self, host="127.0.0.1", port=None, allow=None, reply=(), control_port=None, lease=60.0):
         from genredream.bridge.protocol import DEFAULT_PORT
 
         self.host, self.port = host, DEFAULT_PORT if port is None else port
         self.allow, self.reply, self.control_port = allow, tuple(reply or ()), control_port
+        self.lease = lease
         self.bridge = None
 
     def _bridge(self, engine, audio_in, sock=None):
         from genredream.bridge import OscBridge
 
         return OscBridge(engine, host=self.host, port=self.port, allow=self.allow, reply=self.reply,
-                         audio_in=audio_in, control_port=self.control_port, sock=sock)
+                         audio_in=audio_in, control_port=self.control_port, sock=sock, lease=self.lease)
 
     def summary_lines(self):
         if self.bridge is None:

@@ -56,6 +56,15 @@ def bridge_status(bridge):
         "dream_rtf_p50": osc_num(dream.get("rtf_p50")),
         "dream_depth": osc_num((dream.get("params") or {}).get("depth")),  # -1: no depth set (steps and mix as given)
         "subscribers": len(bridge.replies.subs),
+        "lease_s": float(bridge.replies.table.lease),
+        # host:port:age_s, age = seconds since the last renewal, comma-separated
+        "subscriber_ages": bridge.replies.table.ages(),
+        # leases that gave way to a newcomer on a full table, ran out, or whose sends failed
+        "subscriptions_evicted": bridge.replies.table.counters["evicted"],
+        "subscriptions_expired": bridge.replies.table.counters["expired"],
+        "subscriptions_dropped": bridge.replies.table.counters["dropped"],
+        # the dream's latency: play dreamed sample j at input sample j + this (-1: not dreaming)
+        "dream_latency_ms": _dream_latency_ms(engine),
         "packets_out": oc.get("packets_out", 0),
         "audio_out_packets": oc.get("audio_out_packets", 0),
         "errors_suppressed": oc.get("errors_suppressed", 0),
@@ -70,6 +79,14 @@ def bridge_status(bridge):
                                  if st not in ("running", "idle") and not (st == "stopped" and not bridge._running)),
         **{"worker_" + n: st for n, st in sup.status().items()},
     }
+
+
+def _dream_latency_ms(engine):
+    t = getattr(engine, "transform", None)
+    n = getattr(t, "latency_samples", None)
+    if t is None or n is None:
+        return -1.0
+    return 1000.0 * float(n) / float(engine.sample_rate)
 
 
 def _audio_rt(r):

@@ -102,6 +102,37 @@
    },
    {
     "box": {
+     "id": "renew",
+     "maxclass": "newobj",
+     "text": "metro 20000",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      "bang"
+     ],
+     "patching_rect": [
+      100.0,
+      80.0,
+      90.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "c-renew",
+     "maxclass": "comment",
+     "text": "renews the subscription every 20 s: it is a lease (the engine's --osc-lease, 60 s by default)",
+     "patching_rect": [
+      200.0,
+      80.0,
+      520.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
      "id": "m-sub",
      "maxclass": "message",
      "numinlets": 2,
@@ -540,7 +571,7 @@
       0
      ],
      "destination": [
-      "m-sub",
+      "renew",
       0
      ]
     }
@@ -769,6 +800,18 @@
      ],
      "destination": [
       "print",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "renew",
+      0
+     ],
+     "destination": [
+      "m-sub",
       0
      ]
     }

@@ -37,6 +37,12 @@ def evaluate(model_path, data, plot=None, progress=False):
     spec = InputSpec(m.meta)
     coll = scan(data)
     unknown = [g for g in coll.genres if g not in labels]
+    if len(unknown) == len(coll.genres):  # nothing to score: say so before decoding a single file
+        from genredream.models.data import CollectionError
+
+        shown = ", ".join(labels[:20]) + (f" ... ({len(labels)} in all)" if len(labels) > 20 else "")
+        raise CollectionError(f"{data}: no folder is named after a label of {m.meta['name']} (folders: {', '.join(coll.genres)}; "
+                              f"its labels: {shown}). Name each folder after the label its songs should get.")
     songs = [s for s in coll.songs if s.genre in labels]
     rep = decode_songs(songs, labels, spec.sample_rate, spec.window_samples)
     y_win, p_win, y_song, p_song = [], [], [], []
@@ -50,6 +56,11 @@ def evaluate(model_path, data, plot=None, progress=False):
             p_win += probs.argmax(1).tolist()
             y_song.append(d.label)
             p_song.append(int(probs.mean(0).argmax()))
+    if not y_win:
+        from genredream.models.data import CollectionError
+
+        raise CollectionError(f"{data}: none of its {len(songs)} songs in the model's genres could be decoded"
+                              + (f" (skipped: {len(rep.skipped)})" if rep.skipped else ""))
     n = len(labels)
     cm = confusion(y_win, p_win, n)
     out = {

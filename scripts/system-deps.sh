@@ -5,6 +5,9 @@
 # missing component skip locally, and fail in CI: see tests/conftest.py).
 set -u
 PKGS="libportaudio2 libsndfile1 jackd2 puredata-core liblo-tools fluidsynth fluid-soundfont-gm"
+# The DAW plugin (plugin/): JUCE 7 and its build needs, the LV2 SDK, and the
+# hosts its tests run it in (jalv under JACK; lilv-utils for lv2ls).
+PKGS="$PKGS cmake g++ pkg-config juce-modules-source juce-tools lv2-dev libasound2-dev libfreetype-dev libcurl4-gnutls-dev libjack-jackd2-dev jalv lilv-utils"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

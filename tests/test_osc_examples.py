@@ -84,33 +84,38 @@ class _Tap:
         return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
 
 
-def _run_pd_example(tmp_path, dream, seconds):
-    """Run the example headless against an in-process engine; returns (received, dreamed, pd output, bridge, results)."""
+def _run_pd_example(tmp_path, dream, seconds, rate=SR, y=None, engine=None, lease=60.0):
+    """Run the example headless against an in-process engine; returns (received, dreamed, pd output, bridge, results).
+
+    By default the engine runs musicnn-msd (and dreams with it) at Pd's rate ``rate``, and the
+    file is 4 s of a tone and noise; ``engine`` (a started-later Engine) and ``y`` replace them."""
     pd = require_program("pd", "puredata-core")
     from genredream.bridge.server import OscBridge
     from genredream.engine.dream import Dreamer
     from genredream.engine.runtime import Engine
 
-    rng = np.random.default_rng(7)
-    t = np.arange(int(4.0 * SR)) / SR
-    y = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-    y[0] = 0.5  # the first sample marks where the file starts in the stream
+    if y is None:
+        rng = np.random.default_rng(7)
+        t = np.arange(int(4.0 * rate)) / rate
+        y = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+        y[0] = 0.5  # the first sample marks where the file starts in the stream
     wav = tmp_path / "known.wav"
-    sf.write(wav, y, SR, subtype="FLOAT")
+    sf.write(wav, y, rate, subtype="FLOAT")
     dump = tmp_path / "ring.wav"
 
-    engine = Engine(SR, torch_threads=1)
-    engine.load_model("musicnn-msd")
-    if dream:
-        engine.set_transform(Dreamer(engine.models["musicnn-msd"].loaded, layer="all", steps=1, step_size=0.003, mix=1.0))
+    if engine is None:
+        engine = Engine(SR, torch_threads=1)
+        engine.load_model("musicnn-msd")
+        if dream:
+            engine.set_transform(Dreamer(engine.models["musicnn-msd"].loaded, layer="all", steps=1, step_size=0.003, mix=1.0))
     results = []
     engine.sinks.append(results.append)
-    bridge = OscBridge(engine, port=0).start()
+    bridge = OscBridge(engine, port=0, lease=lease).start()
     engine.start()
     tap_in, tap_out = _Tap(engine.ring), _Tap(engine.output)
     reply = _free_udp_port()
     proc = subprocess.Popen(
-        [pd, "-nogui", "-nosound", "-nrt", "-r", str(SR), "-stderr",
+        [pd, "-nogui", "-nosound", "-nrt", "-r", str(rate), "-stderr",
          "-open", str(EXAMPLES / "genredream.pd"), "-open", str(PEERS / "example_driver.pd"),
          "-send", f"gd-ports {bridge.port} {reply}",
          "-send", f"drv-go {int(dream)} {seconds} {wav} {dump}"],
@@ -203,6 +208,34 @@ def test_pd_example_plays_dreamed_audio_from_a_ring_without_stale_samples(pd_run
     assert all(g > 0 for g in gaps) and len(segs) <= 4, (segs, gaps)
     assert segs[0][1] - segs[0][0] > RING // 2, segs  # mostly one run
     assert np.any(newest), "the ring holds only silence"
+
+
+def test_pd_example_at_44k1_plays_its_dream_at_44k1_and_renews_its_lease(tmp_path):
+    """Pd at 44.1 kHz (its default) against a 48 kHz engine whose dreamer is dry (mix 0): the ring the
+    patch plays from holds the file at 44.1 kHz. The engine's lease (21 s) is shorter than the run
+    (24 s): the patch's 20 s renewal keeps it subscribed, so the newest dream is from after 21 s."""
+    from genredream.engine.dream import Dreamer
+    from genredream.engine.runtime import Engine
+    from tests.conftest import make_model_file
+
+    rate, seconds, lease = 44100, 24, 21.0
+    t = np.arange(int((seconds + 1) * rate)) / rate
+    y = (0.3 * np.sin(2 * np.pi * (100 * t + 60 * t * t))).astype(np.float32)  # a slow sweep: one lag matches
+    engine = Engine(SR, torch_threads=1)
+    engine.set_transform(Dreamer(make_model_file("geng", tmp_path, ["a", "b", "c"]), steps=1, mix=0.0))
+    y, received, dreamed, out, bridge, _, dump = _run_pd_example(tmp_path, True, seconds, rate=rate, y=y, engine=engine, lease=lease)
+    st = bridge.status()
+    assert "error" not in out.lower(), out
+    assert st["rejected"] == 0 and st["subscribers"] == 1 and st["subscriptions_expired"] == 0, st
+    ring, sr = sf.read(dump, dtype="float32")
+    assert sr == rate
+    pos = int(float(re.findall(r"^drv-pos: ([0-9.e+]+)", out, re.M)[-1]))
+    newest = np.roll(ring, -pos)
+    seg = newest[-rate // 5 :]  # the newest 0.2 s
+    lag = int(np.argmax(np.correlate(y, seg, mode="valid")))
+    err = np.sqrt(np.mean((seg - y[lag : lag + seg.size]) ** 2)) / np.sqrt(np.mean(seg**2))
+    assert err < 0.05, (lag / rate, err)  # at 48 kHz the ring would hold the sweep 8.8 % slower: no lag matches
+    assert lag / rate > lease - 0.5, lag / rate  # still subscribed after the lease's first term
 
 
 # ---- the Max patch mirrors the Pd patch ---------------------------------------------------------

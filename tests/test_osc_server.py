@@ -49,7 +49,8 @@ def test_subscribe_unsubscribe_are_acknowledged(served):
     b, c = served(Engine(8000))
     c.subscribe()
     _, args = c.wait_for(A.ACK)
-    assert args == [A.SUBSCRIBE, "127.0.0.1", c.port, "none"]
+    # the ack: host port audio, the rate in force (the engine's: this client sends no audio), frames, lease
+    assert args == [A.SUBSCRIBE, "127.0.0.1", c.port, "none", 8000, 512, pytest.approx(60.0)]
     assert [s.addr for s in b.subscribers] == [("127.0.0.1", c.port)]
     c.send(A.UNSUBSCRIBE, "127.0.0.1", float(c.port))  # Pd sends numbers as floats
     assert c.wait_for(A.ACK)[1] == [A.UNSUBSCRIBE, "127.0.0.1", c.port]

@@ -90,6 +90,13 @@ def main(args) -> int:
         if not args.quiet:
             err.print(f"step {k + 1}: objective {value:.6g}", highlight=False)
 
+    try:  # before minutes of dreaming: a folder that is missing or read-only fails now
+        for path in (args.output, args.plot if isinstance(args.plot, str) else None):
+            if path:
+                _check_writable(path)
+    except OSError as e:
+        err.print(f"[red]genredream dream:[/] cannot write {e.filename or args.output}: {e.strerror or e}", highlight=False, soft_wrap=True)
+        return 1
     try:
         from genredream.engine.dream.offline import dream_file
 
@@ -131,3 +138,15 @@ def main(args) -> int:
     if info["plot"]:
         out.print(f"plot: {info['plot']}", highlight=False)
     return 0
+
+
+def _check_writable(path):
+    """Raise the OSError that writing ``path`` would raise, without changing an existing file."""
+    from pathlib import Path
+
+    p = Path(path)
+    existed = p.exists()
+    with open(p, "ab"):
+        pass
+    if not existed:
+        p.unlink()

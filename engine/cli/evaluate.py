@@ -35,8 +35,11 @@ def main(args) -> int:
         print(json.dumps(r, indent=1))
     else:
         print(f"{r['model']} on {r['data']}: {r['window_accuracy']:.1%} of {r['windows']} windows, {r['song_accuracy']:.1%} of {r['songs']} songs")
-        for g, a in r["per_class_accuracy"].items():
-            print(f"  {g:>12}: {'n/a' if a is None else f'{a:.0%}'}")
+        scored = {g: a for g, a in r["per_class_accuracy"].items() if a is not None}
+        for g, a in scored.items():
+            print(f"  {g:>12}: {a:.0%}")
+        if len(scored) < len(r["per_class_accuracy"]):
+            print(f"  ({len(r['per_class_accuracy']) - len(scored)} other labels of the model have no songs in the collection)")
         if r["unknown_genres"]:
             print(f"  left out (genres the model does not know): {', '.join(r['unknown_genres'])}")
     return 0

@@ -51,7 +51,7 @@ def main(args) -> int:
     from genredream.models.generator.stepper import generate, rms_db
 
     chunks = []
-    interrupted = False
+    interrupted = None
     clock = {"t0": time.monotonic(), "last": time.monotonic()}
 
     def progress(done, total):
@@ -73,8 +73,11 @@ def main(args) -> int:
         try:
             y, info = generate(g, seed_audio, args.seconds, noise=args.noise, seed=args.seed, level=args.level,
                                declick=not args.no_declick, return_info=True, progress=progress, chunks=chunks)
-        except KeyboardInterrupt:  # write what was generated
-            interrupted = True
+        except KeyboardInterrupt as e:  # write what was generated
+            from genredream.engine import interrupt
+
+            interrupt.calm()
+            interrupted = e
             y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
             info = None
     except (ModelFileError, AudioFileError, ValueError) as e:
@@ -90,9 +93,11 @@ def main(args) -> int:
         sr = args.samplerate
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sf.write(args.out, np.clip(y, -1, 1), sr, subtype="PCM_16")
-    if interrupted:
+    if interrupted is not None:
+        from genredream.engine import interrupt
+
         print(f"interrupted: wrote {args.out}: {y.size / sr:.1f} s of the {args.seconds:g} s asked for", file=sys.stderr)
-        return 130
+        return interrupt.exit_code(interrupted)  # 130 for Ctrl-C, 143 for SIGTERM
     print(
         f"wrote {args.out}: {args.seconds:g} s of {g.genre} from {args.seed_audio} at {args.offset:g} s; "
         f"seed {info['seed_rms_db']:.1f} dBFS, output {rms_db(y):.1f} dBFS (network's own level {np.mean(info['chunk_raw_rms_db']):.1f} dBFS, level {args.level})"

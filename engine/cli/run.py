@@ -120,6 +120,16 @@ def parse_reply(text):
     return host, port, audio
 
 
+def _lease(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the lease is seconds, got {text!r}") from None
+    if not (v >= 0 and v < 1e9):
+        raise argparse.ArgumentTypeError(f"the lease must be 0 (forever) or more seconds, got {text!r}")
+    return v
+
+
 def _add_osc_arguments(p):
     from genredream.bridge.protocol import DEFAULT_PORT
 
@@ -138,6 +148,9 @@ def _add_osc_arguments(p):
     g.add_argument("--osc-reply", action="append", type=parse_reply, metavar="HOST:PORT[:AUDIO]",
                    help="a default subscriber for scores (AUDIO: none, b or f for dreamed audio); repeatable. "
                         "Max's [udpsend] cannot receive, so give Max's [udpreceive] port here")
+    g.add_argument("--osc-lease", type=_lease, default=60.0, metavar="S",
+                   help="seconds a /genredream/subscribe lasts unless sent again (default 60; 0: forever); "
+                        "--osc-reply subscribers never expire")
 
 
 def dream_requested(args):
@@ -242,7 +255,7 @@ def _source(args, early):
 
 def _endpoint(args):
     return dict(host=args.osc_host, port=args.osc_port, allow=args.osc_allow, reply=args.osc_reply or (),
-                control_port=getattr(args, "osc_control_port", None))
+                control_port=getattr(args, "osc_control_port", None), lease=getattr(args, "osc_lease", 60.0))
 
 
 def _transform(args):

@@ -221,10 +221,13 @@ def main(args) -> int:
                 from genredream.models.tag.tagger import Tagger
 
                 run_local(functools.partial(Tagger, paths, overlap=args.overlap, per_window=bool(args.per_window)), todo, workers, on_row)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from genredream.engine import interrupt
+
+        interrupt.calm()  # the rows are written now: a second signal must not cut that short
         finish()
         err.print(f"interrupted: {len(new)} new rows kept in {args.out}; run again with --resume to tag the rest")
-        return 130
+        return interrupt.exit_code(e)  # 130 for Ctrl-C, 143 for SIGTERM
     except Exception as e:
         finish()
         err.print(f"[red]genredream tag:[/] {e}")
