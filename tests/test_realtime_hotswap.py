@@ -37,6 +37,7 @@ import time
 
 import pytest
 
+from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
 
 pytestmark = pytest.mark.realtime
@@ -57,7 +58,7 @@ def _ours_alone(lines):
     n, group = 0, []
     for ln in lines + ["Process error"]:
         if "Process error" in ln:  # jackd ends each cycle's report with this line (its full log, not only the xrun lines)
-            if any("PortAudio" in g for g in group) and not any(canary_late(g) or "JackTimedDriver" in g for g in group):
+            if any(f"client = {JACK_CLIENT_NAME}" in g for g in group) and not any(canary_late(g) or "JackTimedDriver" in g for g in group):
                 n += 1
             group = []
         else:
@@ -156,7 +157,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         "swaps": swaps,
         "dream": engine.transform.status() if engine.transform else None,
         "jackd_xrun_lines": lines,
-        "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
+        "jackd_blames_us": sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
         "canary_late": sum(canary_late(ln) for ln in lines),
         "ours_alone": _ours_alone(full_log),
@@ -205,7 +206,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path):
         f"checks that blamed our client alone {report['ours_alone']}; jackd says: {lines[:6]}"
     )
     ours_bad = st["xruns"] or report["jackd_blames_us"] or st["output_ring_empty"] or st["input_ring_full"] or st["dream_late_blocks"]
-    ours = [ln for ln in lines if "client = PortAudio" in ln]
+    ours = [ln for ln in lines if f"client = {JACK_CLIENT_NAME}" in ln]
     # A C callback doing a few memcpy's that jackd finds "Triggered" (never
     # started its cycle) was not scheduled: a descheduled vCPU, as in
     # tests/test_realtime_jack.py.

@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 from genredream.engine.io import devices
+from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests.conftest import require_component, require_program
 
 pytestmark = pytest.mark.realtime
@@ -162,7 +163,7 @@ def _metronome(srv):
         # this process forks nothing while the stream runs (a fork of a
         # process this size holds the GIL for milliseconds: an xrun).
         connector = subprocess.Popen(
-            ["sh", "-c", 'for dst in PortAudio:in_0 PortAudio:in_1; do n=0; until jack_connect "$0" "$dst" 2>/dev/null; do '
+            ["sh", "-c", f'for dst in {JACK_CLIENT_NAME}:in_0 {JACK_CLIENT_NAME}:in_1; do n=0; until jack_connect "$0" "$dst" 2>/dev/null; do '
              'n=$((n+1)); [ $n -gt 200 ] && exit 1; sleep 0.05; done; done', port],
             env=srv.env,
             start_new_session=True,
@@ -265,7 +266,7 @@ def _check_run(engine, runner, report, period, seconds):
     # other vCPU ran them). A client that had started ("state = Running")
     # still fails.
     lines = st["jackd_xrun_lines"]
-    ours = [ln for ln in lines if "client = PortAudio" in ln]
+    ours = [ln for ln in lines if f"client = {JACK_CLIENT_NAME}" in ln]
     never_started = bool(ours) and all("state = Triggered" in ln for ln in ours)
     stalled = st["jackd_driver_late"] or st["canary_late"] or never_started
     if st["xruns"] and stalled:
