@@ -5,12 +5,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.genredream-installed
 
-.PHONY: demo test bench setup system-deps clean help
+.PHONY: demo test bench soak setup system-deps clean help
 
 help:
 	@echo "make demo   set up .venv and run the demo"
 	@echo "make test   set up .venv and run the whole test suite"
 	@echo "make bench  run the benchmarks and write BENCHMARKS.md"
+	@echo "make soak   10 minutes under JACK with the dream on, clients coming and going (tests/test_soak.py)"
 
 setup: system-deps $(STAMP)
 
@@ -37,6 +38,11 @@ test: setup
 bench: setup
 	$(PY) -m pytest benchmarks --benchmark-only -m "not soak" --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(PY) benchmarks/report.py benchmarks/results.json
+
+# Not in `make test`: 10 minutes of wall time. Its figures go to benchmarks/figures/soak_jack.json,
+# which `make bench` puts in BENCHMARKS.md.
+soak: setup
+	$(PY) -m pytest tests/test_soak.py -m soak -s -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks
