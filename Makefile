@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.genredream-installed
 
-.PHONY: demo test bench setup system-deps pt2 plugin clean help
+.PHONY: demo test bench soak setup system-deps pt2 plugin clean help
 
 help:
 	@echo "make demo   set up .venv and run the demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  run the benchmarks and write BENCHMARKS.md"
 	@echo "make pt2    generate the shipped models' torch.export (.pt2) twins"
 	@echo "make plugin build the DAW plugin: build/plugin/genredream.vst3 and .lv2"
+	@echo "make soak   10 minutes under JACK with the dream on, clients coming and going (tests/test_soak.py)"
 
 setup: system-deps $(STAMP)
 
@@ -63,6 +64,11 @@ test: setup pt2 plugin
 bench: setup pt2 plugin
 	$(PY) -m pytest benchmarks --benchmark-only -m "not soak" --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(PY) benchmarks/report.py benchmarks/results.json
+
+# Not in `make test`: 10 minutes of wall time. Its figures go to benchmarks/figures/soak_jack.json,
+# which `make bench` puts in BENCHMARKS.md.
+soak: setup
+	$(PY) -m pytest tests/test_soak.py -m soak -s -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests.test_realtime_jack import RATE, canary_late, jack_server
 
 BLOCK = 256
@@ -271,7 +272,7 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
     st = runner.stats()
     res = dict(
         xruns=st["xruns"],
-        jackd_blames_us=sum("client = PortAudio" in ln for ln in lines),
+        jackd_blames_us=sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
         jackd_driver_late=sum("JackTimedDriver::Process XRun" in ln for ln in lines),
         jack_metro_late=sum(canary_late(ln) for ln in lines),
         late_blocks=st["late_blocks"],

@@ -195,8 +195,22 @@ def render(data, rows, fig_rel):
         lines += [f"![medians, genredream against its references]({fig_rel})", ""]
     for title, png in pngs:
         lines += [f"**{title}**", "", f"![{title}]({png})", ""]
+    lines += soak_section()
     lines.append("")
     return "\n".join(lines)
+
+
+def soak_section(path=Path(__file__).with_name("figures") / "soak_jack.json"):
+    """`make soak`'s last figures (tests/test_soak.py), if it has run: it is not a pytest-benchmark."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    skip = ("rss_series_mb", "loads", "jackd_xrun_lines", "patch_errors")
+    return ["", f"## Soak: {r['minutes']:g} minutes under JACK, dream on (`make soak`)", "",
+            "RSS growth is the last minute's mean over minute 1-2's (target <= 5 %); dream_late_blocks: output blocks "
+            "that fell back to dry after the dream's first (target 0); jackd_blames_us: xrun lines naming our client "
+            "(target 0; ours_alone: those in which neither jackd's driver nor jack_metro was late too).", "",
+            "- " + ", ".join(f"{k} = {v}" for k, v in r.items() if k not in skip)]
 
 
 def main(argv=None):

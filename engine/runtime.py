@@ -50,10 +50,7 @@ from genredream.engine.workers import frontend_loop, inference_loop, reset_front
 
 __all__ = ["Engine", "Result", "ModelLoadError", "LOW_ENERGY_DB"]
 
-#: Windows quieter than this RMS level (dBFS) are flagged low-energy: still
-#: scored (a performer may be playing softly), but marked so a client can
-#: ignore scores of near-silence.
-LOW_ENERGY_DB = -60.0
+from genredream.models.data import LOW_ENERGY_DB  # noqa: E402  (flagged low-energy below it; models/data.py says why)
 
 _ARRIVALS = 4096  # blocks remembered for latency: > window / smallest block
 

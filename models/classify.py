@@ -38,6 +38,10 @@ def default_model():
 def classify_file(path, model, batch_size=16):
     """Scores of every window of ``path`` and their mean.
 
+    The file is streamed (:class:`genredream.models.tag.windows.FileWindows`, the
+    windows and inputs described above, the same as `tag` computes): memory does
+    not grow with the file's length.
+
     Parameters
     ----------
     path : path of an audio file
@@ -45,51 +49,104 @@ def classify_file(path, model, batch_size=16):
 
     Returns
     -------
-    dict: ``{"model", "labels", "activation", "windows": [{"start_s", "end_s", "scores": {label: p}}], "mean": {label: p}}``
-    with raw activations (softmax or sigmoid as the model's metadata says).
+    dict: ``{"model", "labels", "activation", "level_db", "low_energy", "windows": [{"start_s", "end_s",
+    "level_db", "low_energy", "scores": {label: p}}], "mean": {label: p}}`` with raw activations (softmax or
+    sigmoid as the model's metadata says); levels in dBFS, low energy below
+    :data:`genredream.models.data.LOW_ENERGY_DB` (the mark `run` puts on its windows).
     """
     import torch
 
-    from genredream.models.data import check_length, consecutive_starts, file_damage, fit_length, load_audio
+    from genredream.models.data import LOW_ENERGY_DB, AudioFileError, check_length, check_path, file_damage
     from genredream.models.inputs import InputSpec
+    from genredream.models.tag.windows import FileWindows
 
     meta = model.meta
     spec = InputSpec(meta)
-    audio = load_audio(path, spec.sample_rate)
-    check_length(audio.size, spec.sample_rate, path)  # under MIN_SECONDS: refused, never looped into a confident score
-    duration = audio.size / spec.sample_rate
-    audio, _ = fit_length(audio, spec.window_samples)
-    feats = spec.song_features(audio)
-    starts = consecutive_starts(spec.units(feats), spec.length)
-    probs = []
-    with torch.no_grad():
-        for i in range(0, len(starts), batch_size):
-            x = torch.from_numpy(spec.batch([feats] * len(starts[i : i + batch_size]), starts[i : i + batch_size]))
-            logits = model.module(x)
+    check_path(path)  # "no such file" before any decoder's words
+    probs, batch = [], []
+
+    def run(batch):
+        with torch.no_grad():
+            logits = model.module(torch.from_numpy(np.ascontiguousarray(np.stack(batch), dtype=np.float32)))
             probs.append((torch.sigmoid(logits) if meta["activation"] == "sigmoid" else torch.softmax(logits, dim=1)).numpy())
+
+    try:
+        fw = FileWindows(path, [spec])
+        for _, _, _, x in fw:
+            batch.append(x)
+            if len(batch) == batch_size:
+                run(batch)
+                batch = []
+    except AudioFileError:
+        # Cut off mid-stream, or a decoder's whole-file path: decoded whole, up to the damage (as `run` does), or refused
+        # with both decoders' reasons.
+        fw, probs, batch = _Decoded(path, spec), [], []
+        for x in fw.inputs():
+            batch.append(x)
+            if len(batch) == batch_size:
+                run(batch)
+                batch = []
+    if batch:
+        run(batch)
+    # under MIN_SECONDS: refused, never looped into a confident score
+    check_length(round(fw.duration_s * fw.sample_rate), fw.sample_rate, path)
+    duration = fw.duration_s
     probs = np.concatenate(probs).astype(float)
     labels = list(meta["labels"])
-    windows = [
-        {
-            "start_s": round(spec.seconds(s), 3),
-            "end_s": round(min(spec.seconds(s) + float(meta["window_seconds"]), max(duration, float(meta["window_seconds"]))), 3),
-            "scores": dict(zip(labels, p.tolist())),
-        }
-        for s, p in zip(starts, probs)
-    ]
+    ws = float(meta["window_seconds"])
+    windows = []
+    for s, p in zip(fw.starts[0], probs):
+        start = spec.seconds(s)
+        end = min(start + ws, max(fw.model_seconds[0], ws))
+        level = fw.level_db(start, end)
+        windows.append({"start_s": round(start, 3), "end_s": round(end, 3), "level_db": round(level, 2),
+                        "low_energy": level < LOW_ENERGY_DB, "scores": dict(zip(labels, p.tolist()))})
+    level = fw.level_db()
     return {
         "model": meta["name"],
         "labels": labels,
         "activation": meta["activation"],
         "genre_labels": meta.get("genre_labels") or labels,
         "duration_s": round(duration, 3),
+        # the file's RMS level; below LOW_ENERGY_DB its scores describe (near) silence
+        "level_db": round(level, 2),
+        "low_energy": level < LOW_ENERGY_DB,
         # shorter than a window: repeated to fill it (the scores describe a loop of the file)
-        "looped_to_window": duration < float(meta["window_seconds"]),
+        "looped_to_window": duration < ws,
         # a cut-off file is scored up to the damage; this says so (None for a sound file)
         "damaged": file_damage(path, duration),
         "windows": windows,
         "mean": dict(zip(labels, probs.mean(axis=0).tolist())),
     }
+
+
+class _Decoded:
+    """The whole-file path, for what :class:`~genredream.models.tag.windows.FileWindows` cannot stream:
+    the same windows and inputs from samples decoded at once, with the same attributes."""
+
+    def __init__(self, path, spec):
+        from genredream.models.data import fit_length, load_audio
+
+        self.spec = spec
+        self.audio = load_audio(path, spec.sample_rate)  # up to the damage, or AudioFileError naming both decoders
+        self.sample_rate = spec.sample_rate
+        self.duration_s = self.audio.size / spec.sample_rate
+        self.model_seconds = [self.duration_s]
+        self._padded, _ = fit_length(self.audio, spec.window_samples)
+        self.starts = [[]]
+
+    def inputs(self):
+        from genredream.models.data import consecutive_starts
+
+        feats = self.spec.song_features(self._padded)
+        for s in consecutive_starts(self.spec.units(feats), self.spec.length):
+            self.starts[0].append(int(s))
+            yield self.spec.window(feats, int(s))
+
+    def level_db(self, start_s=0.0, end_s=None):
+        x = self.audio[int(start_s * self.sample_rate) : None if end_s is None else int(end_s * self.sample_rate)]
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+        return float(20 * np.log10(max(rms, 1e-10)))
 
 
 def display_scores(scores, genre_labels, all_tags, activation):

@@ -148,6 +148,10 @@ def scan(root, genres=None):
 #: The shortest audio file genredream analyses, dreams or continues. A shorter file says nothing
 #: about genre: looped to a model's window it would be scored as confidently as a song.
 MIN_SECONDS = 1.0
+#: Windows quieter than this RMS level (dBFS) are flagged low-energy, by `run` (the engine),
+#: `classify` and `tag` alike: still scored (a performer may be playing softly), but marked so
+#: that scores of near-silence can be told apart.
+LOW_ENERGY_DB = -60.0
 
 
 def check_path(path):

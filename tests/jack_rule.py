@@ -60,7 +60,9 @@ import sys
 
 import pytest
 
-OURS = "PortAudio"  # the JACK client name PortAudio's JACK host registers
+from genredream.engine.io.devices import JACK_CLIENT_NAME
+
+OURS = JACK_CLIENT_NAME  # the JACK client name the engine gives PortAudio's JACK host
 WITNESS = "metro"  # jack_metro's client name in these tests (jack_metro -n metro)
 
 #: The share of a session's real-time runs that may be excused. Measured on

@@ -238,6 +238,44 @@ def test_pd_example_at_44k1_plays_its_dream_at_44k1_and_renews_its_lease(tmp_pat
     assert lag / rate > lease - 0.5, lag / rate  # still subscribed after the lease's first term
 
 
+def test_pd_example_plays_a_file_sent_as_gd_play_file(tmp_path):
+    """docs/osc.md: send `gd-play FILE` from any patch. Pd delivers that as a message whose selector is
+    the file name (what `pd -send "gd-play FILE"` sends too): the patch must read it, not fail on `$1`."""
+    pd = require_program("pd", "puredata-core")
+    from genredream.bridge.server import OscBridge
+    from genredream.engine.runtime import Engine
+
+    t = np.arange(SR) / SR
+    y = (0.25 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    y[0] = 0.5  # marks where the file starts in the stream
+    wav = tmp_path / "play-me.wav"
+    sf.write(wav, y, SR, subtype="FLOAT")
+    engine = Engine(SR)
+    bridge = OscBridge(engine, port=0).start()
+    engine.start()
+    tap = _Tap(engine.ring)
+    proc = subprocess.Popen(
+        [pd, "-nogui", "-nosound", "-nrt", "-r", str(SR), "-stderr", "-open", str(EXAMPLES / "genredream.pd"),
+         "-send", f"gd-ports {bridge.port} {_free_udp_port()}", "-send", "pd dsp 1", "-send", "gd-send 1",
+         "-send", f"gd-play {wav}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and engine.ring.total_written < 2 * SR:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        out = proc.communicate()[0]
+        engine.stop()
+        bridge.stop()
+        received = tap.stop()
+    assert "out of range" not in out and "error" not in out.lower(), out
+    start = int(np.flatnonzero(received)[0]) if np.any(received) else None
+    assert start is not None, f"the file never reached the engine; pd said:\n{out}"
+    assert np.array_equal(received[start : start + y.size], y)
+
+
 # ---- the Max patch mirrors the Pd patch ---------------------------------------------------------
 def _pd_sent_addresses():
     """The OSC addresses examples/genredream.pd sends: one per [oscformat] object."""

@@ -210,3 +210,18 @@ def test_status_reports_the_dream_latency_and_the_lease(served, geng_file):
     e.start()
     st = c.status()
     assert st["dream_latency_ms"] == pytest.approx(1000 * e.transform.latency_samples / SR, abs=1e-3) and st["dream_latency_ms"] > 0
+
+
+def test_the_lease_is_a_run_option(capsys):
+    import argparse
+
+    from genredream.engine.cli import run
+
+    p = argparse.ArgumentParser()
+    run.add_arguments(p)
+    args = p.parse_args(["--osc-port", "9999", "--osc-lease", "2.5"])
+    assert run._endpoint(args)["lease"] == 2.5
+    assert run._endpoint(p.parse_args(["--osc-port", "9999"]))["lease"] == 60.0
+    with pytest.raises(SystemExit):
+        p.parse_args(["--osc-port", "9999", "--osc-lease", "-1"])
+    assert "lease must be 0 (forever) or more seconds" in capsys.readouterr().err

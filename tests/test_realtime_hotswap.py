@@ -38,6 +38,7 @@ import time
 
 import pytest
 
+from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests import jack_rule
 from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
 
@@ -127,7 +128,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path, request):
         "swaps": swaps,
         "dream": engine.transform.status() if engine.transform else None,
         "jackd_xrun_lines": lines,
-        "jackd_blames_us": sum("client = PortAudio" in ln for ln in lines),
+        "jackd_blames_us": sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
         "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
         "canary_late": sum(canary_late(ln) for ln in lines),
         "ours_alone": len(jack_rule.ours_alone(jack_rule.cycles(stamped))),

@@ -43,6 +43,7 @@ import numpy as np
 import pytest
 
 from genredream.engine.io import devices
+from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests import jack_rule
 from tests.conftest import require_component, require_program
 
@@ -186,7 +187,7 @@ def _metronome(srv):
         # this process forks nothing while the stream runs (a fork of a
         # process this size holds the GIL for milliseconds: an xrun).
         connector = subprocess.Popen(
-            ["sh", "-c", 'for dst in PortAudio:in_0 PortAudio:in_1; do n=0; until jack_connect "$0" "$dst" 2>/dev/null; do '
+            ["sh", "-c", f'for dst in {JACK_CLIENT_NAME}:in_0 {JACK_CLIENT_NAME}:in_1; do n=0; until jack_connect "$0" "$dst" 2>/dev/null; do '
              'n=$((n+1)); [ $n -gt 200 ] && exit 1; sleep 0.05; done; done', port],
             env=srv.env,
             start_new_session=True,

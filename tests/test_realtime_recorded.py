@@ -69,10 +69,10 @@ def _record_run(srv, engine, runner, wav, seconds=RECORD_S):
         # starts the recorder once our stream has started, so this process forks
         # nothing while the stream runs.
         script = (
-            'n=0; until jack_connect "$0" PortAudio:in_0 2>/dev/null; do n=$((n+1)); [ $n -gt 200 ] && exit 1; sleep 0.05; done; '
-            'jack_connect "$1" PortAudio:in_1 || exit 1; '
+            'n=0; until jack_connect "$0" genredream:in_0 2>/dev/null; do n=$((n+1)); [ $n -gt 200 ] && exit 1; sleep 0.05; done; '
+            'jack_connect "$1" genredream:in_1 || exit 1; '
             'n=0; until [ -e "$4" ]; do n=$((n+1)); [ $n -gt 1000 ] && exit 1; sleep 0.02; done; '
-            'exec jack_rec -f "$2" -d "$3" -b 32 "$0" "$1" PortAudio:out_0 PortAudio:out_1'
+            'exec jack_rec -f "$2" -d "$3" -b 32 "$0" "$1" genredream:out_0 genredream:out_1'
         )
         started = wav.with_suffix(".started")  # the recorder waits for our stream (PortAudio's client is active before it starts)
         rec = subprocess.Popen(["sh", "-c", script, m1, m2, str(wav), str(seconds), str(started)], env=srv.env,

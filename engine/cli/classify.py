@@ -44,6 +44,9 @@ def main(args) -> int:
     if d is not None:
         whole = f" of {d['declared_s']:.1f} s" if d["declared_s"] else ""
         err.print(f"[yellow]warning:[/] {args.file} is damaged: {d['reason']}; scored the {d['decoded_s']:.1f} s{whole} that could be decoded", highlight=False)
+    if result["low_energy"]:
+        err.print(f"[yellow]warning:[/] {args.file} is near silence ({result['level_db']:.0f} dBFS): its scores describe "
+                  "no music", highlight=False)
     if result["looped_to_window"]:
         err.print(f"note: {args.file} is {result['duration_s']:.1f} s, shorter than the model's {model.meta['window_seconds']:g} s window: "
                   "it was repeated to fill it", highlight=False)
@@ -60,9 +63,11 @@ def main(args) -> int:
     for w in result["windows"]:
         d = display_scores(w["scores"], gl, args.all_tags, act)
         top = sorted(d.items(), key=lambda kv: -kv[1])[: args.top]
-        tab.add_row(f"{w['start_s']:.1f}-{w['end_s']:.1f} s", "  ".join(f"{k} {v:.0%}" for k, v in top))
+        quiet = f"  [dim](low energy, {w['level_db']:.0f} dBFS)[/]" if w["low_energy"] else ""
+        tab.add_row(f"{w['start_s']:.1f}-{w['end_s']:.1f} s", "  ".join(f"{k} {v:.0%}" for k, v in top) + quiet)
     d = display_scores(result["mean"], gl, args.all_tags, act)
     top = sorted(d.items(), key=lambda kv: -kv[1])[: args.top]
-    tab.add_row("[bold]whole file[/]", "[bold]" + "  ".join(f"{k} {v:.0%}" for k, v in top) + "[/]")
+    quiet = f"  (low energy, {result['level_db']:.0f} dBFS)" if result["low_energy"] else ""
+    tab.add_row("[bold]whole file[/]", "[bold]" + "  ".join(f"{k} {v:.0%}" for k, v in top) + quiet + "[/]")
     con.print(tab)
     return 0

@@ -101,7 +101,10 @@ def main(args) -> int:
         con.print("no models found in " + ", ".join(str(d) for d in model_dirs()))
         return 0
     tab = Table(title="genredream models")
-    for col in ("name", "format", "input", "rate", "labels", "dreamable layers", "size", "accuracy, and the data it was measured on", "source"):
+    # The name is what users type: never cut or wrapped, whatever the terminal's width (the other columns give way).
+    widest = max(len(m["name"]) + (len(" (default)") if m["default"] else 0) for m in models)
+    tab.add_column("name", no_wrap=True, min_width=widest)
+    for col in ("format", "input", "rate", "labels", "dreamable layers", "size", "accuracy, and the data it was measured on", "source"):
         tab.add_column(col)
     for m in models:
         if m["error"]:

@@ -158,9 +158,13 @@ def main(args) -> int:
         except ImportError:
             return usage("--ray needs Ray: pip install 'genredream[ray]'")
 
-    entries, missing = find_audio(args.paths)
+    skipped = []
+    entries, missing = find_audio(args.paths, skipped)
     if missing:
         return usage(f"no such file or folder: {', '.join(missing)}")
+    if skipped:  # FIFOs, sockets, broken links: never read (a FIFO would block), but said
+        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        err.print(f"[yellow]skipped {len(skipped)} entries that are not audio files:[/] {shown}", highlight=False)
     if args.force and not args.resume:
         for o in outs:
             Journal(o).remove()
@@ -235,10 +239,14 @@ def main(args) -> int:
     finish()
     el = time.monotonic() - t0
     errors = sum(1 for r in new if r.get("error"))
+    damaged = sum(1 for r in new if r.get("damaged"))
+    quiet = sum(1 for r in new if r.get("low_energy"))
     audio = sum(r.get("duration_s") or 0.0 for r in new)
     err.print(
         f"tagged {len(new) - errors} files ({audio / 3600:.2f} h of audio) in {el:.1f} s, {audio / max(el, 1e-9):.1f}x real time"
         + (f"; [red]{errors} could not be read[/] (see the error column)" if errors else "")
+        + (f"; [yellow]{damaged} damaged[/], tagged up to the damage (see the damaged column)" if damaged else "")
+        + (f"; {quiet} near silence (low_energy: no top genre)" if quiet else "")
         + f" -> {args.out}"
     )
     return 0

@@ -10,6 +10,7 @@ runners (engine/io/duplex.py, engine/io/cring.py) open the streams.
 from __future__ import annotations
 
 __all__ = [
+    "JACK_CLIENT_NAME",
     "DeviceError",
     "import_sounddevice",
     "list_devices",
@@ -27,17 +28,44 @@ _PORTAUDIO_HELP = (
 )
 
 
+#: The engine's name as a JACK client (PortAudio's own default is "PortAudio"): its ports are
+#: ``genredream:in_0``, ``genredream:out_0``... (JACK adds ``-01`` when the name is taken).
+JACK_CLIENT_NAME = "genredream"
+
+_jack_name = None  # the name's bytes, kept alive: PortAudio keeps the pointer
+
+
 class DeviceError(Exception):
     """A device could not be found or opened; the message says what exists."""
 
 
 def import_sounddevice():
-    """Import sounddevice, turning a missing PortAudio into a DeviceError."""
+    """Import sounddevice, turning a missing PortAudio into a DeviceError; under JACK the client is named genredream."""
     try:
         import sounddevice as sd
     except OSError as e:  # sounddevice raises OSError when libportaudio cannot be loaded
         raise DeviceError(f"{_PORTAUDIO_HELP} ({e})") from e
+    _name_jack_client(sd)
     return sd
+
+
+def _name_jack_client(sd):
+    """``PaJack_SetClientName`` (PortAudio's JACK API, not wrapped by sounddevice), once, then a rescan:
+    PortAudio opens its JACK client when it initialises, which importing sounddevice did."""
+    global _jack_name
+    if _jack_name is not None:
+        return
+    import ctypes
+
+    _jack_name = ctypes.create_string_buffer(JACK_CLIENT_NAME.encode())
+    try:
+        set_name = ctypes.CDLL(sd._libname).PaJack_SetClientName
+    except (OSError, AttributeError):  # a PortAudio built without JACK (the macOS and Windows wheels)
+        return
+    set_name.argtypes, set_name.restype = [ctypes.c_char_p], ctypes.c_int
+    if set_name(_jack_name) == 0:
+        sd._terminate()
+        sd._initialize()
 
 
 def rescan():

@@ -60,8 +60,12 @@ def entry(path) -> FileEntry:
     return FileEntry(str(p), int(st.st_size), int(st.st_mtime_ns))
 
 
-def find_audio(paths):
+def find_audio(paths, skipped=None):
     """Audio files under ``paths`` (files or folders, searched recursively), sorted by path.
+
+    ``skipped``: a list that gets ``(path, why)`` for what is neither a file nor a
+    folder (a FIFO, a socket, a device, a broken link), named or found in a folder:
+    nothing is read from those (a FIFO would block), and nothing is left out unsaid.
 
     Returns
     -------
@@ -69,11 +73,14 @@ def find_audio(paths):
         The files, and the arguments that do not exist (for the error message).
     """
     found, missing = {}, []
+    skipped = [] if skipped is None else skipped
     for arg in paths:
         p = Path(arg)
         if p.is_file():
             e = entry(p)
             found[e.path] = e
+        elif not p.is_dir() and (p.exists() or p.is_symlink()):
+            skipped.append((str(p), _not_regular(p)))
         elif p.is_dir():
             for root, dirs, names in os.walk(p, followlinks=False):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -82,6 +89,7 @@ def find_audio(paths):
                         continue
                     f = Path(root) / name
                     if not f.is_file():
+                        skipped.append((str(f), _not_regular(f)))
                         continue
                     if f.suffix.lower() in AUDIO_EXTENSIONS or looks_like_audio(f):
                         e = entry(f)
@@ -89,3 +97,17 @@ def find_audio(paths):
         else:
             missing.append(str(arg))
     return [found[k] for k in sorted(found)], missing
+
+
+def _not_regular(p):
+    """Why ``p`` (which exists, or is a link) is not tagged."""
+    import stat
+
+    if p.is_symlink() and not p.exists():
+        return "a broken link"
+    mode = p.stat().st_mode
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"

@@ -2,8 +2,10 @@
 
 A file row holds the file's ``--resume`` key (path, size, mtime), what was
 decoded (duration, native sample rate, channels), the number of windows,
-the top genre of the first model and its score, an ``error`` (empty when
-the file was tagged), and each model's mean score per label in a
+the top genre of the first model and its score (empty for a file of near
+silence), its level (dBFS) and ``low_energy`` flag (as ``run`` marks
+windows), ``damaged`` (why, for a file cut off: tagged up to the damage),
+an ``error`` (empty when the file was tagged), and each model's mean score per label in a
 ``model:label`` column. Window rows (``--per-window``) hold one model's
 scores of one window.
 
@@ -49,6 +51,9 @@ _FILE_BASE = [
     ("windows", int),
     ("top_genre", str),
     ("top_score", float),
+    ("level_db", float),
+    ("low_energy", int),
+    ("damaged", str),
     ("error", str),
 ]
 _WINDOW_BASE = [("path", str), ("model", str), ("window", int), ("start_s", float), ("end_s", float)]
@@ -94,7 +99,15 @@ def file_row(entry, fw, models, probs):
         "windows": len(probs[0]),
         "error": None,
     }
-    row["top_genre"], row["top_score"] = _top(models[0].meta, probs[0].mean(axis=0))
+    from genredream.models.data import LOW_ENERGY_DB, file_damage
+
+    row["level_db"] = round(fw.level_db(), 2)
+    row["low_energy"] = int(row["level_db"] < LOW_ENERGY_DB)
+    # a cut-off file is tagged up to the damage: the row says why (as `run` and `classify` warn)
+    damage = None if fw.data is not None else file_damage(entry.path, fw.duration_s)
+    row["damaged"] = None if damage is None else damage["reason"]
+    # near silence has no genre: its scores are kept, its top genre is not claimed
+    row["top_genre"], row["top_score"] = (None, None) if row["low_energy"] else _top(models[0].meta, probs[0].mean(axis=0))
     for m, p in zip(models, probs):
         for label, v in zip(m.meta["labels"], p.mean(axis=0).tolist()):
             row[f"{m.meta['name']}:{label}"] = v

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genredream.models.data import AudioFileError
+from genredream.models.data import AudioFileError, check_length
 from genredream.models.inputs import InputSpec
 from genredream.models.tag.output import error_row, file_row, window_rows
 from genredream.models.tag.windows import FileWindows
@@ -216,6 +216,11 @@ class Tagger:
                 f.error = str(exc)
             except Exception as exc:  # a decoder's surprise must not stop a library-wide job
                 f.error = f"{e.path}: {type(exc).__name__}: {exc}"
+            if f.error is None and fw.duration_s is not None:
+                try:  # under a second: refused, as run, classify and dream refuse it
+                    check_length(round(fw.duration_s * fw.sample_rate), fw.sample_rate, e.path)
+                except AudioFileError as exc:
+                    f.error = str(exc)
             f.decoded = True
             yield from self._finished(live)
         for i in range(len(self.models)):

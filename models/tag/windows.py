@@ -30,10 +30,13 @@ from genredream.engine.resample import StreamingResampler
 from genredream.models.data import AudioFileError, consecutive_starts, fit_length
 from genredream.models.inputs import InputSpec
 
-__all__ = ["hop_units", "FileWindows", "BLOCK_FRAMES"]
+__all__ = ["hop_units", "FileWindows", "BLOCK_FRAMES", "LEVEL_BIN_S"]
 
 #: Frames read per block: 64 k frames is 1.5 s at 44.1 kHz, a few hundred kB.
 BLOCK_FRAMES = 1 << 16
+#: The level is kept as the energy of every LEVEL_BIN_S of the decoded audio
+#: (36 000 numbers an hour), so any window's level is known without its samples.
+LEVEL_BIN_S = 0.1
 
 
 def hop_units(spec: InputSpec, overlap: float) -> int:
@@ -149,6 +152,35 @@ class FileWindows:
         self.duration_s = self.sample_rate = self.channels = None
         self.starts = [[] for _ in self.specs]
         self.model_seconds = [0.0 for _ in self.specs]
+        self._energy = []  # sum of squares of each LEVEL_BIN_S of the decoded (mono) audio
+        self._bin = None  # frames per bin, once the rate is known
+
+    def _measure(self, block):
+        """Add a decoded block's energy to the level bins."""
+        if self._bin is None:
+            self._bin = max(1, int(round(self.sample_rate * LEVEL_BIN_S)))
+            self._fill = 0  # frames in the last bin
+        sq = np.square(block, dtype=np.float64)
+        i = 0
+        while i < sq.size:
+            if self._fill == 0:
+                self._energy.append(0.0)
+            take = min(self._bin - self._fill, sq.size - i)
+            self._energy[-1] += float(sq[i : i + take].sum())
+            self._fill = (self._fill + take) % self._bin
+            i += take
+
+    def level_db(self, start_s=0.0, end_s=None):
+        """RMS level (dBFS, -200 for digital silence) of the decoded audio from ``start_s`` to ``end_s``
+        (to the nearest LEVEL_BIN_S; the whole file by default), as the engine's windows report it."""
+        if not self._energy:
+            return -200.0
+        a = int(round(start_s / LEVEL_BIN_S))
+        b = len(self._energy) if end_s is None else max(a + 1, int(round(end_s / LEVEL_BIN_S)))
+        e = self._energy[a:b] or self._energy[-1:]
+        frames = max(1, min(len(self._energy), b) - a) * self._bin
+        rms = (sum(e) / frames) ** 0.5
+        return float(20 * np.log10(max(rms, 1e-10)))
 
     def _blocks(self):
         """Mono float32 blocks at the file's rate; sets sample_rate and channels first."""
@@ -199,6 +231,7 @@ class FileWindows:
         for block in self._blocks():
             if not np.all(np.isfinite(block)):
                 raise AudioFileError(f"{self.path}: contains NaN or Inf samples")
+            self._measure(block)
             if not rates:
                 for s in self.specs:
                     r = rates.get(s.sample_rate)
