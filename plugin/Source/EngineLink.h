@@ -55,6 +55,8 @@ public:
     // must be allocated by the caller before and left alone until stop().
     void start (double sampleRate, int channels, FrameFifo* in, DreamTimeline* out);
     void stop();
+    /** True between start() and stop(): the audio is running and the link talks to the engine. */
+    bool isRunning() const { return isThreadRunning(); }
     // Stop both threads for good (before the callbacks' owner goes away).
     void shutdown();
 

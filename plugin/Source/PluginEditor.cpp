@@ -14,6 +14,8 @@ GenredreamEditor::GenredreamEditor (GenredreamProcessor& p)
         processor.setEngineAddress (text.upToLastOccurrenceOf (":", false, false),
                                     text.fromLastOccurrenceOf (":", false, false).getIntValue());
     };
+    for (auto* l : { &depthLabel, &mixLabel })
+        addAndMakeVisible (*l);
     for (auto* s : { &depth, &mix })
     {
         s->setSliderStyle (juce::Slider::LinearHorizontal);
@@ -43,8 +45,12 @@ void GenredreamEditor::resized()
     row = r.removeFromTop (24);
     dream.setBounds (row.removeFromLeft (80));
     target.setBounds (row);
-    depth.setBounds (r.removeFromTop (24));
-    mix.setBounds (r.removeFromTop (24));
+    row = r.removeFromTop (24);
+    depthLabel.setBounds (row.removeFromLeft (60));
+    depth.setBounds (row);
+    row = r.removeFromTop (24);
+    mixLabel.setBounds (row.removeFromLeft (60));
+    mix.setBounds (row);
 }
 
 void GenredreamEditor::paint (juce::Graphics& g)
@@ -55,7 +61,11 @@ void GenredreamEditor::paint (juce::Graphics& g)
     g.setColour (s.connected ? juce::Colours::lightgreen : juce::Colours::orange);
     g.setFont (14.0f);
     const auto latency = processor.getLatencySamples();
-    g.drawText (s.connected ? (s.streaming ? "engine: dreaming" : "engine: connected") : (s.loading ? "engine: loading" : "no engine: dry, retrying every second"),
+    // The link to the engine starts with the audio (prepareToPlay): before that there is nothing to send.
+    const bool audioRunning = processor.link.isRunning();
+    g.drawText (! audioRunning ? "no audio running: start the host's audio device"
+                : s.connected ? (s.streaming ? "engine: dreaming" : "engine: connected")
+                : (s.loading ? "engine: loading" : "no engine: dry, retrying every second"),
                 r.removeFromTop (18), juce::Justification::left);
     g.setColour (juce::Colours::white);
     g.drawText ("latency " + juce::String (latency) + " frames (" + juce::String (latency * 1000.0 / juce::jmax (1.0, processor.getSampleRate()), 0)

@@ -24,6 +24,7 @@ private:
     juce::Label addressLabel { {}, "engine" };
     juce::TextEditor address;
     juce::ToggleButton dream { "dream" };
+    juce::Label depthLabel { {}, "depth" }, mixLabel { {}, "mix" };
     juce::Slider depth, mix;
     juce::ComboBox target;
     std::unique_ptr<juce::AudioProcessorValueTreeState::ButtonAttachment> dreamAttachment;
