@@ -1,9 +1,8 @@
 """The OSC port, bound before the models load: status answers "loading", audio is kept.
 
 `genredream run --osc-port N` takes seconds to import torch and load its
-models. Before issue 14 the port was bound only after that, so the first
-packets of a Max or Pd patch were lost and ``/genredream/status`` went
-unanswered. :class:`EarlyPort` binds the port first (a port in use is
+models. A port bound only after that would lose the first packets of a
+Max or Pd patch and leave ``/genredream/status`` unanswered. :class:`EarlyPort` binds the port first (a port in use is
 reported before anything is loaded), answers ``/genredream/status`` with
 ``state loading`` (and ``/genredream/ping``) at once, and keeps every other
 datagram, audio included, in arrival order, up to :data:`MAX_KEPT`

@@ -1,9 +1,10 @@
 """A fresh `genredream run` process's start, made shorter: two parts of torch's import deferred, and the garbage collector paused.
 
-Issue 14 asks for the first musicnn-msd result within 3 s of ``genredream
-run`` starting. ``import torch`` was 2.3-2.4 s of the 4.4 s median
-(BENCHMARKS.md, before this module), all of it Python holding the GIL, so
-nothing could overlap it. Two measures remove work instead; the command line
+The target is the first musicnn-msd result within 3 s of ``genredream
+run`` starting (BENCHMARKS.md, "start-up"). Without these measures ``import
+torch`` is about half of that start (BENCHMARKS.md's start-up row records
+``import_torch_s`` next to ``full_import_s``), all of it Python holding the
+GIL, so nothing can overlap it. Two measures remove work instead; the command line
 calls :func:`begin` first thing and the session calls :func:`settle` once the
 models are warm, right before the source starts; the command calls
 :func:`end` when the run is over.
@@ -39,7 +40,7 @@ models are warm, right before the source starts; the command calls
   engine/io/duplex.py). Freezing without collecting first keeps the start's
   little cyclic garbage (1 028 objects after musicnn-msd loaded, measured
   with ``gc.collect()``) for the life of the process, and saves the 0.13 s
-  that collection took before the first result. :func:`end` unfreezes it
+  that collection takes before the first result. :func:`end` unfreezes it
   all when the run is over, so the interpreter's last collection sees it.
 
 Both apply only to a process that has not imported torch yet (the command

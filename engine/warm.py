@@ -4,7 +4,7 @@
 :func:`start_kernel_warm` and calls :func:`prepare` on the loading thread
 (never the audio path), so that the first window a model scores, and the
 first block the front end computes, run at their steady speed; the device
-stream opens after that. It is part of every start-up (issue 14: the first
+stream opens after that. It is part of every start-up (the target: the first
 result within 3 s of ``genredream run`` starting), hence three measures:
 
 * the warm-up runs with the inference worker's torch thread count, not

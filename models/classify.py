@@ -17,8 +17,7 @@ import numpy as np
 
 __all__ = ["classify_file", "default_model", "display_scores", "DEFAULT_MODEL"]
 
-#: The real-music default once it is installed (issue: musicnn port); until
-#: then the first shipped model is used.
+#: The real-music default when it is installed; otherwise the first shipped model is used.
 DEFAULT_MODEL = "musicnn-msd"
 
 

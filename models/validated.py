@@ -1,9 +1,9 @@
 """Validate a model file once: a cache of passed validations, keyed by the file's content.
 
 :func:`genredream.models.contract.validate` runs the model (26 forward passes for
-musicnn, with its streaming check): seconds of every start-up (issue 14
-measured the first musicnn result at 4-14 s after ``genredream run``
-started, mostly this). A file whose exact bytes have passed once, under the
+musicnn, with its streaming check): seconds of every start-up if done each time
+(BENCHMARKS.md, "start-up": 8.03 s median to the first musicnn result when
+validating every start, 2.77 s with this cache). A file whose exact bytes have passed once, under the
 same contract checks and torch version, passes again: :func:`validate_once`
 remembers the SHA-256 of each file that passed and afterwards only loads it
 (:func:`genredream.models.contract.load`: metadata, archive and methods, no run).

@@ -215,7 +215,7 @@ def test_a_file_run_uses_one_inference_thread_by_default(tmp_path, geng, capfd, 
     assert rc == 0 and seen == [1], (seen, err)
 
 
-# -- item 14: why results of a resampled model are not evenly spaced (README, "Spacing") -------------
+# -- item 14: why results of a resampled model are not evenly spaced (docs/latency.md, "Spacing") -------------
 
 
 @pytest.mark.parametrize("rate", [44100, 48000])

@@ -321,7 +321,7 @@ def _tiny_collection(root, songs):
 
 
 def test_valid_dir_takes_the_validation_songs_from_another_folder(tmp_path):
-    """--valid-dir (docs/heads.md, fourth pass): the VALID list is read against DIR; train and test stay DATA's."""
+    """--valid-dir (docs/notes/heads-passes.md, fourth pass): the VALID list is read against DIR; train and test stay DATA's."""
     from genredream.models.data import CollectionError, scan
     from genredream.models.train import TrainConfig, choose_splits
 
@@ -377,7 +377,7 @@ def test_head_early_stops_on_the_valid_dir(head, tmp_path, capsys):
     assert rep["split"]["valid_dir"] == str(other) and rep["split"]["songs"]["valid"] == 3
     # New to the cache: DIR's songs, and the training songs a semitone up (the up1 view --valid-dir trains with).
     assert rep["embedding"]["embedded_files"] == 3 + rep["split"]["songs"]["train"]
-    # The recipe chosen on other soundfonts' validation (docs/heads.md, fourth and sixth passes) applies only with --valid-dir.
+    # The recipe chosen on other soundfonts' validation (docs/notes/heads-passes.md, fourth and sixth passes) applies only with --valid-dir.
     from genredream.models.heads import HEAD_RECIPE
 
     assert HEAD_RECIPE["weight_decay_valid_dir"] != HEAD_RECIPE["weight_decay"]

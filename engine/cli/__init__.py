@@ -6,7 +6,7 @@ answers at once without importing torch or compiling kernels. A subcommand
 whose issue has not landed yet is listed with what it will do and says so
 when called, instead of failing in some other way.
 
-Convention (issue 15): each command moves to its own module here,
+Convention: each command moves to its own module here,
 ``engine/cli/<command>.py``, which provides ``add_arguments(parser)`` and
 ``main(args) -> int`` and is the only place that parses arguments or prints;
 the library modules it calls return values and raise. Errors go to stderr;
@@ -125,7 +125,7 @@ def build_parser():
 
 
 class _VersionAction(argparse.Action):
-    """``--version``, looked up only when asked: importlib.metadata costs 0.05 s of every start (issue 14)."""
+    """``--version``, looked up only when asked: importlib.metadata costs 0.05 s of every start."""
 
     def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show the version and exit"):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)

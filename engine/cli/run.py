@@ -273,7 +273,7 @@ def _transform(args):
 
 class _Stderr:
     """rich's Console on stderr, made at the first message: importing rich is 0.04-0.08 s of
-    every start, which the first result need not wait for (issue 14)."""
+    every start, which the first result need not wait for."""
 
     _console = None
 
@@ -323,7 +323,7 @@ def _main(args, early) -> int:
 
     # One inference thread by default, even for a file analysed as fast as possible: the engine's
     # front-end thread needs the other core, and with another job running, N torch threads on N
-    # cores collapse (issue 16: 42.5 s against 16.5 s for a 30 s file).
+    # cores collapse (a 30 s file took 42.5 s against 16.5 s with one thread, on the 2-core test machine).
     session = Session(args.model, args.window, args.hop, args.threads or 1, transform=_transform(args), control=control,
                       jsonl=args.jsonl, view=view, duration=args.duration, notify=notify)
     try:

@@ -3,7 +3,7 @@
 What a dream costs and which window it needs depend on the network, not on
 what the file is called: a head trained with ``genredream train --arch
 musicnn-head`` runs musicnn's whole body, so it dreams in musicnn's window
-with musicnn's steps, whatever its name (issue 18 found that it did not).
+with musicnn's steps, whatever its name.
 
 :func:`architecture` reads the architecture from the model file's
 metadata (``arch``); the two musicnn taggers that ship with the repository
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["architecture", "stream_defaults", "takes_any_length", "STREAM_DEFAULTS", "RTF_TARGET", "MAX_DEFAULT_STEPS", "VARIABLE_CONTEXT_S"]
 
-#: One hop's steps may take this share of the hop (issue 13's budget).
+#: One hop's steps may take this share of the hop (the dream rows' target in BENCHMARKS.md: RTF <= 0.5).
 RTF_TARGET = 0.5
 #: Cap of the timed default: more steps per hop change the sound more than
 #: they add dream; raise the step size instead.

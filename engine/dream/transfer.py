@@ -2,8 +2,8 @@
 
 Geng et al.'s dream (:mod:`genredream.engine.dream.wave`) changes the samples
 themselves; ascending one network that way finds an adversarial change: the
-dreaming model's score rises ten times more than another network's (issue
-13). Three ideas from the feature-visualisation and adversarial literature
+dreaming model's score rises ten times more than another network's
+(measured on real recordings: docs/dream.md, "The dream that transfers"). Three ideas from the feature-visualisation and adversarial literature
 make a change that other networks (and listeners) hear too:
 
 * **Parametrise the change in a perceptual space** (Olah et al., "Feature

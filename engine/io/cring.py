@@ -3,9 +3,9 @@
 Why: a Python audio callback (:class:`genredream.engine.io.duplex.DuplexRunner`) needs
 the GIL on every block, so anything else that holds it (``torch.jit.load``,
 compiling a step, the garbage collector, a worker's Python code, or simply
-Python's 5 ms thread switch interval) makes the block late: an xrun (issue
-14 measured 42 xruns and 809 blocks without dreamed audio in 40 s of
-dreaming with 8 model loads, at 64 frames under JACK).
+Python's 5 ms thread switch interval) makes the block late: an xrun (BENCHMARKS.md, "xruns: 15 s dreaming at
+64 frames under JACK with 4 hot model loads", compares this Python callback
+with the C one).
 
 Here the callback is rtmixer's (python-rtmixer, by the author of
 python-sounddevice): C compiled with CFFI, never touching Python. Per block
