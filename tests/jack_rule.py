@@ -170,7 +170,7 @@ def judge(stats, jackd_lines, jackd_log="", realtime_needed=None, client=OURS):
     driver = sum(c["driver_late_us"] is not None for c in cyc)
     witness = sum(WITNESS in c["clients"] for c in cyc)
     why = (
-        f"{stats['xruns']} xruns: {client} flagged {pa_xruns} blocks, output ring empty {stats.get('output_ring_empty', 0)}, "
+        f"{stats['xruns']} xruns: {pa_xruns} blocks flagged to {client}, output ring empty {stats.get('output_ring_empty', 0)}, "
         f"input ring full {stats.get('input_ring_full', 0)}, dream-late blocks {stats.get('dream_late_blocks', 0)}; "
         f"jackd reported {len(cyc)} late cycles ({n_note} notifications): driver late in {driver}, jack_metro late in {witness}, "
         f"{client} alone in {len(alone)} ({len(never)} of them never started); "
