@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from genredream.engine.io.devices import JACK_CLIENT_NAME
-from tests.test_realtime_jack import RATE, canary_late, jack_server
+from tests import jack_rule
+from tests.test_realtime_jack import RATE, jack_server
 
 BLOCK = 256
 SECONDS = 4
@@ -223,8 +223,8 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
 
     Not asserted here (tests/test_realtime_hotswap.py asserts the C
     callback's zero); benchmarks/report.py judges the C callback's xruns
-    against the Python one's from the same session: xruns by PortAudio's flags, jackd's blames on our
-    client, jackd's driver and jack_metro late (the machine's share), and
+    against the Python one's from the same session: xruns by PortAudio's flags, the cycles in which jackd
+    blamed our client (alone or not), jackd's driver and jack_metro late (the machine's share), and
     output blocks without dreamed audio after the dream had started.
     """
     import torch
@@ -243,7 +243,7 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
         engine.set_transform(dreamer)
         cls = duplex.DuplexRunner if kind == "python" else CRingRunner
         runner = cls(engine, device="JACK", channels=2, samplerate=RATE, blocksize=64, when_late="dry", output_delay=dreamer.latency_samples)
-        before = len(srv.xrun_lines())
+        before = len(srv.stamped)
 
         def run():
             engine.start()
@@ -268,13 +268,11 @@ def test_xruns_python_vs_c_dreaming_with_hot_loads(benchmark, tmp_path, kind):
                     engine.stop(drain=True)
 
         benchmark.pedantic(run, rounds=1, iterations=1)
-        lines = srv.xrun_lines()[before:]
+        stamped = srv.stamped[before:]
     st = runner.stats()
     res = dict(
         xruns=st["xruns"],
-        jackd_blames_us=sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
-        jackd_driver_late=sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        jack_metro_late=sum(canary_late(ln) for ln in lines),
+        **jack_rule.tally(stamped),  # jackd's late cycles (tests/jack_rule.py): ours, ours alone, its driver's, jack_metro's
         late_blocks=st["late_blocks"],
         output_ring_empty=st.get("output_ring_empty", "-"),
         dream_late_blocks=st.get("dream_late_blocks", "-"),

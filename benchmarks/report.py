@@ -208,8 +208,8 @@ def soak_section(path=Path(__file__).with_name("figures") / "soak_jack.json"):
     skip = ("rss_series_mb", "loads", "jackd_xrun_lines", "patch_errors")
     return ["", f"## Soak: {r['minutes']:g} minutes under JACK, dream on (`make soak`)", "",
             "RSS growth is the last minute's mean over minute 1-2's (target <= 5 %); dream_late_blocks: output blocks "
-            "that fell back to dry after the dream's first (target 0); jackd_blames_us: xrun lines naming our client "
-            "(target 0; ours_alone: those in which neither jackd's driver nor jack_metro was late too).", "",
+            "that fell back to dry after the dream's first (target 0); jackd_blames_us: jackd's cycles blaming our client "
+            "(target 0; ours_alone: those in which neither jackd's driver nor jack_metro was late too; judged by tests/jack_rule.py).", "",
             "- " + ", ".join(f"{k} = {v}" for k, v in r.items() if k not in skip)]
 
 

@@ -19,15 +19,17 @@ in order, from its one driver thread:
 
 Each blamed client and each late driver pass notifies every client of an
 xrun; PortAudio turns the notifications that arrive between two of its
-callbacks into one flagged block, so our PortAudio xruns can never exceed
-the notifications jackd logged.
+callbacks into one flagged block, so the xruns our runner counts can never
+exceed the notifications jackd logged.
 
 The rule (:func:`judge`):
 
 * never excused, whatever the machine did: the C output ring running empty,
   the input ring running full, a block the dream was late for (these are
   our Python side falling behind: the lead exists to absorb the machine);
-* a cycle in which jackd blames our client (``PortAudio``) while neither
+* a cycle in which jackd blames our client (``genredream``, the engine's
+  JACK client; or the client under test, ``client=``, e.g. the plugin in
+  jalv) while neither
   ``jack_metro`` (a C client doing next to nothing, our witness) nor the
   driver is late in that same cycle has no evidence of a stall: nothing but
   us was late. On this VM (2 vCPUs, preemption "none", other sessions'
@@ -40,7 +42,7 @@ The rule (:func:`judge`):
   excused apart ("excused, ours alone", with the cycles in the reason) and
   counted with the other excused runs; it is the limit of what this machine
   can show, not a pass;
-* more PortAudio xruns than jackd's notifications fails (an xrun jackd did
+* more xruns flagged to our client than jackd's notifications fails (an xrun jackd did
   not report);
 * a run without real-time scheduling fails when this machine grants it
   (:func:`machine_grants_realtime`: root in CI);
@@ -62,7 +64,7 @@ import pytest
 
 from genredream.engine.io.devices import JACK_CLIENT_NAME
 
-OURS = JACK_CLIENT_NAME  # the JACK client name the engine gives PortAudio's JACK host
+OURS = JACK_CLIENT_NAME  # the JACK client name the engine gives PortAudio's JACK host: the default client judged
 WITNESS = "metro"  # jack_metro's client name in these tests (jack_metro -n metro)
 
 #: The share of a session's real-time runs that may be excused. Measured on
@@ -126,9 +128,21 @@ def notifications(cyc):
     return sum(len(c["clients"]) + (c["driver_late_us"] is not None) for c in cyc)
 
 
-def ours_alone(cyc):
-    """The cycles in which jackd blamed our client and neither the witness nor the driver was late."""
-    return [c for c in cyc if OURS in c["clients"] and WITNESS not in c["clients"] and c["driver_late_us"] is None and not c["after_late_driver"]]
+def ours_alone(cyc, client=OURS):
+    """The cycles in which jackd blamed ``client`` and neither the witness nor the driver was late."""
+    return [c for c in cyc if client in c["clients"] and WITNESS not in c["clients"] and c["driver_late_us"] is None and not c["after_late_driver"]]
+
+
+def tally(lines, client=OURS):
+    """What jackd's ``lines`` report, counted per cycle: for a run's figures (the soak's, the benchmarks')."""
+    cyc = cycles(lines)
+    return {
+        "late_cycles": len(cyc),
+        "jackd_blames_us": sum(client in c["clients"] for c in cyc),
+        "ours_alone": len(ours_alone(cyc, client)),
+        "jackd_driver_late": sum(c["driver_late_us"] is not None for c in cyc),
+        "jack_metro_late": sum(WITNESS in c["clients"] for c in cyc),
+    }
 
 
 def machine_grants_realtime():
@@ -137,27 +151,29 @@ def machine_grants_realtime():
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30).returncode == 0
 
 
-def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
+def judge(stats, jackd_lines, jackd_log="", realtime_needed=None, client=OURS):
     """The verdict on one run: ``(verdict, why)``, verdict "clean", "excused", "excused, ours alone" or "fail".
 
     ``stats`` is :meth:`CRingRunner.stats` (with ``audio_realtime``),
     ``jackd_lines`` jackd's log lines written during the run, ``jackd_log``
     its whole log (for its real-time line). ``realtime_needed`` defaults to
-    :func:`machine_grants_realtime`.
+    :func:`machine_grants_realtime`. ``client``: the JACK client judged (a
+    host such as jalv, which counts no xruns, passes ``xruns=0`` and its
+    process thread's ``audio_realtime``).
     """
     cyc = cycles(jackd_lines)
-    alone = ours_alone(cyc)
-    never = [c for c in alone if c["clients"][OURS] == "Triggered"]
+    alone = ours_alone(cyc, client)
+    never = [c for c in alone if c["clients"][client] == "Triggered"]
     ring_faults = stats.get("output_ring_empty", 0) + stats.get("input_ring_full", 0)
     pa_xruns = stats["xruns"] - ring_faults
     n_note = notifications(cyc)
     driver = sum(c["driver_late_us"] is not None for c in cyc)
     witness = sum(WITNESS in c["clients"] for c in cyc)
     why = (
-        f"{stats['xruns']} xruns: PortAudio flagged {pa_xruns} blocks, output ring empty {stats.get('output_ring_empty', 0)}, "
+        f"{stats['xruns']} xruns: {pa_xruns} blocks flagged to {client}, output ring empty {stats.get('output_ring_empty', 0)}, "
         f"input ring full {stats.get('input_ring_full', 0)}, dream-late blocks {stats.get('dream_late_blocks', 0)}; "
         f"jackd reported {len(cyc)} late cycles ({n_note} notifications): driver late in {driver}, jack_metro late in {witness}, "
-        f"our client alone in {len(alone)} ({len(never)} of them never started); "
+        f"{client} alone in {len(alone)} ({len(never)} of them never started); "
         f"jackd says: {[ln for _, ln in _split(jackd_lines)][:6]}"
     )
     if realtime_needed is None:
@@ -172,15 +188,15 @@ def judge(stats, jackd_lines, jackd_log="", realtime_needed=None):
     if pa_xruns > n_note:
         return "fail", "more xruns than jackd reported: " + why
     if alone:
-        return "excused, ours alone", f"jackd blamed our client alone in {len(alone)} cycles {alone[:3]}: " + why
-    if pa_xruns > 0 or any(OURS in c["clients"] for c in cyc):
+        return "excused, ours alone", f"jackd blamed {client} alone in {len(alone)} cycles {alone[:3]}: " + why
+    if pa_xruns > 0 or any(client in c["clients"] for c in cyc):
         return "excused", why
     return "clean", why
 
 
-def apply(request, stats, jackd_lines, jackd_log, realtime_needed=None):
-    """Judge a run, record it in :data:`LEDGER`, then fail, xfail (excused) or return."""
-    verdict, why = judge(stats, jackd_lines, jackd_log, realtime_needed)
+def apply(request, stats, jackd_lines, jackd_log, realtime_needed=None, client=OURS):
+    """Judge a run of ``client``, record it in :data:`LEDGER`, then fail, xfail (excused) or return."""
+    verdict, why = judge(stats, jackd_lines, jackd_log, realtime_needed, client)
     if verdict == "fail":
         pytest.fail(why)
     LEDGER.append((request.node.nodeid, verdict))

@@ -12,8 +12,10 @@ import pytest
 
 from tests import jack_rule
 
-OURS_TRIGGERED = "JackEngine::XRun: client = PortAudio was not finished, state = Triggered"
-OURS_RUNNING = "JackEngine::XRun: client = PortAudio was not finished, state = Running"
+OURS = jack_rule.OURS  # the engine's JACK client, "genredream"
+OURS_TRIGGERED = f"JackEngine::XRun: client = {OURS} was not finished, state = Triggered"
+OURS_RUNNING = f"JackEngine::XRun: client = {OURS} was not finished, state = Running"
+OURS_AFTER = f"JackEngine::XRun: client {OURS} finished after current callback"
 METRO_LATE = "JackEngine::XRun: client = metro was not finished, state = Triggered"
 METRO_AFTER = "JackEngine::XRun: client metro finished after current callback"
 END = "JackAudioDriver::ProcessGraphAsyncMaster: Process error"
@@ -47,7 +49,7 @@ def test_the_witness_late_in_the_same_cycle_excuses():
 
 def test_the_witness_late_in_another_cycle_does_not():
     lines = [METRO_LATE, END, OURS_RUNNING, END]
-    assert jack_rule.cycles(lines)[1]["clients"] == {"PortAudio": "Running"}
+    assert jack_rule.cycles(lines)[1]["clients"] == {OURS: "Running"}
     assert verdict(stats(2), lines) == "excused, ours alone"
 
 
@@ -99,3 +101,21 @@ def test_excused_runs_are_counted_and_limited(monkeypatch, request):
 
 def test_stamped_lines_read_like_plain_ones():
     assert verdict(stats(1), [(1.0, OURS_TRIGGERED), (1.0, METRO_LATE), (1.0, END)]) == "excused"
+
+
+def test_another_client_is_judged_by_its_own_name():
+    """The plugin in jalv (``jalv -n gdplug``): its blames count, not the engine's; jalv counts no xruns of its own."""
+    plug = "JackEngine::XRun: client = gdplug was not finished, state = Running"
+    assert verdict(stats(0), [plug, END]) == "clean"  # judged as the engine: the plugin's blame is not ours
+    assert jack_rule.judge(stats(0), [plug, END], RT_LOG, True, client="gdplug")[0] == "excused, ours alone"
+    assert jack_rule.judge(stats(0), [plug, METRO_LATE, END], RT_LOG, True, client="gdplug")[0] == "excused"
+    assert jack_rule.judge(stats(0), [OURS_RUNNING, END], RT_LOG, True, client="gdplug")[0] == "clean"
+    assert jack_rule.judge(stats(0, audio_realtime=False), [], RT_LOG, True, client="gdplug")[0] == "fail"
+
+
+def test_the_tally_counts_cycles_not_lines():
+    """What the soak and the benchmarks report: a blame "finished after" counts as one too, a cycle once."""
+    lines = [OURS_TRIGGERED, METRO_LATE, END, DRIVER, OURS_AFTER, END, DRIVER, DRIVER, METRO_AFTER, END, OURS_RUNNING, END]
+    assert jack_rule.tally(lines) == {
+        "late_cycles": 5, "jackd_blames_us": 3, "ours_alone": 1, "jackd_driver_late": 3, "jack_metro_late": 2,
+    }

@@ -38,9 +38,8 @@ import time
 
 import pytest
 
-from genredream.engine.io.devices import JACK_CLIENT_NAME
 from tests import jack_rule
-from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
+from tests.test_realtime_jack import RATE, _metronome, jack_server
 
 pytestmark = pytest.mark.realtime
 
@@ -128,10 +127,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path, request):
         "swaps": swaps,
         "dream": engine.transform.status() if engine.transform else None,
         "jackd_xrun_lines": lines,
-        "jackd_blames_us": sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
-        "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        "canary_late": sum(canary_late(ln) for ln in lines),
-        "ours_alone": len(jack_rule.ours_alone(jack_rule.cycles(stamped))),
+        **jack_rule.tally(stamped),  # jackd's late cycles: ours, ours alone, its driver's, jack_metro's
         "threads_not_ordinary": rt_threads,
         "audio_thread_faults": delta(audio, "minflt"),
         "audio_thread_major_faults": delta(audio, "majflt"),
@@ -145,7 +141,7 @@ def test_hot_swap_while_dreaming_at_64_frames(tmp_path, request):
     (tmp_path / "hotswap.json").write_text(json.dumps(report, indent=2, default=str))
     print(
         f"\nhot swap at {PERIOD} frames, {len(swaps)} loads+unloads: xruns {st['xruns']}, jackd blamed us {report['jackd_blames_us']}, "
-        f"driver late {report['jackd_driver_late']}, jack_metro late {report['canary_late']}; output ring empty {st['output_ring_empty']}, "
+        f"driver late {report['jackd_driver_late']}, jack_metro late {report['jack_metro_late']}; output ring empty {st['output_ring_empty']}, "
         f"input ring full {st['input_ring_full']}, dream late blocks {st['dream_late_blocks']}, start-up fallback blocks {st['late_blocks']}, "
         f"lowest output fill {st['min_output_fill'] / RATE * 1e3:.0f} ms of {st['lead_s'] * 1e3:.0f}; loads {[s['load_s'] for s in swaps]} s\n"
         f"{runner.summary_lines()[-1 - len(rt_info['warnings'])]}; not SCHED_OTHER: {rt_threads}; audio thread during the run: "

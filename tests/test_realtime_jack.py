@@ -141,17 +141,6 @@ def jack_server(period, log_dir, rate=RATE, realtime=True):
             srv._reader.join(timeout=5)
 
 
-def canary_late(line):
-    """Whether a line of jackd's log blames jack_metro (the C witness client).
-
-    jackd (JackEngine::CheckXRun) blames a client in two ways: it had not
-    finished when the next cycle began, or it finished after that cycle
-    began. Either is a deadline the witness missed; and since the engine's
-    input takes jack_metro's output, our client runs after it and is late too.
-    """
-    return "client = metro was not finished" in line or "client metro finished after" in line
-
-
 @pytest.fixture(scope="module")
 def geng_model(tmp_path_factory):
     """A cheap contract-valid model: geng, 8 kHz waveform, three labels (untrained)."""
@@ -247,8 +236,7 @@ def _run_engine(srv, model, period, seconds, tmp_path):
         "results": engine.counters["results"],
         "skipped_windows": engine.counters["skipped_windows"],
         "jackd_xrun_lines": srv.xrun_lines()[log_before:],
-        "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in srv.xrun_lines()[log_before:]),
-        "canary_late": sum(canary_late(ln) for ln in srv.xrun_lines()[log_before:]),
+        **jack_rule.tally(srv.stamped[stamped_before:]),  # jackd's late cycles: ours, ours alone, its driver's, jack_metro's
         "jackd_stamped": srv.stamped[stamped_before:],
         "jackd_log": srv.log(),
     }

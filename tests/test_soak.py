@@ -14,11 +14,11 @@ bridge serves, meanwhile:
 
 Asserted afterwards: a new client subscribes and gets scores; resident
 memory in the last minute is within 5 % of minute 1-2; the dream never fell
-back to dry after its first block (``dream_late_blocks``); jackd named our
-client in no xrun (when jackd's own driver or jack_metro was late in the
-same check the machine stalled, and the test reports an expected failure
-with jackd's words, as tests/test_realtime_hotswap.py does); the patch got a
-result every hop (window numbers without a gap, none skipped by the engine).
+back to dry after its first block (``dream_late_blocks``); the patch got a
+result every hop (window numbers without a gap, none skipped by the engine);
+and zero xruns, judged cycle by cycle by tests/jack_rule.py as every
+real-time test is (excused only where jackd shows the machine stalled, and
+counted in the session's excused runs).
 
 ``GENREDREAM_SOAK_MINUTES`` shortens it (at least 3). The figures go to
 benchmarks/figures/soak_jack.json, which benchmarks/report.py puts in BENCHMARKS.md.
@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genredream.engine.io.devices import JACK_CLIENT_NAME
-from tests.test_realtime_hotswap import _ours_alone
-from tests.test_realtime_jack import RATE, _metronome, canary_late, jack_server
+from tests import jack_rule
+from tests.test_realtime_jack import RATE, _metronome, jack_server
 
 pytestmark = [pytest.mark.soak, pytest.mark.realtime]
 
@@ -112,7 +111,7 @@ def _vanishing_clients(port, n, seconds, stop, counts):
         counts["clients"] += 1
 
 
-def test_a_whole_set_without_a_restart(tmp_path):
+def test_a_whole_set_without_a_restart(tmp_path, request):
     import torch
 
     from genredream.bridge.client import OscClient
@@ -129,7 +128,7 @@ def test_a_whole_set_without_a_restart(tmp_path):
         dreamer = Dreamer(engine.models["geng"].loaded, layer="all", step_size=0.003, steps=2)
         engine.set_transform(dreamer)
         bridge = OscBridge(engine, port=0, audio_in=False).start()
-        log_before, full_before = len(srv.xrun_lines()), len(srv.log().splitlines())
+        log_before, stamped_before = len(srv.xrun_lines()), len(srv.stamped)
         runner = CRingRunner(engine, device="JACK", channels=2, samplerate=RATE, blocksize=PERIOD, when_late="dry",
                              output_delay=dreamer.latency_samples)
         patch = Patch(bridge.port)
@@ -173,7 +172,8 @@ def test_a_whole_set_without_a_restart(tmp_path):
                 bridge.stop()
                 patch.client.close()
         lines = srv.xrun_lines()[log_before:]
-        full_log = srv.log().splitlines()[full_before:]
+        stamped = srv.stamped[stamped_before:]
+        jackd_log = srv.log()
     st = runner.stats()
 
     def mean_rss(a, b):
@@ -200,10 +200,7 @@ def test_a_whole_set_without_a_restart(tmp_path):
         "dream_late_blocks": st["dream_late_blocks"],
         "startup_dry_blocks": st["late_blocks"] - st["dream_late_blocks"],
         "xruns": st["xruns"],
-        "jackd_blames_us": sum(f"client = {JACK_CLIENT_NAME}" in ln for ln in lines),
-        "ours_alone": _ours_alone(full_log),
-        "jackd_driver_late": sum("JackTimedDriver::Process XRun" in ln for ln in lines),
-        "canary_late": sum(canary_late(ln) for ln in lines),
+        **jack_rule.tally(stamped),  # jackd's late cycles: ours, ours alone, its driver's, jack_metro's
         "subscribers_at_end": status["subscribers"],
         "subscriptions_dropped": status["subscriptions_dropped"],
         "subscriptions_expired": status["subscriptions_expired"],
@@ -227,10 +224,5 @@ def test_a_whole_set_without_a_restart(tmp_path):
     assert report["skipped_windows"] == 0 and gaps == 0 and len(geng) >= 2 * (seconds - 10) - 4, report
     assert st["dream_late_blocks"] == 0, report
     assert status["subscribers"] <= 32 and not patch.errors, report
-    why = f"jackd blamed our client {report['jackd_blames_us']} times, xruns {st['xruns']}; jackd says: {lines[:6]}"
-    if report["jackd_blames_us"] or st["xruns"]:
-        ours = [ln for ln in lines if f"client = {JACK_CLIENT_NAME}" in ln]
-        never_started = bool(ours) and all("state = Triggered" in ln for ln in ours)
-        if report["ours_alone"] == 0 and (report["jackd_driver_late"] or report["canary_late"] or never_started):
-            pytest.xfail("the machine missed deadlines (see jackd), not the engine: " + why)
-    assert report["jackd_blames_us"] == 0 and st["xruns"] == 0, why
+    # Zero xruns, except in cycles where jackd shows the machine stalled (tests/jack_rule.py).
+    jack_rule.apply(request, st, stamped, jackd_log)
