@@ -58,7 +58,7 @@ from torch import nn
 
 from genredream.models.archive import META_NAME, ModelFileError, first_line, is_pt2  # noqa: F401 (is_pt2: part of this module's interface)
 
-__all__ = ["PROGRAMS_NAME", "SUFFIX", "VARIANT", "ExportedModel", "is_pt2", "load_programs", "write_pt2"]
+__all__ = ["PROGRAMS_NAME", "SUFFIX", "VARIANT", "ExportedModel", "UntracedShapeError", "is_pt2", "load_programs", "write_pt2"]
 
 SUFFIX = ".pt2"
 
@@ -161,6 +161,14 @@ def load_programs(path: Path, zf: zipfile.ZipFile) -> "ExportedModel":
     return ExportedModel(contents.exported_programs, info.get("values") or {})
 
 
+
+class UntracedShapeError(ModelFileError, RuntimeError):
+    """An input shape none of the file's programs was traced for.
+
+    Also a RuntimeError, as a TorchScript model's refusal of a shape is, so a caller that probes
+    whether a model takes a shape (the dream's shorter window) treats both formats alike.
+    """
+
 class ExportedModel(nn.Module):
     """Exported programs behind the model contract's method names (see the module docstring).
 
@@ -242,7 +250,7 @@ class ExportedModel(nn.Module):
                 raise
             self._pick[key] = program.forward
             return out
-        raise ModelFileError(
+        raise UntracedShapeError(
             f"no exported program {name} accepts inputs of shape {list(key[1])}: the .pt2 file was traced at other "
             "shapes; use the TorchScript file for this input, or export again"
         )

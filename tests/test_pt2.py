@@ -443,3 +443,19 @@ def test_run_on_a_jack_device_with_a_twin(request, tmp_path):
         engine, runner, report = _run_engine(srv, model, 256, 8, tmp_path)
     assert type(next(iter(engine.models.values())).loaded.module).__name__ == "ExportedModel"
     _check_run(request, engine, runner, report, 256, 8)  # judged and counted by tests/jack_rule.py
+
+
+def test_a_shape_no_program_was_traced_for_is_refused_as_torchscript_refuses_it():
+    """Named, and a RuntimeError as TorchScript's refusal is: the dream's shorter-window probe
+    (engine/dream/layout.py) catches RuntimeError, so a .pt2 model must not fail it otherwise."""
+    from genredream.models.pt2 import UntracedShapeError
+
+    twin_model, ts_model = load(twin("geng")), load(PRETRAINED_DIR / "geng.pt")
+    x = torch.zeros(2, 10)  # far shorter than any traced input
+    with torch.no_grad():
+        with pytest.raises(RuntimeError):
+            ts_model.module(x)
+        with pytest.raises(RuntimeError) as e:
+            twin_model.module(x)
+    assert isinstance(e.value, UntracedShapeError) and isinstance(e.value, ModelFileError)
+    assert "forward" in str(e.value) and "(2, 10)" in str(e.value)
