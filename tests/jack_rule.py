@@ -201,7 +201,9 @@ def apply(request, stats, jackd_lines, jackd_log, realtime_needed=None, client=O
         pytest.fail(why)
     LEDGER.append((request.node.nodeid, verdict))
     if verdict.startswith("excused"):
-        pytest.xfail(f"{verdict}: the machine missed deadlines (jack_metro or jackd's driver late too): " + why)
+        cause = ("no witness was late, but on this VM a C client in our place is blamed alone too (module docstring)"
+                 if verdict.endswith("ours alone") else "the machine missed deadlines (jack_metro or jackd's driver late too)")
+        pytest.xfail(f"{verdict}: {cause}: " + why)
 
 
 def allowed_excused(runs):
